@@ -1,0 +1,32 @@
+// elementwise.cu — memory-bound elementwise kernels over float32 vectors.
+//
+// All use a grid-stride loop: launch shape block = (256,1,1), grid = (min(ceil(n/256), cap),1,1);
+// any grid size is correct, a grid that covers n gives one element per thread.
+// None synchronises, so the CPU target runs their threads as plain calls in a loop.
+//
+//   kernel      computes                 FLOPs   bytes (fewest that must move)
+//   fill_f32    out[i] = value           0       4n   (write out)
+//   scale_f32   out[i] = alpha * x[i]    n       8n   (read x, write out)
+//   axpy_f32    y[i] += alpha * x[i]     2n      12n  (read x and y, write y)
+//   add_f32     out[i] = a[i] + b[i]     n       12n  (read a and b, write out)
+#include "common.cuh"
+
+extern "C" __global__ void fill_f32(float* out, float value, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = value;
+}
+VQ_KERNEL_NO_SYNC(fill_f32)
+
+extern "C" __global__ void scale_f32(const float* __restrict__ x, float* __restrict__ out, float alpha, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = alpha * x[i];
+}
+VQ_KERNEL_NO_SYNC(scale_f32)
+
+extern "C" __global__ void axpy_f32(const float* __restrict__ x, float* __restrict__ y, float alpha, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) y[i] += alpha * x[i];
+}
+VQ_KERNEL_NO_SYNC(axpy_f32)
+
+extern "C" __global__ void add_f32(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = a[i] + b[i];
+}
+VQ_KERNEL_NO_SYNC(add_f32)

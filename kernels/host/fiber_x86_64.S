@@ -1,0 +1,40 @@
+// Fiber context switch for x86-64 System V. See fiber.h.
+// Frame saved on the switched-from stack (low to high address):
+//   [mxcsr:4 | x87 control word:2 | pad:2] r15 r14 r13 r12 rbx rbp <return address>
+    .text
+    .globl vqh_fiber_switch
+    .type vqh_fiber_switch, @function
+vqh_fiber_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size vqh_fiber_switch, .-vqh_fiber_switch
+
+// A new fiber's frame holds r12 = argument and r13 = entry function (see fiber_prepare_stack).
+    .globl vqh_fiber_trampoline
+    .type vqh_fiber_trampoline, @function
+vqh_fiber_trampoline:
+    movq %r12, %rdi
+    callq *%r13
+    ud2
+    .size vqh_fiber_trampoline, .-vqh_fiber_trampoline
+
+    .section .note.GNU-stack, "", @progbits

@@ -1,0 +1,227 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using VqVaeCuda.Kernels;
+
+namespace VqVaeCuda.Device.Host;
+
+/// <summary>Options of the CPU device.</summary>
+public sealed record HostDeviceOptions
+{
+    /// <summary>
+    /// Pad every allocation with canary bytes, fill fresh memory with NaN, and verify the canaries
+    /// after each launch, naming the kernel that wrote out of bounds. Slower; on in the tests.
+    /// </summary>
+    public bool Checked { get; init; }
+
+    /// <summary>The order in which a block's threads run. Correct kernels give the same results in every order.</summary>
+    public ThreadOrder ThreadOrder { get; init; } = ThreadOrder.Ascending;
+
+    /// <summary>Seed of the per-block permutation when <see cref="ThreadOrder"/> is Shuffled.</summary>
+    public ulong ShuffleSeed { get; init; } = 0x5EED;
+
+    /// <summary>OS threads that run blocks; 0 = one per core.</summary>
+    public int Workers { get; init; }
+}
+
+/// <summary>
+/// The <c>cpu</c> device: the kernels of <c>kernels/*.cu</c>, compiled as C++ into libvqvae_host, run by
+/// its block scheduler; GEMM by OpenBLAS. Device pointers are ordinary host pointers, and every
+/// launch has finished when <see cref="Launch"/> returns.
+/// </summary>
+public sealed unsafe class HostDevice : IDevice
+{
+    private const int ErrorCapacity = 2048;
+    private readonly Dictionary<string, Kernel> _kernels = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HostRuntime.RegisteredKernel> _registry;
+    private readonly object _gate = new();
+    private bool _disposed;
+
+    /// <summary>Opens the CPU device.</summary>
+    /// <exception cref="DeviceUnavailableException">libvqvae_host is missing (the message says how to build it).</exception>
+    public HostDevice(HostDeviceOptions? options = null)
+    {
+        Options = options ?? new HostDeviceOptions();
+        if (!HostRuntime.IsAvailable(out var whyNot))
+            throw new DeviceUnavailableException("cpu", whyNot ?? "libvqvae_host is unavailable");
+        if (Options.Workers > 0 || HostRuntime.vqh_worker_count() < 1) HostRuntime.vqh_set_worker_count(Options.Workers);
+        _registry = HostRuntime.Registry().ToDictionary(k => k.Name, StringComparer.Ordinal);
+        Sources = KernelSourceSet.Embedded;
+        Capabilities = new DeviceCapabilities(
+            Name: $"cpu ({HostRuntime.vqh_worker_count()} workers, {RuntimeInformation.ProcessArchitecture})",
+            Architecture: RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant(),
+            Multiprocessors: HostRuntime.vqh_worker_count(),
+            TotalMemoryBytes: GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
+            MaxThreadsPerBlock: 1024,
+            // CUDA's default per-block limit without opt-in, so kernels that run here also fit a GPU.
+            MaxSharedMemoryPerBlock: 48 * 1024);
+    }
+
+    /// <summary>This device's options.</summary>
+    public HostDeviceOptions Options { get; }
+
+    /// <inheritdoc />
+    public string Name => "cpu";
+
+    /// <inheritdoc />
+    public DeviceKind Kind => DeviceKind.Host;
+
+    /// <inheritdoc />
+    public DeviceCapabilities Capabilities { get; }
+
+    /// <inheritdoc />
+    public KernelSourceSet Sources { get; }
+
+    /// <summary>Live allocations of the native library (all HostDevice instances), for leak tests.</summary>
+    public static long LiveAllocationCount => HostRuntime.vqh_live_allocation_count();
+
+    /// <inheritdoc />
+    public DeviceBuffer Allocate(long bytes)
+    {
+        ThrowIfDisposed();
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        byte* err = stackalloc byte[ErrorCapacity];
+        void* p = HostRuntime.vqh_alloc((nuint)Math.Max(bytes, 1), Options.Checked ? 1 : 0, err, ErrorCapacity);
+        if (p == null) throw new OutOfMemoryException($"cpu device: {HostRuntime.ErrorText(new ReadOnlySpan<byte>(err, ErrorCapacity))}");
+        return new DeviceBuffer(this, new DevicePointer((ulong)p), bytes);
+    }
+
+    /// <inheritdoc />
+    public void Free(DevicePointer pointer)
+    {
+        byte* err = stackalloc byte[ErrorCapacity];
+        int rc = HostRuntime.vqh_free((void*)pointer.Address, err, ErrorCapacity);
+        HostRuntime.Check(rc, new ReadOnlySpan<byte>(err, ErrorCapacity), "cpu device: free");
+    }
+
+    /// <inheritdoc />
+    public void CopyToDevice<T>(ReadOnlySpan<T> source, DevicePointer destination) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        source.CopyTo(new Span<T>((void*)destination.Address, source.Length));
+    }
+
+    /// <inheritdoc />
+    public void CopyToHost<T>(DevicePointer source, Span<T> destination) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        new ReadOnlySpan<T>((void*)source.Address, destination.Length).CopyTo(destination);
+    }
+
+    /// <inheritdoc />
+    public void Copy(DevicePointer source, DevicePointer destination, long bytes) =>
+        Buffer.MemoryCopy((void*)source.Address, (void*)destination.Address, bytes, bytes);
+
+    /// <inheritdoc />
+    public void FillBytes(DevicePointer destination, byte value, long bytes) =>
+        NativeMemory.Fill((void*)destination.Address, (nuint)bytes, value);
+
+    /// <inheritdoc />
+    public Kernel GetKernel(string name)
+    {
+        ThrowIfDisposed();
+        lock (_gate)
+        {
+            if (_kernels.TryGetValue(name, out var cached)) return cached;
+            var definition = Sources.Find(name);
+            if (!_registry.TryGetValue(name, out var registered))
+                throw new HostDeviceException(
+                    $"kernel '{name}' ({definition.SourceName}) is not in {HostRuntime.LoadedFrom}: the CPU library is older than the sources; rebuild with `dotnet build`");
+            CheckRegistryMatchesSource(definition, registered);
+            var kernel = new Kernel(definition, registered.Index);
+            _kernels[name] = kernel;
+            return kernel;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Launch(Kernel kernel, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args)
+    {
+        ThrowIfDisposed();
+        LaunchValidator.Validate(kernel, grid, block, dynamicSharedBytes, args, Capabilities);
+        // cuLaunchKernel's convention: an array of pointers, each to one argument's value.
+        ulong* values = stackalloc ulong[Math.Max(1, args.Length)];
+        void** pointers = stackalloc void*[Math.Max(1, args.Length)];
+        for (int i = 0; i < args.Length; i++)
+        {
+            values[i] = args[i].Bits;
+            pointers[i] = &values[i];  // little-endian: a 4-byte value is the low half of its slot
+        }
+        uint* g = stackalloc uint[3] { grid.X, grid.Y, grid.Z };
+        uint* b = stackalloc uint[3] { block.X, block.Y, block.Z };
+        byte* err = stackalloc byte[ErrorCapacity];
+        int rc = HostRuntime.vqh_launch((int)kernel.Handle, g, b, (uint)dynamicSharedBytes, pointers, (int)Options.ThreadOrder,
+                                        Options.ShuffleSeed, err, ErrorCapacity);
+        HostRuntime.Check(rc, new ReadOnlySpan<byte>(err, ErrorCapacity), $"cpu device: kernel '{kernel.Name}' failed");
+        if (Options.Checked) VerifyCanaries($"kernel '{kernel.Name}' (grid {grid}, block {block})");
+    }
+
+    /// <inheritdoc />
+    public void Gemm(GemmOp transA, GemmOp transB, int m, int n, int k, float alpha, DevicePointer a, int lda, DevicePointer b, int ldb,
+                     float beta, DevicePointer c, int ldc)
+    {
+        ThrowIfDisposed();
+        GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc);
+        if (m == 0 || n == 0) return;
+        RequireBlas();
+        OpenBlas.Sgemm(transA, transB, m, n, k, alpha, (float*)a.Address, lda, (float*)b.Address, ldb, beta, (float*)c.Address, ldc);
+        if (Options.Checked) VerifyCanaries("GEMM");
+    }
+
+    /// <inheritdoc />
+    public void GemmStridedBatched(GemmOp transA, GemmOp transB, int m, int n, int k, float alpha, DevicePointer a, int lda, long strideA,
+                                   DevicePointer b, int ldb, long strideB, float beta, DevicePointer c, int ldc, long strideC, int batch)
+    {
+        ThrowIfDisposed();
+        GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc, batch);
+        if (m == 0 || n == 0 || batch == 0) return;
+        RequireBlas();
+        for (int i = 0; i < batch; i++)
+            OpenBlas.Sgemm(transA, transB, m, n, k, alpha, (float*)a.Address + i * strideA, lda, (float*)b.Address + i * strideB, ldb,
+                           beta, (float*)c.Address + i * strideC, ldc);
+        if (Options.Checked) VerifyCanaries("batched GEMM");
+    }
+
+    /// <inheritdoc />
+    public void Synchronize() => ThrowIfDisposed();  // launches complete before they return
+
+    /// <inheritdoc />
+    public DeviceEvent Record() => new HostEvent(Stopwatch.GetTimestamp());
+
+    /// <inheritdoc />
+    public double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end) =>
+        Stopwatch.GetElapsedTime(((HostEvent)start).Timestamp, ((HostEvent)end).Timestamp).TotalMilliseconds;
+
+    /// <inheritdoc />
+    public void Dispose() => _disposed = true;
+
+    private sealed class HostEvent(long timestamp) : DeviceEvent
+    {
+        public long Timestamp { get; } = timestamp;
+    }
+
+    private static void RequireBlas()
+    {
+        if (!OpenBlas.IsAvailable(out var whyNot)) throw new DeviceUnavailableException("cpu", $"GEMM needs a CBLAS library: {whyNot}");
+    }
+
+    private static void VerifyCanaries(string after)
+    {
+        byte* err = stackalloc byte[ErrorCapacity];
+        if (HostRuntime.vqh_check_allocations(err, ErrorCapacity) != 0)
+            throw new HostDeviceException($"out-of-bounds write detected after {after}: {HostRuntime.ErrorText(new ReadOnlySpan<byte>(err, ErrorCapacity))}");
+    }
+
+    private static void CheckRegistryMatchesSource(KernelDefinition definition, HostRuntime.RegisteredKernel registered)
+    {
+        var kinds = string.Concat(definition.Parameters.Select(p => p.Kind));
+        var sizes = definition.Parameters.Select(p => (ushort)p.Size).ToArray();
+        if (kinds != registered.ArgKinds || !sizes.SequenceEqual(registered.ArgSizes) || (int)definition.SyncKind != registered.SyncKind)
+            throw new HostDeviceException(
+                $"kernel '{definition.Name}': the CPU library was built from a different declaration than {definition.SourceName} " +
+                $"(library: kinds '{registered.ArgKinds}', sync {registered.SyncKind}; source: kinds '{kinds}', sync {(int)definition.SyncKind}); rebuild with `dotnet build`");
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+}

@@ -1,0 +1,124 @@
+using System.Runtime.InteropServices;
+using VqVaeCuda.Device.Native;
+
+namespace VqVaeCuda.Device.Host;
+
+/// <summary>
+/// Bindings to libvqvae_host (kernels/host/host_api.h): the kernels of <c>kernels/*.cu</c> compiled as
+/// C++, the block scheduler that runs them, and checked memory. Built by <c>dotnet build</c> through CMake.
+/// </summary>
+internal static unsafe partial class HostRuntime
+{
+    /// <summary>The ABI this binding was written for; must equal vqh_abi_version().</summary>
+    public const int AbiVersion = 1;
+    public const string LibraryFileName = "libvqvae_host.so";
+    public const string UnavailableFileName = "libvqvae_host.unavailable.txt";
+    public const string LibraryEnvironmentVariable = "VQVAE_HOST_LIBRARY";
+
+    static HostRuntime()
+    {
+        var candidates = new List<string>();
+        var fromEnvironment = Environment.GetEnvironmentVariable(LibraryEnvironmentVariable);
+        if (!string.IsNullOrEmpty(fromEnvironment)) candidates.Add(fromEnvironment);
+        candidates.Add(Path.Combine(AppContext.BaseDirectory, LibraryFileName));
+        var assemblyDirectory = Path.GetDirectoryName(typeof(HostRuntime).Assembly.Location);
+        if (!string.IsNullOrEmpty(assemblyDirectory)) candidates.Add(Path.Combine(assemblyDirectory, LibraryFileName));
+        NativeLibraries.AddCandidates(NativeLibraries.Host, candidates.Distinct().ToArray());
+        NativeLibraries.EnsureResolver();
+    }
+
+    /// <summary>True when the library loads and speaks this ABI; otherwise <paramref name="whyNot"/> says exactly what is missing.</summary>
+    public static bool IsAvailable(out string? whyNot)
+    {
+        if (!NativeLibraries.TryLoad(NativeLibraries.Host, out whyNot))
+        {
+            // The build leaves a note when it could not build the library (no cmake, no compiler, a failed build).
+            foreach (var dir in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(HostRuntime).Assembly.Location) ?? "" })
+            {
+                var note = Path.Combine(dir, UnavailableFileName);
+                if (File.Exists(note))
+                {
+                    whyNot = $"the CPU kernel library was not built: {File.ReadAllText(note).Trim()}";
+                    return false;
+                }
+            }
+            return false;
+        }
+        int abi = vqh_abi_version();
+        if (abi != AbiVersion)
+        {
+            whyNot = $"{NativeLibraries.LoadedFrom(NativeLibraries.Host)} has ABI version {abi}, this assembly needs {AbiVersion}: rebuild with `dotnet build`";
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Where the library was loaded from, once loaded.</summary>
+    public static string? LoadedFrom => NativeLibraries.LoadedFrom(NativeLibraries.Host);
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial int vqh_abi_version();
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial int vqh_kernel_count();
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial int vqh_kernel_describe(int index, out byte* name, out int syncKind, out int argc, out ushort* argSizes,
+                                                  out byte* argKinds);
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial int vqh_launch(int kernelIndex, uint* grid3, uint* block3, uint dynamicSharedBytes, void** args,
+                                         int threadOrder, ulong seed, byte* err, int errCap);
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial void vqh_set_worker_count(int count);
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial int vqh_worker_count();
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial void* vqh_alloc(nuint bytes, int isChecked, byte* err, int errCap);
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial int vqh_free(void* ptr, byte* err, int errCap);
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial int vqh_check_allocations(byte* err, int errCap);
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial long vqh_live_allocation_count();
+
+    /// <summary>One registry entry, as the library reports it.</summary>
+    public sealed record RegisteredKernel(int Index, string Name, int SyncKind, string ArgKinds, ushort[] ArgSizes);
+
+    /// <summary>Every kernel compiled into the library.</summary>
+    public static IReadOnlyList<RegisteredKernel> Registry()
+    {
+        var list = new List<RegisteredKernel>();
+        int count = vqh_kernel_count();
+        for (int i = 0; i < count; i++)
+        {
+            if (vqh_kernel_describe(i, out var name, out var sync, out var argc, out var sizes, out var kinds) != 0) continue;
+            var sizeArray = new ushort[argc];
+            for (int j = 0; j < argc; j++) sizeArray[j] = sizes[j];
+            list.Add(new RegisteredKernel(i, Marshal.PtrToStringUTF8((nint)name)!, sync, Marshal.PtrToStringUTF8((nint)kinds) ?? "", sizeArray));
+        }
+        return list;
+    }
+
+    /// <summary>Runs a native call that reports failure through an error buffer; throws with that text.</summary>
+    public static void Check(int result, ReadOnlySpan<byte> errorBuffer, string what)
+    {
+        if (result == 0) return;
+        throw new HostDeviceException($"{what}: {ErrorText(errorBuffer)}");
+    }
+
+    public static string ErrorText(ReadOnlySpan<byte> buffer)
+    {
+        int end = buffer.IndexOf((byte)0);
+        return System.Text.Encoding.UTF8.GetString(end >= 0 ? buffer[..end] : buffer);
+    }
+}
+
+/// <summary>A failure reported by the CPU device: a kernel fault the CPU target detected, or damaged memory.</summary>
+public sealed class HostDeviceException(string message) : Exception(message);

@@ -1,0 +1,55 @@
+namespace VqVaeCuda.Device;
+
+/// <summary>A launch refused before anything ran: bad shape, too much shared memory, or wrong arguments.</summary>
+public sealed class KernelLaunchException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The checks every launch passes on both devices before it runs, so that a bad launch fails the
+/// same way, with the same message, on the CPU as on a GPU (where the driver would otherwise answer
+/// with a bare CUDA_ERROR_INVALID_VALUE, or silently read garbage for a wrong argument).
+/// </summary>
+internal static class LaunchValidator
+{
+    // CUDA's limits for every architecture since sm_30.
+    private const uint MaxGridX = int.MaxValue;
+    private const uint MaxGridYZ = 65535;
+    private static readonly Dim3 MaxBlock = new(1024, 1024, 64);
+
+    public static void Validate(Kernel kernel, Dim3 grid, Dim3 block, int dynamicSharedBytes, ReadOnlySpan<KernelArg> args,
+                                DeviceCapabilities caps)
+    {
+        var name = kernel.Name;
+        if (grid.X == 0 || grid.Y == 0 || grid.Z == 0)
+            throw new KernelLaunchException($"launch of '{name}': grid {grid} has a zero dimension");
+        if (block.X == 0 || block.Y == 0 || block.Z == 0)
+            throw new KernelLaunchException($"launch of '{name}': block {block} has a zero dimension");
+        if (grid.X > MaxGridX || grid.Y > MaxGridYZ || grid.Z > MaxGridYZ)
+            throw new KernelLaunchException($"launch of '{name}': grid {grid} exceeds the limit ({MaxGridX},{MaxGridYZ},{MaxGridYZ})");
+        if (block.X > MaxBlock.X || block.Y > MaxBlock.Y || block.Z > MaxBlock.Z)
+            throw new KernelLaunchException($"launch of '{name}': block {block} exceeds the per-dimension limit {MaxBlock}");
+        if (block.Volume > (ulong)caps.MaxThreadsPerBlock)
+            throw new KernelLaunchException(
+                $"launch of '{name}': block {block} has {block.Volume} threads; the device allows at most {caps.MaxThreadsPerBlock}");
+        if (dynamicSharedBytes < 0 || dynamicSharedBytes > caps.MaxSharedMemoryPerBlock)
+            throw new KernelLaunchException(
+                $"launch of '{name}': {dynamicSharedBytes} bytes of dynamic shared memory; the device allows at most {caps.MaxSharedMemoryPerBlock} per block");
+
+        var parameters = kernel.Definition.Parameters;
+        if (args.Length != parameters.Count)
+            throw new KernelLaunchException(
+                $"launch of '{name}': {args.Length} arguments given, the kernel takes {parameters.Count}: {kernel.Definition.Signature}");
+        for (int i = 0; i < args.Length; i++)
+        {
+            var p = parameters[i];
+            var a = args[i];
+            bool compatible = p.Kind == a.Kind && p.Size == a.Size
+                              // An int literal passed for an unsigned parameter (or the reverse) is the same bits.
+                              || (p.Kind is 'i' or 'u' && a.Kind is 'i' or 'u' && p.Size == a.Size);
+            if (!compatible)
+                throw new KernelLaunchException(
+                    $"launch of '{name}': argument {i + 1} ('{p}') needs a {KernelArg.Describe(p.Kind, p.Size)}, got a {a.Describe()}");
+            if (p.Kind == 'p' && a.Bits == 0)
+                throw new KernelLaunchException($"launch of '{name}': argument {i + 1} ('{p}') is a null pointer");
+        }
+    }
+}
