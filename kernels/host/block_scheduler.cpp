@@ -152,26 +152,29 @@ void BlockScheduler::run_block(const KernelInfo& kernel, void** args, const uint
     block_synced_ = false;
     bool probing = kernel.sync == SyncKind::Sync;
     for (;;) {
-        bool any_live = false;
+        uint32_t done = 0, at_warp = 0;
         for (uint32_t k = 0; k < nthreads; ++k) {
             Fiber& f = fibers_[order ? order[k] : k];
-            if (f.state != FiberState::Runnable) continue;
-            resume(f);
-            if (probing) {
-                probing = false;
-                if (f.state == FiberState::Done && !block_synced_) {
-                    run_rest_plain(order, k + 1, nthreads, f.linear);
-                    return;
+            if (f.state == FiberState::Runnable) {
+                resume(f);
+                if (probing) {
+                    probing = false;
+                    if (f.state == FiberState::Done && !block_synced_) {
+                        run_rest_plain(order, k + 1, nthreads, f.linear);
+                        return;
+                    }
                 }
             }
+            done += f.state == FiberState::Done;
+            at_warp += f.state == FiberState::AtWarpOp;
         }
-        for (uint32_t i = 0; i < nthreads; ++i) any_live |= fibers_[i].state != FiberState::Done;
-        if (!any_live) return;
-        if (release_warps(nthreads)) continue;
-        bool all_at_barrier = true;
-        for (uint32_t i = 0; i < nthreads; ++i)
-            if (fibers_[i].state != FiberState::Done && fibers_[i].state != FiberState::AtBarrier) all_at_barrier = false;
-        if (!all_at_barrier) fail_deadlock(nthreads);
+        // Every thread has now run until it blocked or finished.
+        if (done == nthreads) return;
+        if (at_warp > 0) {
+            if (release_warps(nthreads)) continue;
+            fail_deadlock(nthreads);
+        }
+        // Only barrier waiters are left (exited threads count as arrived, as on sm_70+).
         for (uint32_t i = 0; i < nthreads; ++i)
             if (fibers_[i].state == FiberState::AtBarrier) fibers_[i].state = FiberState::Runnable;
     }

@@ -8,29 +8,21 @@ namespace vqh {
 
 void* fiber_prepare_stack(char* stack_top, FiberEntry entry, void* arg) {
 #if defined(__x86_64__)
-    // Eight words: [fp control] r15 r14 r13 r12 rbx rbp ret. After the final `ret` the stack
-    // pointer is frame+64; the trampoline's `call` needs it 16-byte aligned, hence the extra 16.
-    auto* frame = reinterpret_cast<uint64_t*>(stack_top - 80);
-    std::memset(frame, 0, 80);
-    uint32_t mxcsr;
-    uint16_t fpucw;
-    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-    __asm__ volatile("fnstcw %0" : "=m"(fpucw));
-    std::memcpy(reinterpret_cast<char*>(frame), &mxcsr, 4);
-    std::memcpy(reinterpret_cast<char*>(frame) + 4, &fpucw, 2);
-    frame[3] = reinterpret_cast<uint64_t>(entry);  // r13
-    frame[4] = reinterpret_cast<uint64_t>(arg);    // r12
-    frame[7] = reinterpret_cast<uint64_t>(&vqh_fiber_trampoline);
+    // Seven words: r15 r14 r13 r12 rbx rbp ret. After the final `ret` the stack pointer is
+    // frame+56 = top-16, 16-byte aligned as the trampoline's `call` requires.
+    auto* frame = reinterpret_cast<uint64_t*>(stack_top - 72);
+    std::memset(frame, 0, 72);
+    frame[2] = reinterpret_cast<uint64_t>(entry);  // r13
+    frame[3] = reinterpret_cast<uint64_t>(arg);    // r12
+    frame[6] = reinterpret_cast<uint64_t>(&vqh_fiber_trampoline);
     return frame;
 #elif defined(__aarch64__)
-    auto* frame = reinterpret_cast<uint64_t*>(stack_top - 176);
-    std::memset(frame, 0, 176);
-    uint64_t fpcr;
-    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    // x19..x30 then d8..d15; `ret` jumps to x30 with sp = top, 16-byte aligned.
+    auto* frame = reinterpret_cast<uint64_t*>(stack_top - 160);
+    std::memset(frame, 0, 160);
     frame[0] = reinterpret_cast<uint64_t>(arg);    // x19
     frame[1] = reinterpret_cast<uint64_t>(entry);  // x20
     frame[11] = reinterpret_cast<uint64_t>(&vqh_fiber_trampoline);  // x30
-    frame[20] = fpcr;
     return frame;
 #else
 #error "fiber context switch: only x86-64 and AArch64 are implemented"

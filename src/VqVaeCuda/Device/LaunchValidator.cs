@@ -47,7 +47,7 @@ internal static class LaunchValidator
                               || (p.Kind is 'i' or 'u' && a.Kind is 'i' or 'u' && p.Size == a.Size);
             if (!compatible)
                 throw new KernelLaunchException(
-                    $"launch of '{name}': argument {i + 1} ('{p}') needs a {KernelArg.Describe(p.Kind, p.Size)}, got a {a.Describe()}");
+                    $"launch of '{name}': argument {i + 1} ('{p}') takes {KernelArg.Describe(p.Kind, p.Size)}, got {a.Describe()}");
             if (p.Kind == 'p' && a.Bits == 0)
                 throw new KernelLaunchException($"launch of '{name}': argument {i + 1} ('{p}') is a null pointer");
         }

@@ -90,6 +90,12 @@ internal static unsafe partial class Cublas
     /// <summary>cuBLAS library version, encoded like the header's <c>CUBLAS_VERSION</c> (12.x: major*10000 + minor*100 + patch).</summary>
     [LibraryImport(Lib)] internal static partial cublasStatus_t cublasGetVersion_v2(nint handle, out int version);
 
+    /// <summary>
+    /// A library property without a handle (0 = major, 1 = minor, 2 = patch version), so the version can be
+    /// reported on a machine where no GPU exists to create a handle on.
+    /// </summary>
+    [LibraryImport(Lib)] internal static partial cublasStatus_t cublasGetProperty(int type, out int value);
+
     /// <summary>Makes subsequent calls on <paramref name="handle"/> run on <paramref name="stream"/> (0 = legacy default stream).</summary>
     [LibraryImport(Lib)] internal static partial cublasStatus_t cublasSetStream_v2(nint handle, nint stream);
 

@@ -1,0 +1,40 @@
+namespace VqVaeCuda.Benchmarks;
+
+/// <summary>A GPU whose limits give each measurement a floor: the fastest the work could possibly run there.</summary>
+/// <param name="Name">e.g. "H100 SXM".</param>
+/// <param name="PeakFlops">FP32 FLOP/s (non-tensor).</param>
+/// <param name="PeakBytesPerSecond">Memory bandwidth.</param>
+public sealed record ReferenceGpu(string Name, double PeakFlops, double PeakBytesPerSecond)
+{
+    /// <summary>DESIGN.md's reference: H100 SXM, ~67 TFLOP/s FP32, ~3.35 TB/s HBM3.</summary>
+    public static ReferenceGpu H100Sxm { get; } = new("H100 SXM", 67e12, 3.35e12);
+
+    /// <summary>The larger of FLOPs/peak and bytes/bandwidth, in milliseconds.</summary>
+    public double FloorMilliseconds(double flops, double bytes) => 1e3 * Math.Max(flops / PeakFlops, bytes / PeakBytesPerSecond);
+}
+
+/// <summary>One measured variant.</summary>
+/// <param name="Group">What is being compared, e.g. "add 16M floats"; variants of one group are shown side by side.</param>
+/// <param name="Variant">The kernel or baseline, e.g. "add_f32" or "C# Vector&lt;float&gt; loop".</param>
+/// <param name="Device">"cpu" or "cuda:0".</param>
+/// <param name="MedianMilliseconds">Median over the timed repetitions, after warm-up.</param>
+/// <param name="Flops">Floating-point operations of one run.</param>
+/// <param name="Bytes">Fewest bytes one run must move.</param>
+/// <param name="FloorMilliseconds">The reference GPU's floor for the same work.</param>
+/// <param name="Note">Extra figure, e.g. the cost of one barrier.</param>
+public sealed record BenchmarkResult(
+    string Group,
+    string Variant,
+    string Device,
+    double MedianMilliseconds,
+    double Flops,
+    double Bytes,
+    double FloorMilliseconds,
+    string? Note = null)
+{
+    /// <summary>Bytes moved per second, in GB/s.</summary>
+    public double GigabytesPerSecond => Bytes / (MedianMilliseconds * 1e-3) / 1e9;
+
+    /// <summary>FLOP/s in GFLOP/s.</summary>
+    public double GigaflopsPerSecond => Flops / (MedianMilliseconds * 1e-3) / 1e9;
+}

@@ -1,0 +1,168 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using VqVaeCuda.Device;
+
+namespace VqVaeCuda.Benchmarks;
+
+/// <summary>Sizes and repetitions of <see cref="KernelBenchmarks.Run"/>.</summary>
+public sealed record KernelBenchmarkOptions
+{
+    /// <summary>Elements of the elementwise and reduction inputs (default 16M).</summary>
+    public int Elements { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>Side of the square matrix for the transposes (default 4096).</summary>
+    public int TransposeSide { get; init; } = 4096;
+
+    /// <summary>m = n = k of the GEMM (default 1024).</summary>
+    public int GemmSide { get; init; } = 1024;
+
+    /// <summary>Timed repetitions per variant (median reported).</summary>
+    public int Repetitions { get; init; } = 7;
+
+    /// <summary>Untimed runs first.</summary>
+    public int Warmup { get; init; } = 2;
+
+    /// <summary>The GPU whose floor is reported beside each time.</summary>
+    public ReferenceGpu Reference { get; init; } = ReferenceGpu.H100Sxm;
+}
+
+/// <summary>
+/// Times the kernels of kernels/elementwise.cu, reduce.cu and transpose.cu, the device GEMM, and the
+/// cost of one barrier, on whatever device it is given; variants of the same work side by side.
+/// </summary>
+public static class KernelBenchmarks
+{
+    private const int Block = 256;
+
+    /// <summary>Runs every benchmark; <paramref name="progress"/> receives each result as it is measured.</summary>
+    public static IReadOnlyList<BenchmarkResult> Run(IDevice device, KernelBenchmarkOptions? options = null,
+                                                     Action<BenchmarkResult>? progress = null)
+    {
+        options ??= new KernelBenchmarkOptions();
+        var results = new List<BenchmarkResult>();
+        void Add(BenchmarkResult r)
+        {
+            results.Add(r);
+            progress?.Invoke(r);
+        }
+        Elementwise(device, options, Add);
+        Reduction(device, options, Add);
+        Transpose(device, options, Add);
+        Barrier(device, options, Add);
+        Gemm(device, options, Add);
+        return results;
+    }
+
+    private static BenchmarkResult Measure(IDevice device, KernelBenchmarkOptions o, string group, string variant, double flops, double bytes,
+                                           Action run, string? note = null) =>
+        new(group, variant, device.Name, Timing.MedianMilliseconds(device, run, o.Warmup, o.Repetitions), flops, bytes,
+            o.Reference.FloorMilliseconds(flops, bytes), note);
+
+    private static void Elementwise(IDevice device, KernelBenchmarkOptions o, Action<BenchmarkResult> add)
+    {
+        int n = o.Elements;
+        long bytes = (long)n * sizeof(float);
+        using var x = device.Allocate(bytes);
+        using var y = device.Allocate(bytes);
+        using var z = device.Allocate(bytes);
+        var grid = Dim3.Cover(n, Block);
+        var fill = device.GetKernel("fill_f32");
+        device.Launch(fill, grid, Block, 0, x, 1.25f, n);
+        device.Launch(fill, grid, Block, 0, y, -0.5f, n);
+        device.Launch(fill, grid, Block, 0, z, 0f, n);
+        string label = $"{n / (1024 * 1024)}M floats";
+
+        add(Measure(device, o, $"fill {label}", "fill_f32", 0, 4.0 * n, () => device.Launch(fill, grid, Block, 0, z, 3f, n)));
+        var scale = device.GetKernel("scale_f32");
+        add(Measure(device, o, $"scale {label}", "scale_f32", n, 8.0 * n, () => device.Launch(scale, grid, Block, 0, x, z, 2f, n)));
+        var axpy = device.GetKernel("axpy_f32");
+        add(Measure(device, o, $"axpy {label}", "axpy_f32", 2.0 * n, 12.0 * n, () => device.Launch(axpy, grid, Block, 0, x, z, 0.5f, n)));
+        var addKernel = device.GetKernel("add_f32");
+        add(Measure(device, o, $"add {label}", "add_f32", n, 12.0 * n, () => device.Launch(addKernel, grid, Block, 0, x, y, z, n)));
+
+        // The baseline the CPU target is held to: the same add as a plain vectorised C# loop on one
+        // thread, over ordinary managed arrays.
+        var a = new float[n];
+        var b = new float[n];
+        var c = new float[n];
+        Array.Fill(a, 1.25f);
+        Array.Fill(b, -0.5f);
+        double ms = Timing.MedianMilliseconds(() => VectorAdd(a, b, c), o.Warmup, o.Repetitions);
+        add(new BenchmarkResult($"add {label}", "C# Vector<float> loop (1 thread)", "managed", ms, n, 12.0 * n,
+                                o.Reference.FloorMilliseconds(n, 12.0 * n)));
+    }
+
+    private static void VectorAdd(float[] a, float[] b, float[] c)
+    {
+        ReadOnlySpan<Vector<float>> va = MemoryMarshal.Cast<float, Vector<float>>(a.AsSpan());
+        ReadOnlySpan<Vector<float>> vb = MemoryMarshal.Cast<float, Vector<float>>(b.AsSpan());
+        Span<Vector<float>> vc = MemoryMarshal.Cast<float, Vector<float>>(c.AsSpan());
+        for (int i = 0; i < vc.Length; i++) vc[i] = va[i] + vb[i];
+        for (int i = vc.Length * Vector<float>.Count; i < c.Length; i++) c[i] = a[i] + b[i];
+    }
+
+    private static void Reduction(IDevice device, KernelBenchmarkOptions o, Action<BenchmarkResult> add)
+    {
+        int n = o.Elements;
+        using var x = device.Allocate((long)n * sizeof(float));
+        device.Launch(device.GetKernel("fill_f32"), Dim3.Cover(n, Block), Block, 0, x, 1f, n);
+        int grid = Math.Min(1024, (int)Dim3.Cover(n, Block).X);
+        using var partials = device.Allocate(grid * sizeof(float));
+        using var total = device.Allocate(sizeof(float));
+        var twoPass = device.GetKernel("sum_f32_partials");
+        var atomic = device.GetKernel("sum_f32_atomic");
+        string group = $"sum {n / (1024 * 1024)}M floats";
+        add(Measure(device, o, group, "sum_f32_partials (2 launches)", n, 4.0 * n + 8.0 * grid, () =>
+        {
+            device.Launch(twoPass, grid, Block, 0, x, partials, n);
+            device.Launch(twoPass, 1, Block, 0, partials, total, grid);
+        }));
+        add(Measure(device, o, group, "sum_f32_atomic (1 launch)", n, 4.0 * n + 4, () =>
+        {
+            device.FillBytes(total.Pointer, 0, sizeof(float));
+            device.Launch(atomic, grid, Block, 0, x, total, n);
+        }));
+    }
+
+    private static void Transpose(IDevice device, KernelBenchmarkOptions o, Action<BenchmarkResult> add)
+    {
+        int side = o.TransposeSide;
+        long count = (long)side * side;
+        using var input = device.Allocate(count * sizeof(float));
+        using var output = device.Allocate(count * sizeof(float));
+        device.FillBytes(input.Pointer, 0, count * sizeof(float));
+        string group = $"transpose {side}x{side}";
+        var naive = device.GetKernel("transpose_f32_naive");
+        var tiled = device.GetKernel("transpose_f32_tiled");
+        add(Measure(device, o, group, "transpose_f32_naive", 0, 8.0 * count, () =>
+            device.Launch(naive, new Dim3((uint)((side + 31) / 32), (uint)((side + 7) / 8)), new Dim3(32, 8), 0, input, output, side, side)));
+        add(Measure(device, o, group, "transpose_f32_tiled", 0, 8.0 * count, () =>
+            device.Launch(tiled, new Dim3((uint)((side + 31) / 32), (uint)((side + 31) / 32)), new Dim3(32, 8), 0, input, output, side, side)));
+    }
+
+    private static void Barrier(IDevice device, KernelBenchmarkOptions o, Action<BenchmarkResult> add)
+    {
+        // The same kernel with 1 and with 1 + B barriers per thread: the difference over B·blocks is
+        // what one block-wide barrier costs, launch overhead and thread start-up cancelled out.
+        const int blocks = 64, extra = 200;
+        using var output = device.Allocate(blocks * sizeof(float));
+        var kernel = device.GetKernel("test_barrier_loop");
+        double one = Timing.MedianMilliseconds(device, () => device.Launch(kernel, blocks, Block, 0, output, 1), o.Warmup, o.Repetitions);
+        double many = Timing.MedianMilliseconds(device, () => device.Launch(kernel, blocks, Block, 0, output, 1 + extra), o.Warmup, o.Repetitions);
+        double perBarrierNs = Math.Max(0, many - one) * 1e6 / ((double)extra * blocks) * device.Capabilities.Multiprocessors;
+        add(new BenchmarkResult($"barrier ({Block}-thread block)", $"{1 + extra} barriers x {blocks} blocks", device.Name, many, 0, 0, 0,
+            $"{perBarrierNs:F0} ns per block barrier per worker ({perBarrierNs / Block:F1} ns per thread)"));
+    }
+
+    private static void Gemm(IDevice device, KernelBenchmarkOptions o, Action<BenchmarkResult> add)
+    {
+        int s = o.GemmSide;
+        long bytes = (long)s * s * sizeof(float);
+        using var a = device.Allocate(bytes);
+        using var b = device.Allocate(bytes);
+        using var c = device.Allocate(bytes);
+        foreach (var buffer in new[] { a, b, c }) device.FillBytes(buffer.Pointer, 0, bytes);
+        add(Measure(device, o, $"sgemm {s}^3", "device GEMM", 2.0 * s * s * s, 4.0 * bytes, () =>
+            device.Gemm(GemmOp.None, GemmOp.None, s, s, s, 1f, a.Pointer, s, b.Pointer, s, 0f, c.Pointer, s)));
+    }
+}

@@ -1,0 +1,491 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using VqVaeCuda.Device.Cuda.Native;
+using VqVaeCuda.Kernels;
+
+namespace VqVaeCuda.Device.Cuda;
+
+/// <summary>Options of a CUDA device.</summary>
+public sealed record CudaDeviceOptions
+{
+    /// <summary>Where compiled kernels are cached; null uses <see cref="KernelCache.ResolveDirectory"/>'s default.</summary>
+    public string? KernelCacheDirectory { get; init; }
+
+    /// <summary>
+    /// Let GEMM round its inputs to TF32 on tensor cores (Ampere and newer): several times faster, with a
+    /// 10-bit mantissa instead of 23. Off by default so that results match the CPU device closely.
+    /// </summary>
+    public bool AllowTf32 { get; init; }
+}
+
+/// <summary>
+/// A <c>cuda:N</c> device: the kernels of <c>kernels/*.cu</c> compiled by NVRTC for this GPU's own
+/// architecture (cached on disk), run through the driver API on one stream of the device's primary
+/// context; GEMM by cuBLAS on the same stream. Launches, device copies and fills are asynchronous;
+/// <see cref="CopyToHost{T}"/>, <see cref="Synchronize"/> and event timing wait for them.
+/// </summary>
+/// <remarks>
+/// <para>The driver binds a context to the calling thread, not to this object, so every entry point that
+/// talks to the driver first makes the primary context current. That costs a thread-local store in the
+/// driver, and it lets any thread (test runners, thread-pool continuations) use the device.</para>
+/// <para>Launches from several threads are ordered on the one stream in the order the driver receives them;
+/// the device does not add locking beyond what module loading needs.</para>
+/// </remarks>
+public sealed unsafe class CudaDevice : IDevice
+{
+    private readonly int _ordinal;
+    private readonly int _device;
+    private readonly nint _context;
+    private readonly nint _stream;
+    private readonly string _compileArchitecture;
+    private readonly KernelModuleBuilder _builder;
+    private readonly ConcurrentDictionary<string, Kernel> _kernels = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, nint> _modules = new(StringComparer.Ordinal);
+    private readonly object _gate = new();
+    private nint _cublas;
+    private int _disposed;
+
+    /// <summary>Opens GPU number <paramref name="ordinal"/>.</summary>
+    /// <exception cref="DeviceUnavailableException">No driver, no GPU, no such ordinal, no NVRTC, or an NVRTC too old for this GPU (the message says which).</exception>
+    /// <exception cref="CudaException">A driver call failed while setting up the context or stream.</exception>
+    public CudaDevice(int ordinal = 0, CudaDeviceOptions? options = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(ordinal);
+        _ordinal = ordinal;
+        Options = options ?? new CudaDeviceOptions();
+        Name = string.Create(CultureInfo.InvariantCulture, $"cuda:{ordinal}");
+
+        int count = DeviceCount(out var whyNone);
+        if (count == 0) throw new DeviceUnavailableException(Name, whyNone ?? "no CUDA device found");
+        if (ordinal >= count)
+            throw new DeviceUnavailableException(Name, $"there {(count == 1 ? "is 1 CUDA device" : $"are {count} CUDA devices")} (cuda:0..cuda:{count - 1})");
+        // Without NVRTC no kernel can run; say so now rather than at the first GetKernel.
+        if (!Nvrtc.IsAvailable(out var noNvrtc)) throw new DeviceUnavailableException(Name, noNvrtc ?? "NVRTC is unavailable");
+
+        CudaDriver.Check(CudaDriver.cuDeviceGet(out _device, ordinal), nameof(CudaDriver.cuDeviceGet));
+        int major = Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+        int minor = Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+        var architecture = string.Create(CultureInfo.InvariantCulture, $"sm_{major}{minor}");
+        _compileArchitecture = ChooseCompileArchitecture(Name, major, minor);
+        CudaDriver.Check(CudaDriver.cuDeviceTotalMem_v2(out var totalMemory, _device), nameof(CudaDriver.cuDeviceTotalMem_v2));
+        Capabilities = new DeviceCapabilities(
+            Name: CudaDriver.GetDeviceName(_device),
+            Architecture: architecture,
+            Multiprocessors: Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
+            TotalMemoryBytes: (long)totalMemory,
+            MaxThreadsPerBlock: Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK),
+            // Without opt-in (cuFuncSetAttribute) a launch may not exceed this, so it is the launch validator's limit.
+            MaxSharedMemoryPerBlock: Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK));
+
+        Sources = KernelSourceSet.Embedded;
+        _builder = new KernelModuleBuilder(Sources, new KernelCache(KernelCache.ResolveDirectory(Options.KernelCacheDirectory)));
+
+        // The primary context is the one cuBLAS and any CUDA-runtime library in the process also use, so
+        // device pointers can be shared with them.
+        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out _context, _device), nameof(CudaDriver.cuDevicePrimaryCtxRetain));
+        try
+        {
+            CudaDriver.Check(CudaDriver.cuCtxSetCurrent(_context), nameof(CudaDriver.cuCtxSetCurrent));
+            // Non-blocking: our work must not serialise with whatever another library queues on the legacy stream.
+            CudaDriver.Check(CudaDriver.cuStreamCreate(out _stream, CudaFlags.CU_STREAM_NON_BLOCKING), nameof(CudaDriver.cuStreamCreate));
+        }
+        catch
+        {
+            _ = CudaDriver.cuDevicePrimaryCtxRelease_v2(_device);
+            throw;
+        }
+    }
+
+    /// <summary>This device's options.</summary>
+    public CudaDeviceOptions Options { get; }
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <inheritdoc />
+    public DeviceKind Kind => DeviceKind.Cuda;
+
+    /// <inheritdoc />
+    public DeviceCapabilities Capabilities { get; }
+
+    /// <inheritdoc />
+    public KernelSourceSet Sources { get; }
+
+    /// <summary>The architecture kernels are compiled for: the GPU's own, or the newest one NVRTC knows that the GPU can run.</summary>
+    public string CompileArchitecture => _compileArchitecture;
+
+    /// <summary>The on-disk cache of compiled kernels this device uses.</summary>
+    public KernelCache KernelCache => _builder.Cache!;
+
+    /// <summary>
+    /// Number of CUDA devices, or 0 with <paramref name="whyNone"/> saying why (driver library missing,
+    /// <c>cuInit</c> failed — e.g. CUDA_ERROR_NO_DEVICE — or no devices). Never throws.
+    /// </summary>
+    public static int DeviceCount(out string? whyNone)
+    {
+        try
+        {
+            if (!CudaDriver.IsAvailable(out var noDriver))
+            {
+                whyNone = noDriver ?? "the CUDA driver library could not be loaded";
+                return 0;
+            }
+            var init = CudaDriver.cuInit(0);
+            if (init != CUresult.CUDA_SUCCESS)
+            {
+                whyNone = new CudaException(nameof(CudaDriver.cuInit), init).Message;
+                return 0;
+            }
+            var counted = CudaDriver.cuDeviceGetCount(out var count);
+            if (counted != CUresult.CUDA_SUCCESS)
+            {
+                whyNone = new CudaException(nameof(CudaDriver.cuDeviceGetCount), counted).Message;
+                return 0;
+            }
+            whyNone = count == 0 ? "the CUDA driver reports no devices" : null;
+            return count;
+        }
+        catch (Exception e)  // EntryPointNotFoundException from a stub or ancient libcuda, and anything else: callers only want a yes/no and a reason.
+        {
+            whyNone = $"CUDA driver probe failed: {e.GetType().Name}: {e.Message}";
+            return 0;
+        }
+    }
+
+    /// <inheritdoc />
+    public DeviceBuffer Allocate(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        MakeCurrent();
+        // cuMemAlloc rejects 0 bytes; a 1-byte allocation keeps zero-length buffers distinct and freeable, as on the CPU device.
+        CudaDriver.Check(CudaDriver.cuMemAlloc_v2(out var address, (nuint)Math.Max(bytes, 1)), nameof(CudaDriver.cuMemAlloc_v2));
+        return new DeviceBuffer(this, new DevicePointer(address), bytes);
+    }
+
+    /// <inheritdoc />
+    public void Free(DevicePointer pointer)
+    {
+        if (pointer.Address == 0) return;
+        // Releasing the primary context freed every allocation; a buffer disposed after its device has nothing left to free.
+        if (Volatile.Read(ref _disposed) != 0) return;
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemFree_v2(pointer.Address), nameof(CudaDriver.cuMemFree_v2));
+    }
+
+    /// <inheritdoc />
+    public void CopyToDevice<T>(ReadOnlySpan<T> source, DevicePointer destination) where T : unmanaged
+    {
+        if (source.IsEmpty) return;
+        MakeCurrent();
+        var bytes = (nuint)source.Length * (nuint)sizeof(T);
+        fixed (T* host = source)
+        {
+            CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync_v2(destination.Address, host, bytes, _stream), nameof(CudaDriver.cuMemcpyHtoDAsync_v2));
+            // The span may be a stack buffer or unpinned array that is gone once we return, and pageable copies
+            // are only staged, not finished, when the call returns: wait so the caller may reuse the memory.
+            CudaDriver.Check(CudaDriver.cuStreamSynchronize(_stream), nameof(CudaDriver.cuStreamSynchronize));
+        }
+    }
+
+    /// <inheritdoc />
+    public void CopyToHost<T>(DevicePointer source, Span<T> destination) where T : unmanaged
+    {
+        if (destination.IsEmpty) return;
+        MakeCurrent();
+        var bytes = (nuint)destination.Length * (nuint)sizeof(T);
+        fixed (T* host = destination)
+        {
+            // Queued on our stream, so it runs after every earlier launch; the sync makes the data readable.
+            CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync_v2(host, source.Address, bytes, _stream), nameof(CudaDriver.cuMemcpyDtoHAsync_v2));
+            CudaDriver.Check(CudaDriver.cuStreamSynchronize(_stream), nameof(CudaDriver.cuStreamSynchronize));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Copy(DevicePointer source, DevicePointer destination, long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        if (bytes == 0) return;
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync_v2(destination.Address, source.Address, (nuint)bytes, _stream),
+                         nameof(CudaDriver.cuMemcpyDtoDAsync_v2));
+    }
+
+    /// <inheritdoc />
+    public void FillBytes(DevicePointer destination, byte value, long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        if (bytes == 0) return;
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemsetD8Async(destination.Address, value, (nuint)bytes, _stream), nameof(CudaDriver.cuMemsetD8Async));
+    }
+
+    /// <inheritdoc />
+    public Kernel GetKernel(string name)
+    {
+        ThrowIfDisposed();
+        if (_kernels.TryGetValue(name, out var cached)) return cached;
+        lock (_gate)
+        {
+            if (_kernels.TryGetValue(name, out cached)) return cached;
+            var definition = Sources.Find(name);
+            MakeCurrent();
+            var module = LoadModule(definition.SourceName);
+            CudaDriver.Check(CudaDriver.cuModuleGetFunction(out var function, module, name), nameof(CudaDriver.cuModuleGetFunction));
+            var kernel = new Kernel(definition, function);
+            _kernels[name] = kernel;
+            return kernel;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Launch(Kernel kernel, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        ThrowIfDisposed();
+        // A Kernel from another device carries a handle that means nothing here (the CPU device's is a registry index).
+        if (!_kernels.TryGetValue(kernel.Name, out var own) || !ReferenceEquals(own, kernel))
+            throw new KernelLaunchException($"launch of '{kernel.Name}': the kernel was not obtained from {Name}; use {Name}.GetKernel");
+        LaunchValidator.Validate(kernel, grid, block, dynamicSharedBytes, args, Capabilities);
+        MakeCurrent();
+        // cuLaunchKernel's convention: an array of pointers, each to one argument's value. The driver copies
+        // the values during the call, so stack storage is enough.
+        ulong* values = stackalloc ulong[Math.Max(1, args.Length)];
+        void** pointers = stackalloc void*[Math.Max(1, args.Length)];
+        for (int i = 0; i < args.Length; i++)
+        {
+            values[i] = args[i].Bits;
+            pointers[i] = &values[i];  // little-endian: a 4-byte value is the low half of its slot
+        }
+        CudaDriver.Check(
+            CudaDriver.cuLaunchKernel(kernel.Handle, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)dynamicSharedBytes, _stream,
+                                      pointers, null),
+            nameof(CudaDriver.cuLaunchKernel));
+    }
+
+    /// <inheritdoc />
+    public void Gemm(GemmOp transA, GemmOp transB, int m, int n, int k, float alpha, DevicePointer a, int lda, DevicePointer b, int ldb,
+                     float beta, DevicePointer c, int ldc)
+    {
+        ThrowIfDisposed();
+        GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc);
+        if (m == 0 || n == 0) return;
+        var handle = CublasHandle();
+        if (Options.AllowTf32)
+        {
+            Cublas.Check(
+                Cublas.cublasGemmEx(handle, Op(transA), Op(transB), m, n, k,
+                                    &alpha, a.Address, cudaDataType.CUDA_R_32F, lda,
+                                    b.Address, cudaDataType.CUDA_R_32F, ldb,
+                                    &beta, c.Address, cudaDataType.CUDA_R_32F, ldc,
+                                    cublasComputeType_t.CUBLAS_COMPUTE_32F_FAST_TF32, cublasGemmAlgo_t.CUBLAS_GEMM_DEFAULT),
+                nameof(Cublas.cublasGemmEx));
+        }
+        else
+        {
+            Cublas.Check(
+                Cublas.cublasSgemm_v2(handle, Op(transA), Op(transB), m, n, k, alpha, a.Address, lda, b.Address, ldb, beta, c.Address, ldc),
+                nameof(Cublas.cublasSgemm_v2));
+        }
+    }
+
+    /// <inheritdoc />
+    public void GemmStridedBatched(GemmOp transA, GemmOp transB, int m, int n, int k, float alpha, DevicePointer a, int lda, long strideA,
+                                   DevicePointer b, int ldb, long strideB, float beta, DevicePointer c, int ldc, long strideC, int batch)
+    {
+        ThrowIfDisposed();
+        GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc, batch);
+        if (m == 0 || n == 0 || batch == 0) return;
+        // With AllowTf32 the handle's math mode (set at creation) lets this FP32 routine use TF32 as well.
+        Cublas.Check(
+            Cublas.cublasSgemmStridedBatched(CublasHandle(), Op(transA), Op(transB), m, n, k, alpha, a.Address, lda, strideA,
+                                             b.Address, ldb, strideB, beta, c.Address, ldc, strideC, batch),
+            nameof(Cublas.cublasSgemmStridedBatched));
+    }
+
+    /// <inheritdoc />
+    public void Synchronize()
+    {
+        ThrowIfDisposed();
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuStreamSynchronize(_stream), nameof(CudaDriver.cuStreamSynchronize));
+    }
+
+    /// <inheritdoc />
+    public DeviceEvent Record()
+    {
+        ThrowIfDisposed();
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuEventCreate(out var handle, CudaFlags.CU_EVENT_DEFAULT), nameof(CudaDriver.cuEventCreate));
+        try
+        {
+            CudaDriver.Check(CudaDriver.cuEventRecord(handle, _stream), nameof(CudaDriver.cuEventRecord));
+        }
+        catch
+        {
+            _ = CudaDriver.cuEventDestroy_v2(handle);
+            throw;
+        }
+        return new CudaEvent(this, handle);
+    }
+
+    /// <inheritdoc />
+    public double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end)
+    {
+        ThrowIfDisposed();
+        var first = OwnEvent(start, nameof(start));
+        var last = OwnEvent(end, nameof(end));
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuEventSynchronize(last), nameof(CudaDriver.cuEventSynchronize));
+        CudaDriver.Check(CudaDriver.cuEventElapsedTime(out var milliseconds, first, last), nameof(CudaDriver.cuEventElapsedTime));
+        return milliseconds;
+    }
+
+    /// <summary>
+    /// Destroys the cuBLAS handle, unloads the modules, destroys the stream and releases the primary
+    /// context (which frees any device memory still allocated once no one else holds the context).
+    /// </summary>
+    /// <remarks>
+    /// Teardown failures are ignored: after a sticky fault (an illegal address in a kernel) every driver call
+    /// returns that fault, and throwing here would hide the exception that is already on its way out of the
+    /// caller's <c>using</c> block. Each resource is still released exactly once.
+    /// </remarks>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        lock (_gate)
+        {
+            _ = CudaDriver.cuCtxSetCurrent(_context);
+            if (_cublas != 0)
+            {
+                _ = Cublas.cublasDestroy_v2(_cublas);
+                _cublas = 0;
+            }
+            foreach (var module in _modules.Values) _ = CudaDriver.cuModuleUnload(module);
+            _modules.Clear();
+            _kernels.Clear();
+            _ = CudaDriver.cuStreamSynchronize(_stream);
+            _ = CudaDriver.cuStreamDestroy_v2(_stream);
+            _ = CudaDriver.cuDevicePrimaryCtxRelease_v2(_device);
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Name} ({Capabilities.Name}, {Capabilities.Architecture})";
+
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    internal void MakeCurrent()
+    {
+        ThrowIfDisposed();
+        CudaDriver.Check(CudaDriver.cuCtxSetCurrent(_context), nameof(CudaDriver.cuCtxSetCurrent));
+    }
+
+    private nint LoadModule(string sourceName)
+    {
+        if (_modules.TryGetValue(sourceName, out var loaded)) return loaded;
+        var compiled = _builder.Build(sourceName, _compileArchitecture);
+        var result = LoadImage(compiled.Cubin, out var module);
+        if (compiled.FromCache && result is CUresult.CUDA_ERROR_INVALID_IMAGE or CUresult.CUDA_ERROR_NO_BINARY_FOR_GPU)
+        {
+            // A damaged cache entry that still looked like an ELF file: compile afresh (which also rewrites the entry).
+            compiled = _builder.Build(sourceName, _compileArchitecture, bypassCache: true);
+            result = LoadImage(compiled.Cubin, out module);
+        }
+        CudaDriver.Check(result, nameof(CudaDriver.cuModuleLoadData));
+        _modules[sourceName] = module;
+        return module;
+    }
+
+    private static CUresult LoadImage(byte[] cubin, out nint module)
+    {
+        fixed (byte* image = cubin) return CudaDriver.cuModuleLoadData(out module, image);
+    }
+
+    private nint CublasHandle()
+    {
+        MakeCurrent();
+        var handle = Volatile.Read(ref _cublas);
+        if (handle != 0) return handle;
+        lock (_gate)
+        {
+            if (_cublas != 0) return _cublas;
+            if (!Cublas.IsAvailable(out var whyNot)) throw new DeviceUnavailableException(Name, $"GEMM needs cuBLAS: {whyNot}");
+            // cuBLAS binds the handle to the context current now, which MakeCurrent made ours.
+            Cublas.Check(Cublas.cublasCreate_v2(out handle), nameof(Cublas.cublasCreate_v2));
+            try
+            {
+                Cublas.Check(Cublas.cublasSetStream_v2(handle, _stream), nameof(Cublas.cublasSetStream_v2));
+                if (Options.AllowTf32)
+                    Cublas.Check(Cublas.cublasSetMathMode(handle, cublasMath_t.CUBLAS_TF32_TENSOR_OP_MATH), nameof(Cublas.cublasSetMathMode));
+            }
+            catch
+            {
+                _ = Cublas.cublasDestroy_v2(handle);
+                throw;
+            }
+            Volatile.Write(ref _cublas, handle);
+            return handle;
+        }
+    }
+
+    private static cublasOperation_t Op(GemmOp op) => op == GemmOp.Transpose ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;
+
+    private nint OwnEvent(DeviceEvent e, string parameter)
+    {
+        ArgumentNullException.ThrowIfNull(e, parameter);
+        if (e is not CudaEvent cuda || !ReferenceEquals(cuda.Device, this))
+            throw new ArgumentException($"the event was not recorded on {Name}", parameter);
+        return cuda.Handle;
+    }
+
+    private int Attribute(CUdevice_attribute attribute)
+    {
+        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out var value, attribute, _device), nameof(CudaDriver.cuDeviceGetAttribute));
+        return value;
+    }
+
+    /// <summary>
+    /// The GPU's own architecture when this NVRTC can target it. Otherwise the newest architecture NVRTC
+    /// knows with the same major version and a minor no higher than the GPU's: SASS runs on later minors
+    /// of its major, never across majors, so a newer-major GPU needs a newer NVRTC.
+    /// </summary>
+    private static string ChooseCompileArchitecture(string deviceName, int major, int minor)
+    {
+        int own = major * 10 + minor;
+        var supported = NvrtcCompiler.SupportedArchitectures;
+        if (supported is null || supported.Contains(own)) return string.Create(CultureInfo.InvariantCulture, $"sm_{own}");
+        var compatible = supported.Where(a => a / 10 == major && a % 10 <= minor).DefaultIfEmpty(-1).Max();
+        if (compatible < 0)
+        {
+            var (nvrtcMajor, nvrtcMinor) = NvrtcCompiler.Version;
+            throw new DeviceUnavailableException(deviceName,
+                $"NVRTC {nvrtcMajor}.{nvrtcMinor} cannot compile for sm_{own} (it targets sm_{supported.Min()}..sm_{supported.Max()}); install a newer NVRTC / CUDA toolkit");
+        }
+        return string.Create(CultureInfo.InvariantCulture, $"sm_{compatible}");
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    /// <summary>A CUDA event recorded on the device's stream; owns the driver event until disposed.</summary>
+    private sealed class CudaEvent(CudaDevice device, nint handle) : DeviceEvent
+    {
+        private nint _handle = handle;
+
+        public CudaDevice Device { get; } = device;
+
+        public nint Handle => _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(CudaEvent));
+
+        public override void Dispose()
+        {
+            var handle = Interlocked.Exchange(ref _handle, 0);
+            // Once the device has released its context the event went with it.
+            if (handle != 0 && !Device.IsDisposed)
+            {
+                _ = CudaDriver.cuCtxSetCurrent(Device._context);
+                _ = CudaDriver.cuEventDestroy_v2(handle);
+            }
+            base.Dispose();
+        }
+    }
+}

@@ -1,0 +1,120 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using VqVaeCuda.Device.Cuda.Native;
+using VqVaeCuda.Kernels;
+
+namespace VqVaeCuda.Device.Cuda;
+
+/// <summary>One kernel source file compiled for one GPU architecture.</summary>
+/// <param name="SourceName">The source file, e.g. "reduce.cu".</param>
+/// <param name="Architecture">The real architecture the CUBIN is for, e.g. "sm_80".</param>
+/// <param name="Cubin">The SASS image, ready for <c>cuModuleLoadData</c>.</param>
+/// <param name="Log">NVRTC's log, including ptxas's per-kernel resource usage (<see cref="PtxasReport"/> parses it).</param>
+/// <param name="FromCache">True when the module came from the <see cref="KernelCache"/> instead of NVRTC.</param>
+internal sealed record CompiledModule(string SourceName, string Architecture, byte[] Cubin, string Log, bool FromCache);
+
+/// <summary>
+/// Compiles the kernel source files of a <see cref="KernelSourceSet"/> to CUBIN with NVRTC, through a
+/// <see cref="KernelCache"/>. One module per source file: that is the unit NVRTC compiles and the driver loads.
+/// </summary>
+/// <remarks>
+/// <c>--ptxas-options=-v</c> is always passed, so every log (cached or fresh) carries registers, shared
+/// memory and spills per kernel; it is part of the cache key like every other option. No GPU is needed.
+/// </remarks>
+internal sealed partial class KernelModuleBuilder
+{
+    private readonly IReadOnlyList<string> _extraOptions;
+    private int _compileCount;
+
+    /// <summary>A builder for <paramref name="sources"/>; <paramref name="cache"/> null means always compile.</summary>
+    public KernelModuleBuilder(KernelSourceSet sources, KernelCache? cache, IReadOnlyList<string>? extraOptions = null)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        Sources = sources;
+        Cache = cache;
+        _extraOptions = extraOptions?.ToArray() ?? [];
+    }
+
+    /// <summary>The sources this builder compiles.</summary>
+    public KernelSourceSet Sources { get; }
+
+    /// <summary>The cache consulted before NVRTC, if any.</summary>
+    public KernelCache? Cache { get; }
+
+    /// <summary>How many times this builder has invoked NVRTC (cache hits do not count).</summary>
+    public int CompileCount => Volatile.Read(ref _compileCount);
+
+    /// <summary>The last failure to write the cache, if any. Such failures never fail a build: the module is still returned.</summary>
+    public string? LastCacheWriteError { get; private set; }
+
+    /// <summary>The NVRTC options used for <paramref name="architecture"/>, in the order they are passed (and hashed).</summary>
+    public IReadOnlyList<string> OptionsFor(string architecture)
+    {
+        ValidateArchitecture(architecture);
+        return [$"--gpu-architecture={architecture}", "--std=c++17", "--ptxas-options=-v", .. _extraOptions];
+    }
+
+    /// <summary>
+    /// The CUBIN and log of <paramref name="sourceName"/> for <paramref name="architecture"/> ("sm_80"):
+    /// from the cache when present, otherwise compiled and stored.
+    /// </summary>
+    /// <param name="sourceName">A key of <see cref="KernelSourceSet.Sources"/>.</param>
+    /// <param name="architecture">A real architecture, "sm_XY".</param>
+    /// <param name="bypassCache">Compile even if the cache has the entry (used when the driver rejects a cached image); the result still overwrites the entry.</param>
+    /// <exception cref="KernelCompilationException">The source has errors; the exception carries NVRTC's log with file and line.</exception>
+    /// <exception cref="NvrtcException">NVRTC rejected the options, e.g. an architecture it does not know.</exception>
+    /// <exception cref="DllNotFoundException">NVRTC is not installed (the message says what to install).</exception>
+    public CompiledModule Build(string sourceName, string architecture, bool bypassCache = false)
+    {
+        ArgumentNullException.ThrowIfNull(sourceName);
+        if (!Sources.Sources.TryGetValue(sourceName, out var sourceText))
+            throw new ArgumentException(
+                $"no kernel source named '{sourceName}'; known: {string.Join(", ", Sources.Sources.Keys)}", nameof(sourceName));
+        var options = OptionsFor(architecture);
+
+        string? key = null;
+        if (Cache is not null)
+        {
+            var (major, minor) = NvrtcCompiler.Version;
+            var version = string.Create(CultureInfo.InvariantCulture, $"{major}.{minor}");
+            key = KernelCache.ComputeKey(version, architecture, options, sourceName, sourceText, Sources.Headers);
+            if (!bypassCache && Cache.TryLoad(key, out var cachedCubin, out var cachedLog))
+                return new CompiledModule(sourceName, architecture, cachedCubin, cachedLog, FromCache: true);
+        }
+
+        var headers = Sources.Headers
+            .OrderBy(h => h.Key, StringComparer.Ordinal)
+            .Select(h => new NvrtcSource(h.Key, h.Value))
+            .ToList();
+        Interlocked.Increment(ref _compileCount);
+        var output = NvrtcCompiler.Compile(new NvrtcSource(sourceName, sourceText), headers, options);
+        var cubin = output.Cubin
+                    ?? throw new InvalidOperationException($"NVRTC produced no CUBIN for '{sourceName}' ({architecture})");
+
+        if (Cache is not null && key is not null)
+        {
+            try
+            {
+                Cache.Store(key, cubin, output.Log);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.SecurityException)
+            {
+                // A read-only or full cache directory must not stop a device from working; it only costs a recompile next time.
+                LastCacheWriteError = $"{Cache.Directory}: {e.Message}";
+            }
+        }
+        return new CompiledModule(sourceName, architecture, cubin, output.Log, FromCache: false);
+    }
+
+    /// <summary>Throws unless <paramref name="architecture"/> is a real architecture name such as "sm_80" or "sm_90a".</summary>
+    public static void ValidateArchitecture(string architecture)
+    {
+        ArgumentNullException.ThrowIfNull(architecture);
+        if (!RealArchitecture().IsMatch(architecture))
+            throw new ArgumentException(
+                $"'{architecture}' is not a real GPU architecture; expected 'sm_XY' such as sm_70, sm_80 or sm_90", nameof(architecture));
+    }
+
+    [GeneratedRegex(@"^sm_\d{2,3}[a-z]?$", RegexOptions.CultureInvariant)]
+    private static partial Regex RealArchitecture();
+}

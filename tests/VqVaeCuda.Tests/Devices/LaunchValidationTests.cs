@@ -1,0 +1,57 @@
+using VqVaeCuda.Device;
+using VqVaeCuda.Kernels;
+using VqVaeCuda.Tests.Support;
+
+namespace VqVaeCuda.Tests.Devices;
+
+/// <summary>Bad launches fail with a clear message before anything runs.</summary>
+[TestFixture, Category("Cpu")]
+public class LaunchValidationTests
+{
+    private static void AssertRefusedWithoutRunning(Action<IDevice, Kernel, DeviceBuffer> launch, string expectedMessagePart)
+    {
+        using var device = TestDevices.Cpu();
+        using var buffer = device.Upload(new float[64]);
+        var kernel = device.GetKernel("fill_f32");
+        var error = Assert.Throws<KernelLaunchException>(() => launch(device, kernel, buffer));
+        Assert.That(error!.Message, Does.Contain("fill_f32").And.Contain(expectedMessagePart));
+        Assert.That(device.DownloadFloats(buffer), Is.All.EqualTo(0f), "nothing may have run");
+    }
+
+    [Test]
+    public void A_block_of_more_than_1024_threads_is_refused() =>
+        AssertRefusedWithoutRunning((d, k, b) => d.Launch(k, 1, new Dim3(64, 17), 0, b, 1f, 64), "1088 threads");
+
+    [Test]
+    public void Shared_memory_beyond_the_device_limit_is_refused() =>
+        AssertRefusedWithoutRunning((d, k, b) => d.Launch(k, 1, 64, 48 * 1024 + 4, b, 1f, 64), "shared memory");
+
+    [Test]
+    public void A_zero_grid_dimension_is_refused() =>
+        AssertRefusedWithoutRunning((d, k, b) => d.Launch(k, new Dim3(1, 0), 64, 0, b, 1f, 64), "zero dimension");
+
+    [Test]
+    public void A_missing_argument_is_refused() =>
+        AssertRefusedWithoutRunning((d, k, b) => d.Launch(k, 1, 64, 0, b, 1f), "2 arguments given, the kernel takes 3");
+
+    [Test]
+    public void An_argument_of_the_wrong_type_is_refused() =>
+        AssertRefusedWithoutRunning((d, k, b) => d.Launch(k, 1, 64, 0, b, 1, 64), "takes float, got int");
+
+    [Test]
+    public void An_unknown_kernel_name_names_the_closest_ones()
+    {
+        using var device = TestDevices.Cpu();
+        var error = Assert.Throws<UnknownKernelException>(() => device.GetKernel("fill_f23"));
+        Assert.That(error!.Message, Does.Contain("fill_f23").And.Contain("fill_f32"));
+    }
+
+    [Test]
+    public void Every_kernel_in_the_sources_is_in_the_CPU_library_with_the_same_signature()
+    {
+        using var device = TestDevices.Cpu();
+        foreach (var definition in device.Sources.Kernels)
+            Assert.That(device.GetKernel(definition.Name).Definition, Is.SameAs(definition));
+        Assert.That(device.Sources.Kernels.Count, Is.GreaterThanOrEqualTo(8));
+    }
+}
