@@ -6,6 +6,8 @@
 //                           thread reads a neighbour's slot: equals blockIdx only if shared memory
 //                           is shared within a block and separate between blocks.
 //                           Launch: block (B,1,1), grid (G,1,1); out has G*B ints.
+//   test_dynamic_shared     reverses each block's slice through dynamic shared memory
+//                           (blockDim.x floats of it). Launch: block (B,1,1), grid (G,1,1), n = G*B.
 //   test_neighbour_read     out[g] = in[neighbour in block]; with use_barrier = 0 the
 //                           __syncthreads between the write and the read is missing — a race
 //                           that thread order exposes. Launch: block (B,1,1), grid (G,1,1), n = G*B.
@@ -29,6 +31,15 @@ extern "C" __global__ void test_shared_per_block(int* out) {
     out[blockIdx.x * blockDim.x + threadIdx.x] = slots[neighbour];
 }
 VQ_KERNEL_SYNC(test_shared_per_block)
+
+extern "C" __global__ void test_dynamic_shared(const float* in, float* out) {
+    VQ_DYNAMIC_SHARED(float, slots);
+    const int g = blockIdx.x * blockDim.x + threadIdx.x;
+    slots[threadIdx.x] = in[g];
+    __syncthreads();
+    out[g] = slots[blockDim.x - 1 - threadIdx.x];
+}
+VQ_KERNEL_SYNC(test_dynamic_shared)
 
 extern "C" __global__ void test_neighbour_read(const float* in, float* out, int use_barrier) {
     __shared__ float slots[1024];

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Spectre.Console;
 using VqVaeCuda.Cli.Commands;
 
 namespace VqVaeCuda.Cli;
@@ -8,6 +9,8 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        // Piped into a file or another program, tables keep their full width instead of wrapping at 80 columns.
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         var root = new RootCommand(
             "VqVaeCuda: VQ-VAE and Gated PixelCNN training where every numeric operation is a hand-written CUDA kernel, " +
             "compiled at run time with NVRTC — or, on the `cpu` device, the same kernel sources compiled as C++.");

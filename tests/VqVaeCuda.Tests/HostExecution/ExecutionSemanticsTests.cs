@@ -24,6 +24,21 @@ public class ExecutionSemanticsTests
                 Assert.That(result[b * threads + t], Is.EqualTo(b * 100000 + (t + 1) % threads), $"block {b} thread {t}");
     }
 
+    [TestCaseSource(nameof(AllOrders))]
+    public void Dynamic_shared_memory_is_per_block_and_sized_by_the_launch(ThreadOrder order)
+    {
+        using var device = TestDevices.Cpu(order);
+        const int blocks = 33, threads = 160;
+        var input = TestData.Floats(blocks * threads);
+        using var x = device.Upload(input);
+        using var y = device.Allocate(x.Bytes);
+        device.Launch(device.GetKernel("test_dynamic_shared"), blocks, threads, threads * sizeof(float), x, y);
+        var output = device.DownloadFloats(y);
+        for (int b = 0; b < blocks; b++)
+            for (int t = 0; t < threads; t++)
+                Assert.That(output[b * threads + t], Is.EqualTo(input[b * threads + threads - 1 - t]), $"block {b} thread {t}");
+    }
+
     [Test]
     public void A_missing_barrier_gives_different_results_in_different_thread_orders()
     {
