@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -43,6 +44,8 @@ size_t fiber_stack_bytes() {
 }
 
 __thread BlockScheduler* t_scheduler = nullptr;
+
+std::atomic<uint64_t> g_total_resumes{0};
 
 const char* op_name(WarpOp op) {
     switch (op) {
@@ -120,7 +123,10 @@ void BlockScheduler::fiber_main(void* self) {
     __builtin_trap();  // a finished fiber is never resumed
 }
 
+uint64_t BlockScheduler::total_resumes() { return g_total_resumes.load(std::memory_order_relaxed); }
+
 void BlockScheduler::resume(Fiber& f) {
+    ++block_resumes_;
     current_ = &f;
     t_threadIdx = f.tid;
     vqh_fiber_switch(&scheduler_sp_, f.sp);
@@ -154,6 +160,13 @@ void BlockScheduler::run_block(const KernelInfo& kernel, void** args, const uint
         f.sp = fiber_prepare_stack(top, &BlockScheduler::fiber_main, this);
     }
     block_synced_ = false;
+    block_resumes_ = 0;
+    // Publishes this block's resume count however the block ends (finished, fell back to plain
+    // calls, or threw).
+    struct PublishResumes {
+        const uint64_t& count;
+        ~PublishResumes() { g_total_resumes.fetch_add(count, std::memory_order_relaxed); }
+    } publish{block_resumes_};
     bool probing = kernel.sync == SyncKind::Sync;
     for (;;) {
         uint32_t done = 0, at_warp = 0;

@@ -52,6 +52,11 @@ public:
 
     static BlockScheduler& current();
 
+    // Fiber resumes since the library was loaded, all OS threads together (added once per block, so
+    // counting costs one atomic per block). Lets tests prove that a block that never synchronises
+    // runs without fiber switches.
+    static uint64_t total_resumes();
+
 private:
     void ensure_fibers(uint32_t n);
     void resume(Fiber& f);
@@ -74,6 +79,7 @@ private:
     bool plain_fallback_ = false;
     uint32_t plain_fallback_first_ = 0;
     std::string fiber_error_;
+    uint64_t block_resumes_ = 0;
 };
 
 std::string describe_thread(uint3 t);

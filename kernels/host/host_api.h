@@ -19,6 +19,9 @@ int vqh_kernel_describe(int index, const char** name, int* sync_kind, int* argc,
 int vqh_launch(int kernel_index, const uint32_t* grid3, const uint32_t* block3, uint32_t dynamic_shared_bytes,
                void** args, int thread_order, uint64_t seed, char* err, int err_cap);
 
+// Fiber resumes since load, all threads together: a block that never synchronises adds at most 1.
+unsigned long long vqh_fiber_resume_count();
+
 // Worker OS threads that run blocks (including the calling thread). 0 = one per core.
 void vqh_set_worker_count(int count);
 int vqh_worker_count();

@@ -191,7 +191,7 @@ using namespace vqh;
 
 extern "C" {
 
-int vqh_abi_version() { return 1; }
+int vqh_abi_version() { return 2; }
 
 int vqh_kernel_count() { return static_cast<int>(registry().size()); }
 
@@ -237,6 +237,8 @@ int vqh_launch(int kernel_index, const uint32_t* grid3, const uint32_t* block3, 
     }
     return 0;
 }
+
+unsigned long long vqh_fiber_resume_count() { return BlockScheduler::total_resumes(); }
 
 void vqh_set_worker_count(int count) { WorkerPool::instance().resize(count); }
 

@@ -177,6 +177,29 @@ public class ExecutionSemanticsTests
     }
 
     [Test]
+    public void Blocks_that_never_synchronise_run_without_fiber_switches()
+    {
+        using var device = TestDevices.Cpu();
+        const int blocks = 12, threads = 128;
+        using var x = device.Upload(TestData.Floats(blocks * threads));
+        using var y = device.Allocate(x.Bytes);
+
+        ulong before = HostDevice.FiberResumeCount;
+        device.Launch(device.GetKernel("fill_f32"), blocks, threads, 0, y, 1f, blocks * threads);
+        Assert.That(HostDevice.FiberResumeCount - before, Is.Zero, "a VQ_KERNEL_NO_SYNC kernel runs as plain calls");
+
+        before = HostDevice.FiberResumeCount;
+        device.Launch(device.GetKernel("test_neighbour_read"), blocks, threads, 0, x, y, 0);
+        Assert.That(HostDevice.FiberResumeCount - before, Is.EqualTo((ulong)blocks),
+                    "a synchronising kernel whose block reaches no barrier: one probe fiber per block, then plain calls");
+
+        before = HostDevice.FiberResumeCount;
+        device.Launch(device.GetKernel("test_neighbour_read"), blocks, threads, 0, x, y, 1);
+        Assert.That(HostDevice.FiberResumeCount - before, Is.EqualTo((ulong)(2 * blocks * threads)),
+                    "one barrier: every thread is resumed twice");
+    }
+
+    [Test]
     public void Thread_orders_really_differ()
     {
         // Guards the other tests: if the order option were ignored, every "equal in all orders"

@@ -75,6 +75,12 @@ public sealed unsafe class HostDevice : IDevice
     /// <summary>Live allocations of the native library (all HostDevice instances), for leak tests.</summary>
     public static long LiveAllocationCount => HostRuntime.vqh_live_allocation_count();
 
+    /// <summary>
+    /// Fiber resumes of the CPU scheduler since the library loaded (all devices and threads). A block
+    /// that never synchronises adds at most one (its first thread, run as a probe).
+    /// </summary>
+    internal static ulong FiberResumeCount => HostRuntime.vqh_fiber_resume_count();
+
     /// <inheritdoc />
     public DeviceBuffer Allocate(long bytes)
     {

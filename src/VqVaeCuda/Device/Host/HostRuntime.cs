@@ -10,7 +10,7 @@ namespace VqVaeCuda.Device.Host;
 internal static unsafe partial class HostRuntime
 {
     /// <summary>The ABI this binding was written for; must equal vqh_abi_version().</summary>
-    public const int AbiVersion = 1;
+    public const int AbiVersion = 2;
     public const string LibraryFileName = "libvqvae_host.so";
     public const string UnavailableFileName = "libvqvae_host.unavailable.txt";
     public const string LibraryEnvironmentVariable = "VQVAE_HOST_LIBRARY";
@@ -69,6 +69,9 @@ internal static unsafe partial class HostRuntime
     [LibraryImport(NativeLibraries.Host)]
     public static partial int vqh_launch(int kernelIndex, uint* grid3, uint* block3, uint dynamicSharedBytes, void** args,
                                          int threadOrder, ulong seed, byte* err, int errCap);
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial ulong vqh_fiber_resume_count();
 
     [LibraryImport(NativeLibraries.Host)]
     public static partial void vqh_set_worker_count(int count);
