@@ -1,0 +1,20 @@
+// activations.cu — pointwise nonlinearities, forward and backward.
+//
+// All are grid-stride loops: block (256,1,1), grid (min(ceil(n/256), 65535),1,1); barrier-free.
+// Backward kernels ADD into the input gradient (dx += ...): the tape accumulates gradients.
+//
+//   kernel             computes                                    FLOPs  bytes
+//   relu_forward_f32   y = max(x, 0)                               n      8n
+//   relu_backward_f32  dx += (y > 0) ? dy : 0   (y: the output)    n      16n (read y, dy, dx; write dx)
+#include "common.cuh"
+
+extern "C" __global__ void relu_forward_f32(const float* __restrict__ x, float* __restrict__ y, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) y[i] = fmaxf(x[i], 0.0f);
+}
+VQ_KERNEL_NO_SYNC(relu_forward_f32)
+
+extern "C" __global__ void relu_backward_f32(const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+        if (y[i] > 0.0f) dx[i] += dy[i];
+}
+VQ_KERNEL_NO_SYNC(relu_backward_f32)

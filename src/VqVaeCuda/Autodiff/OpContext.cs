@@ -1,0 +1,80 @@
+using VqVaeCuda.Device;
+using VqVaeCuda.Tensors;
+
+namespace VqVaeCuda.Autodiff;
+
+/// <summary>
+/// What an op needs to run: the device, the arena its outputs come from, and — when gradients are
+/// wanted — the tape it records on. With no tape, ops only compute (inference, finite differences).
+/// </summary>
+public sealed class OpContext
+{
+    /// <summary>A context on <paramref name="arena"/>'s device, recording on <paramref name="tape"/> when given.</summary>
+    public OpContext(Arena arena, Tape? tape = null)
+    {
+        Arena = arena;
+        Tape = tape;
+    }
+
+    /// <summary>The device.</summary>
+    public IDevice Device => Arena.Device;
+
+    /// <summary>Per-step memory for outputs and temporaries.</summary>
+    public Arena Arena { get; }
+
+    /// <summary>The tape, or null when not recording.</summary>
+    public Tape? Tape { get; }
+
+    /// <summary>A fresh output tensor from the arena.</summary>
+    public Tensor NewTensor(Shape shape, DType dtype = DType.Float32, string? purpose = null) => Arena.Allocate(shape, dtype, purpose);
+
+    /// <summary>A zero-filled tensor from the arena.</summary>
+    public Tensor Zeros(Shape shape, DType dtype = DType.Float32, string? purpose = null) => Arena.Zeros(shape, dtype, purpose);
+
+    /// <summary>Launches a kernel by name (compiled and cached by the device on first use).</summary>
+    public void Launch(string kernel, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        Device.Launch(Device.GetKernel(kernel), grid, block, dynamicSharedBytes, args);
+
+    /// <summary>Threads per block of the grid-stride elementwise kernels.</summary>
+    public const int ElementwiseBlock = 256;
+
+    /// <summary>
+    /// Launches a grid-stride kernel over <paramref name="count"/> elements: blocks of 256, enough to
+    /// cover the elements up to 65535 blocks (the loop inside the kernel covers the rest).
+    /// </summary>
+    public void LaunchElementwise(string kernel, long count, params ReadOnlySpan<KernelArg> args)
+    {
+        var blocks = (uint)Math.Clamp((count + ElementwiseBlock - 1) / ElementwiseBlock, 1, 65535);
+        Launch(kernel, new Dim3(blocks), ElementwiseBlock, 0, args);
+    }
+
+    /// <summary>
+    /// Records <paramref name="backward"/> when a tape is present and any of <paramref name="inputs"/> needs a
+    /// gradient; marks <paramref name="output"/> as needing one in that case.
+    /// </summary>
+    public void Record(string op, Tensor output, Tensor[] inputs, Action<Tape> backward)
+    {
+        if (Tape is null || !inputs.Any(i => i.RequiresGrad)) return;
+        output.RequiresGrad = true;
+        var tape = Tape;
+        tape.Record(op, () =>
+        {
+            // No gradient reached this output (it did not feed the loss): nothing to propagate.
+            if (tape.TryGradOf(output) is null) return;
+            backward(tape);
+        }, output);
+    }
+
+    /// <summary>As <see cref="Record(string, Tensor, Tensor[], Action{Tape})"/> for ops with several outputs.</summary>
+    public void Record(string op, Tensor[] outputs, Tensor[] inputs, Action<Tape> backward)
+    {
+        if (Tape is null || !inputs.Any(i => i.RequiresGrad)) return;
+        foreach (var o in outputs) o.RequiresGrad = true;
+        var tape = Tape;
+        tape.Record(op, () =>
+        {
+            if (outputs.All(o => tape.TryGradOf(o) is null)) return;
+            backward(tape);
+        }, outputs);
+    }
+}

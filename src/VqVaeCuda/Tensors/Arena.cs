@@ -1,0 +1,78 @@
+using VqVaeCuda.Device;
+
+namespace VqVaeCuda.Tensors;
+
+/// <summary>The arena could not satisfy an allocation.</summary>
+public sealed class ArenaExhaustedException(string message) : InvalidOperationException(message);
+
+/// <summary>
+/// Per-step memory for activations and temporaries: one device buffer and a bump pointer, reset at the
+/// start of each step. Because a step allocates the same sizes in the same order, every tensor gets
+/// the same address every step — which is what lets a whole training step be captured as one CUDA
+/// graph. Tensors from the arena are views: they die with the next <see cref="Reset"/>.
+/// </summary>
+public sealed class Arena : IDisposable
+{
+    /// <summary>Allocations start on 256-byte boundaries, as cudaMalloc's do (coalescing, vector loads).</summary>
+    public const int Alignment = 256;
+
+    private readonly DeviceBuffer _buffer;
+    private long _offset;
+
+    /// <summary>An arena of <paramref name="capacityBytes"/> on <paramref name="device"/>.</summary>
+    public Arena(IDevice device, long capacityBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacityBytes, Alignment);
+        Device = device;
+        _buffer = device.Allocate(capacityBytes);
+        Capacity = capacityBytes;
+    }
+
+    /// <summary>The device.</summary>
+    public IDevice Device { get; }
+
+    /// <summary>Total bytes.</summary>
+    public long Capacity { get; }
+
+    /// <summary>Bytes handed out since the last reset.</summary>
+    public long Used => _offset;
+
+    /// <summary>The most bytes ever in use at once: size the arena from this.</summary>
+    public long HighWater { get; private set; }
+
+    /// <summary>Generation counter: incremented by every reset (lets views detect staleness in debugging).</summary>
+    public int Generation { get; private set; }
+
+    /// <summary>A tensor of <paramref name="shape"/> from the arena (contents unspecified).</summary>
+    /// <exception cref="ArenaExhaustedException">Not enough room left; the message gives the sizes.</exception>
+    public Tensor Allocate(Shape shape, DType dtype = DType.Float32, string? purpose = null)
+    {
+        long bytes = shape.Count * 4;
+        long start = (_offset + Alignment - 1) / Alignment * Alignment;
+        if (start + bytes > Capacity)
+            throw new ArenaExhaustedException(
+                $"arena of {Capacity / 1048576.0:F1} MiB exhausted: {Used / 1048576.0:F1} MiB in use, {bytes / 1048576.0:F2} MiB requested" +
+                (purpose is null ? "" : $" for {purpose}") + $" {shape}; create the arena with more capacity");
+        _offset = start + bytes;
+        HighWater = Math.Max(HighWater, _offset);
+        return new Tensor(Device, _buffer.Pointer.Offset(start), shape, dtype);
+    }
+
+    /// <summary>A zero-filled tensor from the arena.</summary>
+    public Tensor Zeros(Shape shape, DType dtype = DType.Float32, string? purpose = null)
+    {
+        var t = Allocate(shape, dtype, purpose);
+        Device.FillBytes(t.Pointer, 0, t.Bytes);
+        return t;
+    }
+
+    /// <summary>Forgets every allocation: the next step starts again at offset 0.</summary>
+    public void Reset()
+    {
+        _offset = 0;
+        Generation++;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _buffer.Dispose();
+}
