@@ -14,6 +14,10 @@ internal static class BenchCommand
         {
             Description = "Benchmark the individual kernels (elementwise, reductions, transposes, barrier cost, GEMM).",
         };
+        var ops = new Option<bool>("--ops")
+        {
+            Description = "Benchmark every op forward and backward at the fashion-mnist model's shapes, and the fused quantizer against GEMM-then-argmin.",
+        };
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
         var elements = new Option<int>("--elements")
@@ -27,12 +31,14 @@ internal static class BenchCommand
             DefaultValueFactory = _ => 7,
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results to this JSON file." };
-        var command = new Command("bench", "Measure time and throughput on a device, with the H100 floor beside each figure.");
-        foreach (var o in new Option[] { kernels, device, cache, elements, repetitions, json }) command.Options.Add(o);
+        var command = new Command("bench", "Measure time and throughput on a device, with the H100 floor beside each figure: " +
+                                            "--kernels for the individual kernels, --ops for every op forward and backward.");
+        foreach (var o in new Option[] { kernels, ops, device, cache, elements, repetitions, json }) command.Options.Add(o);
         command.SetAction(result => CommonOptions.Guard(() =>
         {
-            if (!result.GetValue(kernels))
-                throw new ArgumentException("choose what to benchmark: --kernels");
+            bool runKernels = result.GetValue(kernels), runOps = result.GetValue(ops);
+            if (!runKernels && !runOps)
+                throw new ArgumentException("choose what to benchmark: --kernels and/or --ops");
             int n = result.GetValue(elements), reps = result.GetValue(repetitions);
             if (n < 1024) throw new ArgumentException($"--elements {n}: at least 1024");
             if (reps < 1) throw new ArgumentException($"--repetitions {reps}: at least 1");
@@ -40,11 +46,15 @@ internal static class BenchCommand
             var options = new KernelBenchmarkOptions { Elements = n, Repetitions = reps };
             var results = new List<BenchmarkResult>();
             AnsiConsole.Status().Start("benchmarking", ctx =>
-                KernelBenchmarks.Run(dev, options, r =>
+            {
+                void Report(BenchmarkResult r)
                 {
                     results.Add(r);
-                    ctx.Status($"benchmarking: {r.Group} / {r.Variant} done");
-                }));
+                    ctx.Status(Markup.Escape($"benchmarking: {r.Group} / {r.Variant} done"));
+                }
+                if (runKernels) KernelBenchmarks.Run(dev, options, Report);
+                if (runOps) OpBenchmarks.Run(dev, OpBenchmarkCatalog.All(), repetitions: reps, progress: Report);
+            });
             Print(results, options.Reference);
             if (result.GetValue(json) is { } file)
             {
