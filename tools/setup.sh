@@ -33,7 +33,8 @@ enable_non_free() {
 enable_non_free
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends cmake g++ make libopenblas-dev libnvrtc11.2 >/dev/null
+# fonts-dejavu-core: the plots' text (SkiaSharp finds no typeface on a machine without fonts).
+apt-get install -y -qq --no-install-recommends cmake g++ make libopenblas-dev libnvrtc11.2 fonts-dejavu-core fontconfig >/dev/null
 # The data set is optional for the tests (they make their own data), so its absence is not fatal.
 apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null ||
   echo "setup: dataset-fashion-mnist not installed (training on Fashion-MNIST will need it)" >&2
