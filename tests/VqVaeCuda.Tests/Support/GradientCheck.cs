@@ -22,10 +22,14 @@ public static class GradientCheck
     /// <param name="samplesPerInput">How many elements of each input to difference.</param>
     /// <param name="h">Finite-difference step.</param>
     /// <param name="relativeTolerance">|analytic − numeric| ≤ tol · max(1, |numeric|, |analytic|).</param>
+    /// <param name="arenaBytes">
+    /// Arena size of each evaluation. Every finite difference builds a fresh arena, and on the checked CPU
+    /// device a fresh arena is filled with NaN: small ops with many samples run much faster with a small one.
+    /// </param>
     public static void Check(IDevice device, IReadOnlyList<Input> inputs, Func<OpContext, Tensor[], Tensor> forward,
-                             int samplesPerInput = 12, float h = 1e-2f, double relativeTolerance = 2e-2)
+                             int samplesPerInput = 12, float h = 1e-2f, double relativeTolerance = 2e-2, long arenaBytes = 32L << 20)
     {
-        using var arena = new Arena(device, 32L << 20);
+        using var arena = new Arena(device, arenaBytes);
 
         // Analytic gradients.
         var tape = new Tape(arena);
@@ -48,9 +52,9 @@ public static class GradientCheck
             {
                 float original = values[j];
                 values[j] = original + h;
-                double plus = Evaluate(device, inputs, k, values, forward, r);
+                double plus = Evaluate(device, arenaBytes, inputs, k, values, forward, r);
                 values[j] = original - h;
-                double minus = Evaluate(device, inputs, k, values, forward, r);
+                double minus = Evaluate(device, arenaBytes, inputs, k, values, forward, r);
                 values[j] = original;
                 double numeric = (plus - minus) / (2 * h);
                 double a = analytic[k][j];
@@ -69,10 +73,10 @@ public static class GradientCheck
         return t;
     }
 
-    private static double Evaluate(IDevice device, IReadOnlyList<Input> inputs, int replaced, float[] values,
+    private static double Evaluate(IDevice device, long arenaBytes, IReadOnlyList<Input> inputs, int replaced, float[] values,
                                    Func<OpContext, Tensor[], Tensor> forward, float[] r)
     {
-        using var arena = new Arena(device, 32L << 20);
+        using var arena = new Arena(device, arenaBytes);
         var ctx = new OpContext(arena);
         var leaves = inputs.Select((input, k) =>
         {

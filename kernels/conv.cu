@@ -1,0 +1,161 @@
+// conv.cu — the non-GEMM half of 2-D convolution (NCHW, float32): im2col / col2im, layout change,
+// channel bias forward and backward, weight masks for the masked (PixelCNN) convolutions.
+//
+// How a convolution uses them (src/VqVaeCuda/Ops/Convolution.cs has the whole story):
+//   conv2d forward      im2col(x) -> col; y[n] = W · col[:, n] (one strided-batched GEMM); bias
+//   conv2d backward     dY -> dYᵀ in [Cout][N·P]; dW += dYᵀ · colᵀ; dcol = Wᵀ · dYᵀ; col2im(dcol) += dx
+//   conv_transpose2d    the same pieces with forward and backward-data exchanged.
+//
+// The column matrix. For a convolution of an image [N,C,H,W] with a kh×kw kernel, stride (sh,sw),
+// zero padding (ph,pw) and output Ho×Wo (P = Ho·Wo output positions per image), `col` is a row-major
+// matrix of K = C·kh·kw rows and N·P columns:
+//     col[(c·kh + i)·kw + j][n·P + oh·Wo + ow] = x[n, c, oh·sh − ph + i, ow·sw − pw + j]   (0 outside x)
+// All images side by side in one matrix (not one matrix per image) so the weight gradient is ONE
+// GEMM with inner dimension N·P, and the forward GEMM of image n reads columns n·P.. with leading
+// dimension N·P (strided batched, stride P).
+//
+// Shapes in the table: NP = N·P, K = C·kh·kw, X = N·C·H·W (image elements). All kernels index with
+// int: the op checks every count fits. Grid-stride kernels: block (256,1,1), grid
+// (min(ceil(count/256), 65535),1,1); any grid is correct.
+//
+//   kernel                         computes                                      launch            FLOPs       bytes (fewest)
+//   conv_im2col_f32                col from x, as above                          grid-stride over  0           4X + 4·K·NP
+//                                  (thread per (c,n,oh,ow), loops over i,j)      C·N·P threads
+//   conv_col2im_f32                x[n,c,h,w] (=|+=) Σ of the col entries that   grid-stride over  K·NP        4·K·NP + 4X (8X
+//                                  im2col copied from (n,c,h,w); one thread      X threads         (adds)      when accumulating)
+//                                  gathers all of one element's contributions
+//                                  in a fixed order: no atomics, the result does
+//                                  not depend on thread order
+//   conv_nchw_to_cnhw_f32          y[c][n][p] = x[n][c][p] (batched transpose of  grid-stride over  0           8·N·C·P
+//                                  the two outer axes; runs of p stay contiguous) N·C·P threads
+//   channel_bias_forward_f32       y[i] = x[i] + b[(i / P) % C]; x == y allowed   grid-stride over  n           8n + 4C
+//                                                                                 n threads
+//   channel_bias_backward_f32      db[c] += Σ_{n,p} dy[n,c,p]                     grid (C,1,1),     N·C·P       4·N·C·P + 8C
+//                                  one block per channel: thread-strided sums,    block (B,1,1),
+//                                  warp shuffles, one barrier, warp 0 folds;      B a multiple of
+//                                  a fixed tree, so bit-identical in every order  32, ≤ 1024 (256)
+//   conv_mask_multiply_f32         out[i] = w[i] · mask[i % m]                    grid-stride, n    n           8n + 4m
+//   conv_mask_multiply_add_f32     dw[i] += g[i] · mask[i % m]                    grid-stride, n    2n          12n + 4m
+// (m = mask elements: the whole weight's count for a full [Cout,Cin,kh,kw] mask, kh·kw for a [kh,kw]
+// mask shared by every (out, in) channel pair.)
+#include "common.cuh"
+
+extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* __restrict__ col, int N, int C, int H, int W,
+                                           int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
+    const int P = Ho * Wo;
+    const int NP = N * P;
+    const int total = C * NP;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
+        // t = c·NP + q with q = n·P + oh·Wo + ow: consecutive threads write consecutive columns (coalesced).
+        const int c = t / NP;
+        const int q = t - c * NP;
+        const int n = q / P;
+        const int p = q - n * P;
+        const int oh = p / Wo;
+        const int ow = p - oh * Wo;
+        const int h0 = oh * sh - ph;
+        const int w0 = ow * sw - pw;
+        const float* image = x + (n * C + c) * H * W;
+        float* out = col + (c * kh * kw) * NP + q;
+        for (int i = 0; i < kh; i++) {
+            const int h = h0 + i;
+            const bool rowInside = h >= 0 && h < H;
+            for (int j = 0; j < kw; j++) {
+                const int w = w0 + j;
+                out[(i * kw + j) * NP] = (rowInside && w >= 0 && w < W) ? image[h * W + w] : 0.0f;
+            }
+        }
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_im2col_f32)
+
+// accumulate != 0: x += the gathered sum (gradients); accumulate == 0: x = the sum (transposed-conv
+// forward, where x is a fresh output and may hold anything).
+extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float* __restrict__ x, int N, int C, int H, int W,
+                                           int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int accumulate) {
+    const int P = Ho * Wo;
+    const int NP = N * P;
+    const int total = N * C * H * W;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
+        const int w = t % W;
+        const int h = (t / W) % H;
+        const int c = (t / (W * H)) % C;
+        const int n = t / (W * H * C);
+        // Output rows oh that touched row h: oh·sh − ph + i = h for some tap 0 ≤ i < kh.
+        const int hp = h + ph;
+        const int wp = w + pw;
+        const int ohLo = hp < kh ? 0 : (hp - kh) / sh + 1;
+        const int ohHi = min(hp / sh, Ho - 1);
+        const int owLo = wp < kw ? 0 : (wp - kw) / sw + 1;
+        const int owHi = min(wp / sw, Wo - 1);
+        const float* base = col + (c * kh * kw) * NP + n * P;
+        float sum = 0.0f;
+        for (int oh = ohLo; oh <= ohHi; oh++) {
+            const int i = hp - oh * sh;
+            for (int ow = owLo; ow <= owHi; ow++) {
+                const int j = wp - ow * sw;
+                sum += base[(i * kw + j) * NP + oh * Wo + ow];
+            }
+        }
+        x[t] = accumulate ? x[t] + sum : sum;
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_col2im_f32)
+
+extern "C" __global__ void conv_nchw_to_cnhw_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P) {
+    const int total = N * C * P;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
+        // t indexes the output [C][N][P], so writes are coalesced; reads are too within a run of P.
+        const int p = t % P;
+        const int n = (t / P) % N;
+        const int c = t / (P * N);
+        y[t] = x[(n * C + c) * P + p];
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_nchw_to_cnhw_f32)
+
+// No __restrict__: the convolutions add their bias in place (x == y).
+extern "C" __global__ void channel_bias_forward_f32(const float* x, const float* bias, float* y, int C, int P, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) y[i] = x[i] + bias[(i / P) % C];
+}
+VQ_KERNEL_NO_SYNC(channel_bias_forward_f32)
+
+__device__ __forceinline__ float conv_warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(VQ_FULL_WARP_MASK, v, offset);
+    return v;
+}
+
+extern "C" __global__ void channel_bias_backward_f32(const float* __restrict__ dy, float* __restrict__ dbias, int N, int C, int P) {
+    __shared__ float warpSums[32];
+    const int c = blockIdx.x;
+    const int count = N * P;
+    float acc = 0.0f;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) {
+        const int n = i / P;
+        acc += dy[(n * C + c) * P + (i - n * P)];
+    }
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    acc = conv_warp_sum(acc);
+    if (lane == 0) warpSums[warp] = acc;
+    __syncthreads();
+    // Every thread of warp 0 takes part in the shuffles (a full mask needs the whole warp).
+    if (warp == 0) {
+        const int warps = (blockDim.x + 31) >> 5;
+        acc = conv_warp_sum(lane < warps ? warpSums[lane] : 0.0f);
+        if (lane == 0) dbias[c] += acc;
+    }
+}
+VQ_KERNEL_SYNC(channel_bias_backward_f32)
+
+extern "C" __global__ void conv_mask_multiply_f32(const float* __restrict__ w, const float* __restrict__ mask, float* __restrict__ out,
+                                                  int n, int m) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = w[i] * mask[i % m];
+}
+VQ_KERNEL_NO_SYNC(conv_mask_multiply_f32)
+
+extern "C" __global__ void conv_mask_multiply_add_f32(const float* __restrict__ g, const float* __restrict__ mask, float* __restrict__ dw,
+                                                      int n, int m) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) dw[i] += g[i] * mask[i % m];
+}
+VQ_KERNEL_NO_SYNC(conv_mask_multiply_add_f32)

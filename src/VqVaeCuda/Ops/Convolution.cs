@@ -1,0 +1,340 @@
+using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
+using VqVaeCuda.Tensors;
+
+namespace VqVaeCuda.Ops;
+
+/// <summary>
+/// 2-D convolutions over NCHW float32 tensors with PyTorch's layouts and semantics: <see cref="Conv2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/>,
+/// <see cref="ConvTranspose2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/> (output_padding 0, no dilation, no groups),
+/// <see cref="MaskedConv2d(OpContext, Tensor, Tensor, Tensor?, Tensor, int)"/> for the Gated PixelCNN, and the
+/// per-channel bias (<see cref="ChannelBias"/>). Kernels: kernels/conv.cu; the products go through the device GEMM.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Every convolution is im2col + GEMM. For a convolution of an image [N,C,H,W] with a kh×kw kernel,
+/// the column matrix <c>col</c> has K = C·kh·kw rows and N·P columns (P = Ho·Wo): column n·P + p holds
+/// the K input values output position p of image n sees (kernels/conv.cu gives the exact index).
+/// With the weight read as a row-major Cout×K matrix W:
+/// <code>
+///   conv2d forward   y[n]        = W · col[:, n·P ..]            (Cout×P per image: NCHW directly)
+///   backward data    dcol[:, n·P..] = Wᵀ · dy[n];  dx += col2im(dcol)
+///   backward weight  dW         += dyᵀ · colᵀ,  dyᵀ = dy as [Cout][N·P]   (one GEMM, inner size N·P)
+///   transposed conv  = the same three products with forward and backward-data exchanged.
+/// </code>
+/// </para>
+/// <para>
+/// Batch handling: all N images share ONE column matrix and every product is a single device call.
+/// The forward and backward-data products are strided-batched GEMMs whose batch index is the image:
+/// the weight has stride 0, the columns of image n start n·P columns in (stride P, leading dimension
+/// N·P), and the image side is NCHW as stored (stride C·P) — so no layout change is needed on those
+/// paths. The weight gradient sums over images, which a batched GEMM cannot do into one output; with
+/// the images side by side it is one plain GEMM of inner dimension N·P after one transpose of dy (or,
+/// for the transposed convolution, of x) to [C][N·P]. One call per product instead of N per-image
+/// calls keeps the GPU busy on small images (8×8 latents: P = 64), and the N·P-deep weight-gradient
+/// GEMM accumulates in one place, deterministically, without a beta=1 chain of N GEMMs.
+/// The price is memory: the columns of the whole batch (K·N·P floats) come from the arena and, for
+/// the weight gradient, stay there until the step ends.
+/// </para>
+/// <para>
+/// GEMM is cuBLAS's column-major convention. Every product here is written for row-major matrices;
+/// a row-major Z = X·Y is the column-major Zᵀ = Yᵀ·Xᵀ, i.e. the call with the operands swapped
+/// (<see cref="GemmRowMajor"/>; the GEMM tests show the trick on its own).
+/// </para>
+/// </remarks>
+public static class Convolution
+{
+    /// <summary>Threads per block of the per-channel bias reduction (one block per channel).</summary>
+    private const int BiasReductionBlock = 256;
+
+    /// <summary>
+    /// PyTorch's <c>conv2d</c>: x [N,Cin,H,W] ⊛ weight [Cout,Cin,kh,kw] (+ bias [Cout]) → [N,Cout,Ho,Wo] with
+    /// Ho = (H + 2·padding − kh)/stride + 1 (rounded down), the same for widths; zero padding.
+    /// Backward: dx += col2im(Wᵀ·dy), dW += dy·colᵀ, db += Σ_{n,h,w} dy.
+    /// </summary>
+    /// <exception cref="OpArgumentException">Bad ranks, channel counts, bias length, an empty output, mixed devices.</exception>
+    public static Tensor Conv2d(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, int stride, int padding) =>
+        Conv2d(ctx, x, weight, bias, stride, stride, padding, padding);
+
+    /// <summary>
+    /// <see cref="Conv2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/> with separate vertical and horizontal
+    /// strides and paddings (PyTorch's <c>stride=(sh,sw), padding=(ph,pw)</c>); the kernel may be non-square.
+    /// </summary>
+    /// <exception cref="OpArgumentException">Bad ranks, channel counts, bias length, an empty output, mixed devices.</exception>
+    public static Tensor Conv2d(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, int strideH, int strideW, int padH, int padW)
+    {
+        const string op = "conv2d";
+        var g = CheckConv2d(op, x, weight, bias, strideH, strideW, padH, padW);
+        return Conv2dForward(ctx, op, g, x, weight, bias);
+    }
+
+    /// <summary>
+    /// PyTorch's <c>conv_transpose2d</c> (output_padding 0): x [N,Cin,H,W], weight [Cin,Cout,kh,kw] (the transposed
+    /// layout), bias [Cout] → [N,Cout,Ho,Wo] with Ho = (H − 1)·stride − 2·padding + kh. It is the
+    /// backward-data of the convolution that maps [N,Cout,Ho,Wo] to [N,Cin,H,W] with this weight: forward
+    /// is GEMM then col2im, backward dx is that convolution's forward (im2col then GEMM).
+    /// </summary>
+    /// <exception cref="OpArgumentException">Bad ranks, channel counts, bias length, an empty output, mixed devices.</exception>
+    public static Tensor ConvTranspose2d(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, int stride, int padding) =>
+        ConvTranspose2d(ctx, x, weight, bias, stride, stride, padding, padding);
+
+    /// <summary>
+    /// <see cref="ConvTranspose2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/> with separate vertical and
+    /// horizontal strides and paddings; the kernel may be non-square.
+    /// </summary>
+    /// <exception cref="OpArgumentException">Bad ranks, channel counts, bias length, an empty output, mixed devices.</exception>
+    public static Tensor ConvTranspose2d(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, int strideH, int strideW, int padH, int padW)
+    {
+        const string op = "conv_transpose2d";
+        CheckCommon(op, x, weight, bias, strideH, strideW, padH, padW);
+        int n = x.Shape[0], cin = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        int wIn = weight.Shape[0], cout = weight.Shape[1], kh = weight.Shape[2], kw = weight.Shape[3];
+        OpChecks.Require(wIn == cin, op, $"weight {weight.Describe()} [Cin,Cout,kh,kw] expects {wIn} input channels but input {x.Describe()} has {cin}");
+        CheckBias(op, bias, cout, weight);
+        long ho = (long)(h - 1) * strideH - 2L * padH + kh, wo = (long)(w - 1) * strideW - 2L * padW + kw;
+        OpChecks.Require(ho >= 1 && wo >= 1, op,
+                         $"output of {ho}x{wo} for input {x.Describe()}, kernel {kh}x{kw}, stride ({strideH},{strideW}), padding ({padH},{padW}): it must be at least 1x1");
+        // The underlying convolution runs from the output (its image: Cout channels, ho×wo) to x's H×W.
+        CheckSizes(op, n, cout, ho, wo, cin, kh, kw, h, w);
+        var g = new ConvGeometry(n, cout, (int)ho, (int)wo, cin, kh, kw, strideH, strideW, padH, padW, h, w);
+        return ConvTranspose2dForward(ctx, op, g, x, weight, bias);
+    }
+
+    /// <summary>
+    /// A convolution whose weight is multiplied by a constant <paramref name="mask"/> (stride 1): the
+    /// masked convolutions of PixelCNN and of the Gated PixelCNN's stacks (<see cref="ConvMasks"/>). The mask
+    /// is [Cout,Cin,kh,kw] or [kh,kw] (shared by every channel pair) and multiplies the weight in forward
+    /// and the weight gradient in backward, so a masked tap neither affects the output nor ever learns.
+    /// Padding is <paramref name="padding"/> on all sides; with padding kh/2 an odd kernel keeps H×W.
+    /// </summary>
+    /// <exception cref="OpArgumentException">As <see cref="Conv2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/>, or a mask of the wrong shape.</exception>
+    public static Tensor MaskedConv2d(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, Tensor mask, int padding) =>
+        MaskedConv2d(ctx, x, weight, bias, mask, padding, padding);
+
+    /// <summary>
+    /// <see cref="MaskedConv2d(OpContext, Tensor, Tensor, Tensor?, Tensor, int)"/> with separate vertical and
+    /// horizontal padding: the horizontal stack's 1×k kernel takes padding (0, k/2).
+    /// </summary>
+    /// <exception cref="OpArgumentException">As <see cref="Conv2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/>, or a mask of the wrong shape.</exception>
+    public static Tensor MaskedConv2d(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, Tensor mask, int padH, int padW)
+    {
+        const string op = "masked_conv2d";
+        var g = CheckConv2d(op, x, weight, bias, 1, 1, padH, padW);
+        OpChecks.DTypeIs(op, mask, DType.Float32, "mask");
+        OpChecks.SameDevice(op, weight, mask);
+        var kernelShape = new Shape(g.Kh, g.Kw);
+        OpChecks.Require(mask.Shape == weight.Shape || mask.Shape == kernelShape, op,
+                         $"mask {mask.Describe()} must have the weight's shape {weight.Shape} or the kernel's {kernelShape}");
+
+        int count = (int)weight.Count, maskCount = (int)mask.Count;
+        var masked = ctx.NewTensor(weight.Shape, purpose: $"{op} masked weight");
+        ctx.LaunchElementwise("conv_mask_multiply_f32", count, weight.Pointer, mask.Pointer, masked.Pointer, count, maskCount);
+        ctx.Record($"{op} (weight mask)", masked, [weight], tape =>
+        {
+            // The convolution's backward (recorded next, so replayed first) filled the masked weight's gradient.
+            ctx.LaunchElementwise("conv_mask_multiply_add_f32", count, tape.GradOf(masked).Pointer, mask.Pointer, tape.GradOf(weight).Pointer,
+                                  count, maskCount);
+        });
+        return Conv2dForward(ctx, op, g, x, masked, bias);
+    }
+
+    /// <summary>
+    /// y[n,c,...] = x[n,c,...] + bias[c] for x of rank ≥ 2 with channels on axis 1 ([N,C], [N,C,L], [N,C,H,W]).
+    /// Backward: dx += dy; db[c] += Σ over every other axis of dy.
+    /// </summary>
+    /// <exception cref="OpArgumentException">Rank below 2, a bias that is not [C], mixed devices.</exception>
+    public static Tensor ChannelBias(OpContext ctx, Tensor x, Tensor bias)
+    {
+        const string op = "channel_bias";
+        OpChecks.DTypeIs(op, x, DType.Float32, "input");
+        OpChecks.DTypeIs(op, bias, DType.Float32, "bias");
+        OpChecks.SameDevice(op, x, bias);
+        OpChecks.Require(x.Shape.Rank >= 2, op, $"input must have rank 2 or more with channels on axis 1, got {x.Describe()}");
+        int n = x.Shape[0], c = x.Shape[1];
+        OpChecks.Require(bias.Shape.Rank == 1 && bias.Shape[0] == c, op, $"bias {bias.Describe()} must be [{c}] for input {x.Describe()}");
+        OpChecks.Require(x.Count <= int.MaxValue, op, $"input {x.Describe()} has more than {int.MaxValue} elements");
+        int count = (int)x.Count, p = count / (n * c);
+
+        var y = ctx.NewTensor(x.Shape, purpose: op);
+        ctx.LaunchElementwise("channel_bias_forward_f32", count, x.Pointer, bias.Pointer, y.Pointer, c, p, count);
+        ctx.Record(op, y, [x, bias], tape =>
+        {
+            var dy = tape.GradOf(y);
+            if (x.RequiresGrad) ctx.LaunchElementwise("axpy_f32", count, dy.Pointer, tape.GradOf(x).Pointer, 1f, count);
+            if (bias.RequiresGrad) BiasBackward(ctx, dy, tape.GradOf(bias), n, c, p);
+        });
+        return y;
+    }
+
+    // ---- forward and backward ---------------------------------------------------------------
+
+    private static Tensor Conv2dForward(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias)
+    {
+        var device = ctx.Device;
+        var y = ctx.NewTensor(new Shape(g.N, g.Co, g.Ho, g.Wo), purpose: op);
+        var col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
+        Im2Col(ctx, g, x.Pointer, col.Pointer);
+        // y[n] (Cout×P) = W (Cout×K) · col[:, n·P..] (K×P, row length N·P), for every image n at once.
+        GemmRowMajorBatched(device, false, false, g.Co, g.P, g.K, weight.Pointer, g.K, 0, col.Pointer, g.NP, g.P,
+                            0f, y.Pointer, g.P, (long)g.Co * g.P, g.N);
+        if (bias is not null) AddBiasInPlace(ctx, y, bias, g.Co, g.P);
+
+        ctx.Record(op, y, bias is null ? [x, weight] : [x, weight, bias], tape =>
+        {
+            var dy = tape.GradOf(y);
+            if (bias is { RequiresGrad: true }) BiasBackward(ctx, dy, tape.GradOf(bias), g.N, g.Co, g.P);
+            if (weight.RequiresGrad)
+            {
+                // dW (Cout×K) += dyᵀ (Cout×N·P) · colᵀ (N·P×K): one GEMM summing over images and positions.
+                var dyT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} output gradient as [C][N·P]");
+                ToChannelsFirst(ctx, dy.Pointer, dyT.Pointer, g.N, g.Co, g.P);
+                GemmRowMajor(device, false, true, g.Co, g.K, g.NP, dyT.Pointer, g.NP, col.Pointer, g.NP, 1f, tape.GradOf(weight).Pointer, g.K);
+            }
+            if (x.RequiresGrad)
+            {
+                // dcol[:, n·P..] (K×P) = Wᵀ (K×Cout) · dy[n] (Cout×P); then every column entry goes back to its pixel.
+                var dcol = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} column gradient");
+                GemmRowMajorBatched(device, true, false, g.K, g.P, g.Co, weight.Pointer, g.K, 0, dy.Pointer, g.P, (long)g.Co * g.P,
+                                    0f, dcol.Pointer, g.NP, g.P, g.N);
+                Col2Im(ctx, g, dcol.Pointer, tape.GradOf(x).Pointer, accumulate: true);
+            }
+        });
+        return y;
+    }
+
+    // g describes the underlying convolution from y (its image) to x (its output); g.Co is x's channel count.
+    private static Tensor ConvTranspose2dForward(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias)
+    {
+        var device = ctx.Device;
+        var y = ctx.NewTensor(new Shape(g.N, g.C, g.H, g.W), purpose: op);
+        var col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
+        // col[:, n·P..] (K×P) = Wᵀ (K×Cin) · x[n] (Cin×P); then col2im writes (not adds) every pixel of y.
+        GemmRowMajorBatched(device, true, false, g.K, g.P, g.Co, weight.Pointer, g.K, 0, x.Pointer, g.P, (long)g.Co * g.P,
+                            0f, col.Pointer, g.NP, g.P, g.N);
+        Col2Im(ctx, g, col.Pointer, y.Pointer, accumulate: false);
+        if (bias is not null) AddBiasInPlace(ctx, y, bias, g.C, g.H * g.W);
+
+        ctx.Record(op, y, bias is null ? [x, weight] : [x, weight, bias], tape =>
+        {
+            var dy = tape.GradOf(y);
+            if (bias is { RequiresGrad: true }) BiasBackward(ctx, dy, tape.GradOf(bias), g.N, g.C, g.H * g.W);
+            if (!x.RequiresGrad && !weight.RequiresGrad) return;
+            var dcol = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} column gradient");
+            Im2Col(ctx, g, dy.Pointer, dcol.Pointer);
+            if (x.RequiresGrad)
+            {
+                // dx[n] (Cin×P) += W (Cin×K) · dcol[:, n·P..] (K×P): the convolution's forward.
+                GemmRowMajorBatched(device, false, false, g.Co, g.P, g.K, weight.Pointer, g.K, 0, dcol.Pointer, g.NP, g.P,
+                                    1f, tape.GradOf(x).Pointer, g.P, (long)g.Co * g.P, g.N);
+            }
+            if (weight.RequiresGrad)
+            {
+                // dW (Cin×K) += xᵀ (Cin×N·P) · dcolᵀ (N·P×K).
+                var xT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} input as [C][N·P]");
+                ToChannelsFirst(ctx, x.Pointer, xT.Pointer, g.N, g.Co, g.P);
+                GemmRowMajor(device, false, true, g.Co, g.K, g.NP, xT.Pointer, g.NP, dcol.Pointer, g.NP, 1f, tape.GradOf(weight).Pointer, g.K);
+            }
+        });
+        return y;
+    }
+
+    // ---- launches ---------------------------------------------------------------------------
+
+    private static void Im2Col(OpContext ctx, ConvGeometry g, DevicePointer image, DevicePointer col) =>
+        ctx.LaunchElementwise("conv_im2col_f32", (long)g.C * g.NP, image, col, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo);
+
+    private static void Col2Im(OpContext ctx, ConvGeometry g, DevicePointer col, DevicePointer image, bool accumulate) =>
+        ctx.LaunchElementwise("conv_col2im_f32", (long)g.N * g.C * g.H * g.W, col, image, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph,
+                              g.Pw, g.Ho, g.Wo, accumulate ? 1 : 0);
+
+    private static void ToChannelsFirst(OpContext ctx, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p) =>
+        ctx.LaunchElementwise("conv_nchw_to_cnhw_f32", (long)n * c * p, nchw, cnhw, n, c, p);
+
+    private static void AddBiasInPlace(OpContext ctx, Tensor y, Tensor bias, int c, int p) =>
+        ctx.LaunchElementwise("channel_bias_forward_f32", y.Count, y.Pointer, bias.Pointer, y.Pointer, c, p, (int)y.Count);
+
+    private static void BiasBackward(OpContext ctx, Tensor dy, Tensor dbias, int n, int c, int p) =>
+        ctx.Launch("channel_bias_backward_f32", new Dim3((uint)c), BiasReductionBlock, 0, dy.Pointer, dbias.Pointer, n, c, p);
+
+    /// <summary>
+    /// Z (m×n) = op(X) (m×k) · op(Y) (k×n) + beta·Z for ROW-major matrices with row lengths ldx, ldy, ldz.
+    /// Read as column-major, row-major memory holds the transpose, so this is the cuBLAS call for
+    /// Zᵀ = op(Y)ᵀ · op(X)ᵀ: operands swapped, m and n swapped, each operand's transpose flag kept.
+    /// </summary>
+    private static void GemmRowMajor(IDevice device, bool transX, bool transY, int m, int n, int k, DevicePointer x, int ldx,
+                                     DevicePointer y, int ldy, float beta, DevicePointer z, int ldz) =>
+        device.Gemm(Op(transY), Op(transX), n, m, k, 1f, y, ldy, x, ldx, beta, z, ldz);
+
+    /// <summary><see cref="GemmRowMajor"/> over <paramref name="batch"/> products, each operand advancing by its stride (elements).</summary>
+    private static void GemmRowMajorBatched(IDevice device, bool transX, bool transY, int m, int n, int k, DevicePointer x, int ldx, long strideX,
+                                            DevicePointer y, int ldy, long strideY, float beta, DevicePointer z, int ldz, long strideZ, int batch) =>
+        device.GemmStridedBatched(Op(transY), Op(transX), n, m, k, 1f, y, ldy, strideY, x, ldx, strideX, beta, z, ldz, strideZ, batch);
+
+    private static GemmOp Op(bool transpose) => transpose ? GemmOp.Transpose : GemmOp.None;
+
+    // ---- checks (all before any launch) -------------------------------------------------------
+
+    private static ConvGeometry CheckConv2d(string op, Tensor x, Tensor weight, Tensor? bias, int strideH, int strideW, int padH, int padW)
+    {
+        CheckCommon(op, x, weight, bias, strideH, strideW, padH, padW);
+        int n = x.Shape[0], cin = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        int cout = weight.Shape[0], wIn = weight.Shape[1], kh = weight.Shape[2], kw = weight.Shape[3];
+        OpChecks.Require(wIn == cin, op, $"weight {weight.Describe()} [Cout,Cin,kh,kw] expects {wIn} input channels but input {x.Describe()} has {cin}");
+        CheckBias(op, bias, cout, weight);
+        long spanH = (long)h + 2L * padH - kh, spanW = (long)w + 2L * padW - kw;
+        OpChecks.Require(spanH >= 0 && spanW >= 0, op,
+                         $"kernel {kh}x{kw} does not fit input {x.Describe()} padded by ({padH},{padW}): the output would be empty");
+        long ho = spanH / strideH + 1, wo = spanW / strideW + 1;
+        CheckSizes(op, n, cin, h, w, cout, kh, kw, ho, wo);
+        return new ConvGeometry(n, cin, h, w, cout, kh, kw, strideH, strideW, padH, padW, (int)ho, (int)wo);
+    }
+
+    private static void CheckCommon(string op, Tensor x, Tensor weight, Tensor? bias, int strideH, int strideW, int padH, int padW)
+    {
+        OpChecks.DTypeIs(op, x, DType.Float32, "input");
+        OpChecks.DTypeIs(op, weight, DType.Float32, "weight");
+        OpChecks.Rank(op, x, 4, "input [N,C,H,W]");
+        OpChecks.Rank(op, weight, 4, "weight");
+        if (bias is null) OpChecks.SameDevice(op, x, weight);
+        else
+        {
+            OpChecks.DTypeIs(op, bias, DType.Float32, "bias");
+            OpChecks.SameDevice(op, x, weight, bias);
+        }
+        OpChecks.Require(strideH >= 1 && strideW >= 1, op, $"stride ({strideH},{strideW}) must be at least 1");
+        OpChecks.Require(padH >= 0 && padW >= 0, op, $"padding ({padH},{padW}) must not be negative");
+    }
+
+    private static void CheckBias(string op, Tensor? bias, int cout, Tensor weight)
+    {
+        if (bias is null) return;
+        OpChecks.Require(bias.Shape.Rank == 1 && bias.Shape[0] == cout, op,
+                         $"bias {bias.Describe()} must be [{cout}]: one value per output channel of weight {weight.Describe()}");
+    }
+
+    // The kernels and GEMM calls index with int: every buffer they see must have fewer than 2^31 elements.
+    // Products in double: exact far beyond 2^31, and they cannot overflow.
+    private static void CheckSizes(string op, long n, long c, long h, long w, long co, long kh, long kw, long ho, long wo)
+    {
+        double image = (double)n * c * h * w, output = (double)n * co * ho * wo, columns = (double)c * kh * kw * n * ho * wo;
+        double largest = Math.Max(image, Math.Max(output, columns));
+        OpChecks.Require(largest <= int.MaxValue, op,
+                         $"{largest:0} elements in one buffer (image {image:0}, output {output:0}, columns {columns:0}) exceed the kernels' int indexing; split the batch");
+    }
+
+    /// <summary>
+    /// One convolution from an image [N,C,H,W] to an output [N,Co,Ho,Wo] with a kh×kw kernel, stride
+    /// (Sh,Sw), padding (Ph,Pw). The transposed convolution is described by the convolution it reverses.
+    /// </summary>
+    private readonly record struct ConvGeometry(int N, int C, int H, int W, int Co, int Kh, int Kw, int Sh, int Sw, int Ph, int Pw, int Ho, int Wo)
+    {
+        /// <summary>Output positions per image.</summary>
+        public int P => Ho * Wo;
+
+        /// <summary>Columns of the column matrix: every output position of every image.</summary>
+        public int NP => N * Ho * Wo;
+
+        /// <summary>Rows of the column matrix: the values one output position sees.</summary>
+        public int K => C * Kh * Kw;
+    }
+}
