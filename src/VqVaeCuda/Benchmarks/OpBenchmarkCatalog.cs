@@ -20,7 +20,42 @@ public static class OpBenchmarkCatalog
         double n = hidden.Count;
         yield return new OpBenchmarkCase($"relu {hidden}", [hidden], (ctx, t) => Activations.Relu(ctx, t[0]),
                                          n, 8 * n, n, 16 * n);
+        foreach (var c in Convolutions()) yield return c;
         yield return new OpBenchmarkCase($"residual add {hidden}", [hidden, hidden], (ctx, t) => Elementwise.Add(ctx, t[0], t[1]),
                                          n, 12 * n, 2 * n, 24 * n);
+    }
+
+    // The fashion-mnist encoder's and decoder's convolutions. A convolution with Cin·k² inputs per
+    // output does 2·N·Cout·Ho·Wo·Cin·k² FLOPs forward, twice that backward (input and weight
+    // gradients); bytes are the input, weight and output once each (the im2col copy is overhead the
+    // floor does not include).
+    private static IEnumerable<OpBenchmarkCase> Convolutions()
+    {
+        (string Name, int Cin, int Cout, int K, int S, int P, int Size, bool Transposed)[] layers =
+        [
+            ("encoder conv 4x4/2", 1, 64, 4, 2, 1, 28, false),
+            ("encoder conv 4x4/2", 64, 128, 4, 2, 1, 14, false),
+            ("encoder conv 3x3", 128, 128, 3, 1, 1, 7, false),
+            ("residual conv 3x3", 128, 32, 3, 1, 1, 7, false),
+            ("residual conv 1x1", 32, 128, 1, 1, 0, 7, false),
+            ("decoder convT 4x4/2", 128, 64, 4, 2, 1, 7, true),
+            ("decoder convT 4x4/2", 64, 1, 4, 2, 1, 14, true),
+        ];
+        foreach (var l in layers)
+        {
+            var x = new Shape(Batch, l.Cin, l.Size, l.Size);
+            var w = l.Transposed ? new Shape(l.Cin, l.Cout, l.K, l.K) : new Shape(l.Cout, l.Cin, l.K, l.K);
+            var b = new Shape(l.Cout);
+            int outSize = l.Transposed ? (l.Size - 1) * l.S - 2 * l.P + l.K : (l.Size + 2 * l.P - l.K) / l.S + 1;
+            // For the transposed conv the multiply-adds are counted on its input side.
+            double macs = l.Transposed
+                ? (double)Batch * l.Cin * l.Size * l.Size * l.Cout * l.K * l.K
+                : (double)Batch * l.Cout * outSize * outSize * l.Cin * l.K * l.K;
+            double bytes = 4.0 * (x.Count + w.Count + b.Count + (double)Batch * l.Cout * outSize * outSize);
+            string name = $"{l.Name} {x}->[{Batch},{l.Cout},{outSize},{outSize}]";
+            yield return l.Transposed
+                ? new OpBenchmarkCase(name, [x, w, b], (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], l.S, l.P), 2 * macs, bytes, 4 * macs, 2 * bytes)
+                : new OpBenchmarkCase(name, [x, w, b], (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], l.S, l.P), 2 * macs, bytes, 4 * macs, 2 * bytes);
+        }
     }
 }
