@@ -1,0 +1,36 @@
+// adam.cu — one fused Adam step over every parameter of a model.
+//
+// The ParameterStore keeps all values, gradients and both moments in four flat buffers, so one
+// grid-stride launch updates the whole model. PyTorch's torch.optim.Adam (amsgrad=False,
+// maximize=False), element by element, with t the step number (starting at 1):
+//   g  = grad + weight_decay · θ             (PyTorch's L2 form: the decay enters the moments;
+//                                              not AdamW's decoupled decay)
+//   m  = m + (1 − β1) · (g − m)              (exp_avg.lerp_(g, 1 − β1))
+//   v  = β2 · v + (1 − β2) · g²
+//   θ -= step_size · m / (sqrt(v) / sqrt(bc2) + eps),   step_size = lr / bc1,
+//   bc1 = 1 − β1^t, bc2 = 1 − β2^t
+// The bias corrections change every step but are the same for every element: the host computes
+// them in double and passes step_size and sqrt(bc2) as arguments. The gradient buffer is read,
+// not modified (the caller zeroes it before the next backward).
+// Padding elements between parameters stay zero: g = 0, m = v = 0, update 0 / eps = 0.
+//
+//   kernel         launch                                                   FLOPs   bytes
+//   adam_step_f32  grid-stride over n: block (256,1,1),                     ~16n    28n (read θ, g, m, v; write θ, m, v)
+//                  grid (min(ceil(n/256), 65535),1,1); barrier-free
+#include "common.cuh"
+
+extern "C" __global__ void adam_step_f32(float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
+                                         float* __restrict__ v, float one_minus_beta1, float beta2, float one_minus_beta2,
+                                         float eps, float weight_decay, float step_size, float bias_correction2_sqrt, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+        const float theta = param[i];
+        const float g = grad[i] + weight_decay * theta;
+        const float mi = m[i] + one_minus_beta1 * (g - m[i]);
+        const float vi = beta2 * v[i] + one_minus_beta2 * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        const float denom = sqrtf(vi) / bias_correction2_sqrt + eps;
+        param[i] = theta - step_size * (mi / denom);
+    }
+}
+VQ_KERNEL_NO_SYNC(adam_step_f32)

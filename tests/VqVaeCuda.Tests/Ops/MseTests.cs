@@ -1,0 +1,92 @@
+using VqVaeCuda.Autodiff;
+using VqVaeCuda.Ops;
+using VqVaeCuda.Tensors;
+using VqVaeCuda.Tests.Support;
+
+namespace VqVaeCuda.Tests.Ops;
+
+/// <summary>Losses.Mse (kernels/losses.cu) against a double-precision C# reference and finite differences.</summary>
+[TestFixture, Category("Cpu")]
+public class MseTests
+{
+    private static double Reference(float[] p, float[] t) => p.Zip(t, (a, b) => ((double)a - b) * ((double)a - b)).Sum() / p.Length;
+
+    // 1..130k elements: a single partial, several, and more than 512·256 (the grid cap, so blocks loop).
+    [TestCase(1, 1)]
+    [TestCase(100, 3000)]
+    [TestCase(140_000, 160_000)]
+    public void Forward_is_the_mean_of_squared_differences(int lo, int hi)
+    {
+        int n = lo == 1 ? 1 : TestData.OddSize(lo, hi);
+        var p = TestData.Floats(n);
+        var t = TestData.Floats(n);
+        using var device = TestDevices.Cpu();
+        using var arena = new Arena(device, 4L << 20);
+        var ctx = new OpContext(arena);
+        var loss = Losses.Mse(ctx, ctx.Floats(p, n), ctx.Floats(t, n));
+        Assert.That(loss.Shape, Is.EqualTo(new Shape(1)));
+        Assert.That(loss.ToArray()[0], Is.EqualTo(Reference(p, t)).Within(1e-3).Percent);
+    }
+
+    [Test]
+    public void Forward_and_backward_are_bit_equal_in_every_thread_order()
+    {
+        int k = TestData.OddSize(1000, 3000);
+        var p = TestData.Floats(3 * k);
+        var t = TestData.Floats(3 * k);
+        var runs = TensorFactory.InEveryOrder((ctx, tape) =>
+        {
+            var pt = ctx.Floats(p, 3, k);
+            pt.RequiresGrad = true;
+            var loss = Losses.Mse(ctx, pt, ctx.Floats(t, 3, k));
+            tape.Backward(loss);
+            return [.. loss.ToArray(), .. tape.GradOf(pt).ToArray()];
+        });
+        TensorFactory.AssertBitEqual(runs, "mse loss and gradient");
+    }
+
+    [Test]
+    public void Backward_matches_finite_differences_for_prediction_and_target()
+    {
+        // Few elements, so that each gradient 2(p − t)/n is large enough for a tight tolerance to mean something.
+        using var device = TestDevices.Cpu();
+        var shape = new Shape(2, 1, 2, 3);
+        GradientCheck.Check(device, [new(TestData.Floats(12), shape, "prediction"), new(TestData.Floats(12), shape, "target")],
+                            (ctx, x) => Losses.Mse(ctx, x[0], x[1]), relativeTolerance: 2e-3, arenaBytes: 1L << 20);
+    }
+
+    [Test]
+    public void Only_the_prediction_gets_a_gradient_when_the_target_is_a_constant()
+    {
+        int n = TestData.OddSize(500, 2000);
+        var p = TestData.Floats(n);
+        var t = TestData.Floats(n);
+        using var device = TestDevices.Cpu();
+        using var arena = new Arena(device, 4L << 20);
+        var tape = new Tape(arena);
+        var ctx = new OpContext(arena, tape);
+        var pt = ctx.Floats(p, n);
+        var tt = ctx.Floats(t, n);
+        pt.RequiresGrad = true;
+        var loss = Losses.Mse(ctx, pt, tt);
+        // An upstream gradient other than 1: the kernel must read dL from the device.
+        var seed = ctx.Floats([0.5f], 1);
+        tape.Backward(loss, seed);
+        Assert.That(tape.TryGradOf(tt), Is.Null, "the stop-gradient side receives nothing");
+        var expected = p.Zip(t, (a, b) => 2.0 * ((double)a - b) / n * 0.5).ToArray();
+        TensorFactory.AssertClose(tape.GradOf(pt).ToArray(), expected, 1e-6, "d prediction");
+    }
+
+    [Test]
+    public void Bad_inputs_are_refused_naming_the_op()
+    {
+        using var device = TestDevices.Cpu();
+        using var arena = new Arena(device, 1 << 20);
+        var ctx = new OpContext(arena);
+        var a = ctx.NewTensor(new Shape(2, 3));
+        Assert.That(() => Losses.Mse(ctx, a, ctx.NewTensor(new Shape(3, 2))),
+                    Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("mse:").And.Message.Contains("[2,3]").And.Message.Contains("[3,2]"));
+        Assert.That(() => Losses.Mse(ctx, a, ctx.NewTensor(new Shape(2, 3), DType.Int32)),
+                    Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("mse:").And.Message.Contains("target"));
+    }
+}
