@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace VqVaeCuda.Benchmarks;
 
 /// <summary>A GPU whose limits give each measurement a floor: the fastest the work could possibly run there.</summary>
@@ -37,4 +39,11 @@ public sealed record BenchmarkResult(
 
     /// <summary>FLOP/s in GFLOP/s.</summary>
     public double GigaflopsPerSecond => Flops / (MedianMilliseconds * 1e-3) / 1e9;
+
+    /// <summary>
+    /// On a fused variant: the unfused variant's time over this one's (above 1: fusion wins). Null elsewhere,
+    /// and then left out of JSON (<c>fused_speedup</c> with the CLI's snake-case naming).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? FusedSpeedup { get; init; }
 }
