@@ -1,0 +1,53 @@
+namespace VqVaeCuda.Training;
+
+/// <summary>How a VQ-VAE is trained.</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Optimizer steps to run (in total: a resumed run continues up to this).</summary>
+    public int Steps { get; init; } = 2000;
+
+    /// <summary>Images per step.</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Adam's learning rate (the paper: 2e-4).</summary>
+    public double LearningRate { get; init; } = 2e-4;
+
+    /// <summary>Seed of data order, parameter initialisation and codebook restarts.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Write a metrics line (and update progress) every this many steps.</summary>
+    public int LogEvery { get; init; } = 50;
+
+    /// <summary>Evaluate on the whole test split every this many steps (and at the end); 0 = only at the end.</summary>
+    public int EvaluateEvery { get; init; } = 500;
+
+    /// <summary>Write a checkpoint every this many steps (and at the end); 0 = only at the end.</summary>
+    public int CheckpointEvery { get; init; } = 500;
+
+    /// <summary>
+    /// Dead-code restart: a code unused for this many steps is re-seeded from a random encoder output of
+    /// the current batch (0 disables it).
+    /// </summary>
+    public int DeadCodeSteps { get; init; } = 200;
+
+    /// <summary>Initialise the codebook by k-means over the encoder outputs of the first batches.</summary>
+    public bool KMeansInit { get; init; }
+
+    /// <summary>Batches whose encoder outputs feed the k-means initialisation.</summary>
+    public int KMeansBatches { get; init; } = 8;
+
+    /// <summary>Largest allowed gradient norm (0 = no clipping).</summary>
+    public float MaxGradNorm { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
+    public TrainingOptions Validate()
+    {
+        if (Steps < 1) throw new ArgumentException($"steps = {Steps}: must be at least 1");
+        if (BatchSize < 1) throw new ArgumentException($"batch = {BatchSize}: must be at least 1");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentException($"learning rate = {LearningRate}: must be positive");
+        if (LogEvery < 1) throw new ArgumentException($"log every = {LogEvery}: must be at least 1");
+        if (EvaluateEvery < 0 || CheckpointEvery < 0 || DeadCodeSteps < 0) throw new ArgumentException("evaluate/checkpoint/dead-code intervals must be >= 0");
+        if (MaxGradNorm < 0) throw new ArgumentException($"max grad norm = {MaxGradNorm}: must be >= 0");
+        return this;
+    }
+}

@@ -1,0 +1,308 @@
+using System.Diagnostics;
+using VqVaeCuda.Autodiff;
+using VqVaeCuda.Data;
+using VqVaeCuda.Imaging;
+using VqVaeCuda.Models;
+using VqVaeCuda.Ops;
+using VqVaeCuda.Optim;
+using VqVaeCuda.Tensors;
+
+namespace VqVaeCuda.Training;
+
+/// <summary>The losses of one training step, read back from the device.</summary>
+public sealed record StepLosses(int Step, double ReconstructionMse, double CodebookLoss, double CommitmentLoss, int CodesUsed);
+
+/// <summary>Progress reported while training.</summary>
+public sealed record TrainingProgress(int Step, int TotalSteps, MetricsRecord? Latest, string? Message = null);
+
+/// <summary>
+/// Trains a <see cref="VqVae"/>: Adam on the reconstruction loss (the quantizer adds its codebook and
+/// commitment gradients in its own backward), EMA codebook updates, dead-code restarts, optional
+/// k-means initialisation, metrics, evaluation on the held-out split, checkpoints, and at the end a
+/// grid of originals over reconstructions and a loss-curve plot. On the CPU device a run is exactly
+/// reproducible, including across a checkpoint and <see cref="Resume"/>.
+/// </summary>
+public sealed class VqVaeTrainer : IDisposable
+{
+    private const int PreviewImages = 16;
+    private readonly ImageDataset _train, _test;
+    private readonly Arena _arena;
+    private readonly Adam _adam;
+    private readonly int[] _codeLastUsed;
+    private readonly List<MetricsRecord> _history = [];
+    private readonly MetricsLog? _log;
+    private BatchLoader _loader;
+    private Window _window = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    /// <summary>Prepares training of <paramref name="model"/> (which the trainer then owns) on the given splits.</summary>
+    /// <param name="model">The model; disposed with the trainer.</param>
+    /// <param name="train">Training images (their size must match the model).</param>
+    /// <param name="test">Held-out images for evaluation.</param>
+    /// <param name="options">Training options.</param>
+    /// <param name="runDirectory">Where metrics, checkpoints and pictures go; null keeps everything in memory.</param>
+    public VqVaeTrainer(VqVae model, ImageDataset train, ImageDataset test, TrainingOptions options, string? runDirectory)
+        : this(model, train, test, options, runDirectory, step: 0, adamStep: 0, codeLastUsed: null)
+    {
+    }
+
+    private VqVaeTrainer(VqVae model, ImageDataset train, ImageDataset test, TrainingOptions options, string? runDirectory,
+                         int step, long adamStep, int[]? codeLastUsed)
+    {
+        Options = options.Validate();
+        Model = model;
+        var c = model.Config;
+        foreach (var (set, role) in new[] { (train, "training"), (test, "test") })
+            if (set.Channels != c.InputChannels || set.Height != c.ImageSize || set.Width != c.ImageSize)
+                throw new ArgumentException(
+                    $"the {role} images of '{set.Name}' are {set.Channels}x{set.Height}x{set.Width}, the model takes {c.InputChannels}x{c.ImageSize}x{c.ImageSize}");
+        if (train.Count < options.BatchSize)
+            throw new ArgumentException($"'{train.Name}' has {train.Count} training images, fewer than one batch of {options.BatchSize}");
+        if (test.Count < 1) throw new ArgumentException($"'{test.Name}' has no test images");
+        _train = train;
+        _test = test;
+        RunDirectory = runDirectory;
+        Step = step;
+        _adam = new Adam(model.Parameters, options.LearningRate) { StepCount = adamStep };
+        _codeLastUsed = codeLastUsed ?? new int[c.CodebookSize];
+        _arena = new Arena(model.Device, EstimateArenaBytes(c, Math.Max(options.BatchSize, 1)));
+        _loader = OpenLoader(step);
+        if (runDirectory is not null)
+        {
+            Directory.CreateDirectory(runDirectory);
+            File.WriteAllText(Path.Combine(runDirectory, "config.json"), model.Config.ToJson());
+            _log = new MetricsLog(Path.Combine(runDirectory, "metrics.jsonl"));
+        }
+    }
+
+    /// <summary>The model being trained.</summary>
+    public VqVae Model { get; }
+
+    /// <summary>The options.</summary>
+    public TrainingOptions Options { get; }
+
+    /// <summary>Steps done.</summary>
+    public int Step { get; private set; }
+
+    /// <summary>The run folder, if any.</summary>
+    public string? RunDirectory { get; }
+
+    /// <summary>Every metrics record of this session, in order.</summary>
+    public IReadOnlyList<MetricsRecord> History => _history;
+
+    /// <summary>Continues a run from a checkpoint written by <see cref="SaveCheckpoint"/>; the result equals an uninterrupted run.</summary>
+    public static VqVaeTrainer Resume(Device.IDevice device, string checkpointPath, ImageDataset train, ImageDataset test,
+                                      TrainingOptions? options, string? runDirectory)
+    {
+        var loaded = VqVaeCheckpoint.Load(checkpointPath, device);
+        if (loaded.State is null)
+        {
+            loaded.Model.Dispose();
+            throw new Checkpoints.CheckpointFormatException($"{checkpointPath}: holds a model but no training state, so training cannot resume from it");
+        }
+        // The saved options define the run; only the number of steps may be extended.
+        var saved = loaded.State.Options;
+        var effective = options is null ? saved : saved with { Steps = options.Steps };
+        return new VqVaeTrainer(loaded.Model, train, test, effective, runDirectory, loaded.State.Step, loaded.State.AdamStep, loaded.CodeLastUsed);
+    }
+
+    /// <summary>Runs steps until <see cref="TrainingOptions.Steps"/>, logging, evaluating and checkpointing as configured.</summary>
+    public void Train(IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        if (Step == 0 && Options.KMeansInit)
+        {
+            progress?.Report(new TrainingProgress(Step, Options.Steps, null, "k-means initialisation of the codebook"));
+            KMeansInitialisation.Run(this);
+        }
+        while (Step < Options.Steps)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            TrainStep();
+            MetricsRecord? latest = null;
+            if (Step % Options.LogEvery == 0 || Step == Options.Steps) latest = FlushWindow();
+            if ((Options.EvaluateEvery > 0 && Step % Options.EvaluateEvery == 0) || Step == Options.Steps) latest = Record(Evaluate());
+            if (RunDirectory is not null && ((Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) || Step == Options.Steps))
+                SaveCheckpoint(Path.Combine(RunDirectory, "checkpoints", $"step-{Step:D6}.safetensors"), alsoLatest: true);
+            progress?.Report(new TrainingProgress(Step, Options.Steps, latest));
+        }
+        if (RunDirectory is not null) WritePictures();
+    }
+
+    /// <summary>One optimizer step on the next batch; returns its losses.</summary>
+    public StepLosses TrainStep()
+    {
+        if (!_loader.TryNext(out var batch)) throw new InvalidOperationException("the batch loader ended unexpectedly");
+        long started = Stopwatch.GetTimestamp();
+        _arena.Reset();
+        Model.Parameters.ZeroGrad();
+        var tape = new Tape(_arena);
+        var ctx = new OpContext(_arena, tape);
+        var x = ctx.NewTensor(new Shape(batch.Size, batch.Channels, batch.Height, batch.Width), purpose: "batch");
+        x.CopyFrom(batch.Pixels);
+        _loader.Recycle(batch);
+
+        var output = Model.Forward(ctx, x);
+        tape.Backward(output.ReconstructionLoss);
+        var plain = new OpContext(_arena);
+        if (Options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(plain, Model.Parameters, Options.MaxGradNorm);
+        _adam.Step();
+        Model.Ema?.Update(plain, output.EncoderOutput, output.Quantized.Indices);
+        Step++;
+
+        var counts = output.Quantized.Counts.ToIntArray();
+        var losses = new StepLosses(Step, output.ReconstructionLoss.ToArray()[0], output.Quantized.CodebookLoss.ToArray()[0],
+                                    output.Quantized.CommitmentLoss.ToArray()[0], counts.Count(c => c > 0));
+        for (int k = 0; k < counts.Length; k++)
+            if (counts[k] > 0) _codeLastUsed[k] = Step;
+        if (Options.DeadCodeSteps > 0) DeadCodeRestart.Run(this, output.EncoderOutput, _codeLastUsed, Step);
+        _window.Add(losses, counts, batch.Size, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        return losses;
+    }
+
+    /// <summary>Reconstruction error and code usage over the whole test split (no gradients).</summary>
+    public MetricsRecord Evaluate()
+    {
+        var c = Model.Config;
+        int batchSize = Math.Min(Options.BatchSize, _test.Count);
+        double mseSum = 0, codebookSum = 0, commitmentSum = 0;
+        var counts = new long[c.CodebookSize];
+        int per = _test.ImageSize;
+        for (int start = 0; start < _test.Count; start += batchSize)
+        {
+            int n = Math.Min(batchSize, _test.Count - start);
+            _arena.Reset();
+            var ctx = new OpContext(_arena);
+            var x = ctx.NewTensor(new Shape(n, c.InputChannels, c.ImageSize, c.ImageSize), purpose: "evaluation batch");
+            x.CopyFrom(_test.Pixels.AsSpan(start * per, n * per));
+            var output = Model.Forward(ctx, x);
+            mseSum += output.ReconstructionLoss.ToArray()[0] * n;
+            codebookSum += output.Quantized.CodebookLoss.ToArray()[0] * n;
+            commitmentSum += output.Quantized.CommitmentLoss.ToArray()[0] * n;
+            var batchCounts = output.Quantized.Counts.ToIntArray();
+            for (int k = 0; k < counts.Length; k++) counts[k] += batchCounts[k];
+        }
+        var usage = CodebookUsage.FromCounts(counts.Select(v => (int)Math.Min(v, int.MaxValue)).ToArray());
+        double mse = mseSum / _test.Count;
+        return new MetricsRecord(Step, "test", mse, MetricsLog.PsnrOf(mse), codebookSum / _test.Count, commitmentSum / _test.Count,
+                                 usage.Perplexity, usage.CodesUsed, 0, _clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Reconstructions of the first <paramref name="count"/> test images: (originals, reconstructions), [n, C, H, W] each.</summary>
+    public (float[] Originals, float[] Reconstructions) Reconstruct(int count)
+    {
+        var c = Model.Config;
+        int n = Math.Min(count, _test.Count);
+        _arena.Reset();
+        var ctx = new OpContext(_arena);
+        var x = ctx.NewTensor(new Shape(n, c.InputChannels, c.ImageSize, c.ImageSize));
+        var originals = _test.Pixels.AsSpan(0, n * _test.ImageSize).ToArray();
+        x.CopyFrom(originals);
+        return (originals, Model.Forward(ctx, x).Reconstruction.ToArray());
+    }
+
+    /// <summary>Writes the model and the training state (atomically); with <paramref name="alsoLatest"/> also as latest.safetensors beside the run.</summary>
+    public void SaveCheckpoint(string path, bool alsoLatest = false)
+    {
+        var state = new TrainingStateInfo(Step, _adam.StepCount, Options, _train.Name);
+        VqVaeCheckpoint.Save(path, Model, state, _codeLastUsed);
+        if (alsoLatest && RunDirectory is not null)
+            VqVaeCheckpoint.Save(Path.Combine(RunDirectory, "latest.safetensors"), Model, state, _codeLastUsed);
+    }
+
+    internal ImageDataset TrainingData => _train;
+
+    internal Arena Arena => _arena;
+
+    private MetricsRecord Record(MetricsRecord record)
+    {
+        _history.Add(record);
+        _log?.Write(record);
+        return record;
+    }
+
+    private MetricsRecord? FlushWindow()
+    {
+        if (_window.Steps == 0) return null;
+        var usage = CodebookUsage.FromCounts(_window.Counts.Select(v => (int)Math.Min(v, int.MaxValue)).ToArray());
+        double mse = _window.Mse / _window.Steps;
+        var record = new MetricsRecord(Step, "train", mse, MetricsLog.PsnrOf(mse), _window.Codebook / _window.Steps, _window.Commitment / _window.Steps,
+                                       usage.Perplexity, usage.CodesUsed, _window.Images / Math.Max(_window.Seconds, 1e-9), _clock.Elapsed.TotalSeconds);
+        _window = new Window();
+        return Record(record);
+    }
+
+    private void WritePictures()
+    {
+        var c = Model.Config;
+        var (originals, reconstructions) = Reconstruct(PreviewImages);
+        for (int i = 0; i < reconstructions.Length; i++) reconstructions[i] = Math.Clamp(reconstructions[i], 0f, 1f);
+        ImageGrid.SavePng(Path.Combine(RunDirectory!, "reconstructions.png"), [originals, reconstructions], c.InputChannels, c.ImageSize, c.ImageSize);
+        var train = _history.Where(r => r.Split == "train").ToArray();
+        var test = _history.Where(r => r.Split == "test").ToArray();
+        var series = new Dictionary<string, (double[], double[])>
+        {
+            ["train reconstruction MSE"] = (train.Select(r => (double)r.Step).ToArray(), train.Select(r => r.ReconstructionMse).ToArray()),
+            ["test reconstruction MSE"] = (test.Select(r => (double)r.Step).ToArray(), test.Select(r => r.ReconstructionMse).ToArray()),
+            ["train commitment loss"] = (train.Select(r => (double)r.Step).ToArray(), train.Select(r => r.CommitmentLoss).ToArray()),
+        };
+        LossCurvePlot.SavePng(Path.Combine(RunDirectory!, "loss.png"), $"VQ-VAE on {_train.Name}", series);
+    }
+
+    private BatchLoader OpenLoader(int step)
+    {
+        var loader = new BatchLoader(_train, new BatchLoaderOptions { BatchSize = Options.BatchSize, Seed = Options.Seed, DropLast = true });
+        int perEpoch = loader.BatchesPerEpoch;
+        loader.Dispose();
+        // A resumed run continues with the batch an uninterrupted run would take next.
+        loader = new BatchLoader(_train, new BatchLoaderOptions
+        {
+            BatchSize = Options.BatchSize, Seed = Options.Seed, DropLast = true, StartEpoch = step / perEpoch,
+        });
+        for (int skipped = 0; skipped < step % perEpoch; skipped++)
+        {
+            loader.TryNext(out var b);
+            loader.Recycle(b);
+        }
+        return loader;
+    }
+
+    // Activations and gradients of one step: a generous multiple of the largest activation, measured
+    // high-water marks are a fraction of it (see the arena's HighWater).
+    private static long EstimateArenaBytes(VqVaeConfig c, int batch)
+    {
+        long image = (long)batch * c.InputChannels * c.ImageSize * c.ImageSize;
+        long firstHidden = (long)batch * Math.Max(1, c.Hidden / 2) * (c.ImageSize / 2) * (c.ImageSize / 2);
+        long columns = (long)batch * c.Hidden / 2 * 16 * (c.ImageSize / 4) * (c.ImageSize / 4) + (long)batch * c.InputChannels * 16 * (c.ImageSize / 2) * (c.ImageSize / 2);
+        long perBatch = 40 * (image + firstHidden) + 8 * columns + 4L * c.CodebookSize * c.EmbeddingDim * 8;
+        return Math.Max(64L << 20, perBatch * sizeof(float) + (long)c.CodebookSize * batch * c.LatentSize * c.LatentSize * 8);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _loader.Dispose();
+        _log?.Dispose();
+        _arena.Dispose();
+        Model.Dispose();
+    }
+
+    private sealed class Window
+    {
+        public int Steps;
+        public double Mse, Codebook, Commitment, Seconds;
+        public long Images;
+        public long[] Counts = [];
+
+        public void Add(StepLosses l, int[] counts, int images, double seconds)
+        {
+            if (Counts.Length == 0) Counts = new long[counts.Length];
+            for (int k = 0; k < counts.Length; k++) Counts[k] += counts[k];
+            Steps++;
+            Mse += l.ReconstructionMse;
+            Codebook += l.CodebookLoss;
+            Commitment += l.CommitmentLoss;
+            Images += images;
+            Seconds += seconds;
+        }
+    }
+}
