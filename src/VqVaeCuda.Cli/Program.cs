@@ -14,6 +14,10 @@ public static class Program
         var root = new RootCommand(
             "VqVaeCuda: VQ-VAE and Gated PixelCNN training where every numeric operation is a hand-written CUDA kernel, " +
             "compiled at run time with NVRTC — or, on the `cpu` device, the same kernel sources compiled as C++.");
+        root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(InferenceCommands.Reconstruct());
+        root.Subcommands.Add(InferenceCommands.Encode());
+        root.Subcommands.Add(InferenceCommands.Decode());
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(KernelsCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());

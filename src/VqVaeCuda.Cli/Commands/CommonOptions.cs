@@ -41,7 +41,9 @@ internal static class CommonOptions
         }
         catch (Exception e) when (e is DeviceUnavailableException or ArgumentException or KernelLaunchException or IOException
                                       or UnauthorizedAccessException or DllNotFoundException or Kernels.UnknownKernelException
-                                      or VqVaeCuda.Device.Cuda.Native.KernelCompilationException)
+                                      or VqVaeCuda.Device.Cuda.Native.KernelCompilationException
+                                      or VqVaeCuda.Data.DataFormatException or VqVaeCuda.Checkpoints.CheckpointFormatException
+                                      or FileNotFoundException)
         {
             var error = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
             error.MarkupLineInterpolated($"[red]error:[/] {e.Message}");

@@ -15,7 +15,7 @@ public static class LossCurvePlot
         {
             if (steps.Length == 0) continue;
             var ys = logScale ? values.Select(v => Math.Log10(Math.Max(v, 1e-12))).ToArray() : values;
-            var line = plot.Add.ScatterLine(steps, ys);
+            var line = plot.Add.Scatter(steps, ys);
             line.LegendText = name;
         }
         plot.Title(title);

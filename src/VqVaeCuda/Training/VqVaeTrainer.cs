@@ -65,7 +65,7 @@ public sealed class VqVaeTrainer : IDisposable
         Step = step;
         _adam = new Adam(model.Parameters, options.LearningRate) { StepCount = adamStep };
         _codeLastUsed = codeLastUsed ?? new int[c.CodebookSize];
-        _arena = new Arena(model.Device, EstimateArenaBytes(c, Math.Max(options.BatchSize, 1)));
+        _arena = SizeArena(model, options.BatchSize);
         _loader = OpenLoader(step);
         if (runDirectory is not null)
         {
@@ -266,15 +266,33 @@ public sealed class VqVaeTrainer : IDisposable
         return loader;
     }
 
-    // Activations and gradients of one step: a generous multiple of the largest activation, measured
-    // high-water marks are a fraction of it (see the arena's HighWater).
-    private static long EstimateArenaBytes(VqVaeConfig c, int batch)
+    // The arena must hold one step's activations, temporaries and gradients. Rather than predict that
+    // from the architecture, run one forward and backward on a zero batch in an arena that doubles
+    // until it fits, and keep the high-water mark plus a margin. The probe changes nothing but the
+    // (per-step) gradients.
+    private static Arena SizeArena(VqVae model, int batchSize)
     {
-        long image = (long)batch * c.InputChannels * c.ImageSize * c.ImageSize;
-        long firstHidden = (long)batch * Math.Max(1, c.Hidden / 2) * (c.ImageSize / 2) * (c.ImageSize / 2);
-        long columns = (long)batch * c.Hidden / 2 * 16 * (c.ImageSize / 4) * (c.ImageSize / 4) + (long)batch * c.InputChannels * 16 * (c.ImageSize / 2) * (c.ImageSize / 2);
-        long perBatch = 40 * (image + firstHidden) + 8 * columns + 4L * c.CodebookSize * c.EmbeddingDim * 8;
-        return Math.Max(64L << 20, perBatch * sizeof(float) + (long)c.CodebookSize * batch * c.LatentSize * c.LatentSize * 8);
+        var c = model.Config;
+        long bytes = 64L << 20;
+        for (; ; bytes *= 2)
+        {
+            var probe = new Arena(model.Device, bytes);
+            try
+            {
+                var tape = new Tape(probe);
+                var ctx = new OpContext(probe, tape);
+                var x = ctx.Zeros(new Shape(batchSize, c.InputChannels, c.ImageSize, c.ImageSize));
+                tape.Backward(model.Forward(ctx, x).ReconstructionLoss);
+                long needed = probe.HighWater + probe.HighWater / 8 + (1L << 20);
+                probe.Dispose();
+                model.Parameters.ZeroGrad();
+                return new Arena(model.Device, needed);
+            }
+            catch (ArenaExhaustedException) when (bytes < (64L << 30))
+            {
+                probe.Dispose();
+            }
+        }
     }
 
     /// <inheritdoc />
