@@ -131,7 +131,9 @@ public sealed class VqVaeTrainer : IDisposable
     /// <summary>One optimizer step on the next batch; returns its losses.</summary>
     public StepLosses TrainStep()
     {
-        if (!_loader.TryNext(out var batch)) throw new InvalidOperationException("the batch loader ended unexpectedly");
+        // The loader signals each epoch's end once with false; the next call starts the following epoch.
+        if (!_loader.TryNext(out var batch) && !_loader.TryNext(out batch))
+            throw new InvalidOperationException($"the batch loader of '{_train.Name}' produced no batch for a new epoch");
         long started = Stopwatch.GetTimestamp();
         _arena.Reset();
         Model.Parameters.ZeroGrad();
