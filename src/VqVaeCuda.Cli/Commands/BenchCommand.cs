@@ -53,7 +53,11 @@ internal static class BenchCommand
                     ctx.Status(Markup.Escape($"benchmarking: {r.Group} / {r.Variant} done"));
                 }
                 if (runKernels) KernelBenchmarks.Run(dev, options, Report);
-                if (runOps) OpBenchmarks.Run(dev, OpBenchmarkCatalog.All(), repetitions: reps, progress: Report);
+                if (runOps)
+                {
+                    OpBenchmarks.Run(dev, OpBenchmarkCatalog.All(), repetitions: reps, progress: Report);
+                    QuantizerBenchmarks.Run(dev, new QuantizerBenchmarkOptions(), Report);
+                }
             });
             Print(results, options.Reference);
             if (result.GetValue(json) is { } file)
@@ -83,7 +87,7 @@ internal static class BenchCommand
                              r.Bytes > 0 ? $"{r.GigabytesPerSecond:F1}" : "-",
                              r.Flops > 0 ? $"{r.GigaflopsPerSecond:F1}" : "-",
                              r.FloorMilliseconds > 0 ? $"{r.FloorMilliseconds:F4}" : "-",
-                             Markup.Escape(r.Note ?? ""));
+                             Markup.Escape(r.Note ?? (r.FusedSpeedup is double f ? $"fused_speedup {f:F2}" : "")));
             table.AddEmptyRow();
         }
         AnsiConsole.Write(table);

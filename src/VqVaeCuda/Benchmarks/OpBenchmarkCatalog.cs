@@ -21,6 +21,8 @@ public static class OpBenchmarkCatalog
         yield return new OpBenchmarkCase($"relu {hidden}", [hidden], (ctx, t) => Activations.Relu(ctx, t[0]),
                                          n, 8 * n, n, 16 * n);
         foreach (var c in Convolutions()) yield return c;
+        foreach (var c in QuantizerAndLosses()) yield return c;
+        foreach (var c in Prior()) yield return c;
         yield return new OpBenchmarkCase($"residual add {hidden}", [hidden, hidden], (ctx, t) => Elementwise.Add(ctx, t[0], t[1]),
                                          n, 12 * n, 2 * n, 24 * n);
     }
@@ -57,5 +59,66 @@ public static class OpBenchmarkCatalog
                 ? new OpBenchmarkCase(name, [x, w, b], (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], l.S, l.P), 2 * macs, bytes, 4 * macs, 2 * bytes)
                 : new OpBenchmarkCase(name, [x, w, b], (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], l.S, l.P), 2 * macs, bytes, 4 * macs, 2 * bytes);
         }
+    }
+
+    // The quantizer at the fashion-mnist latents (M = 64·7·7 = 3136 vectors, D = 64, K = 512), with the
+    // loss-based codebook so that its backward includes the codebook gradient; the reconstruction loss.
+    private static IEnumerable<OpBenchmarkCase> QuantizerAndLosses()
+    {
+        const int d = 64, k = 512, side = 7;
+        var zE = new Shape(Batch, d, side, side);
+        var codebook = new Shape(k, d);
+        double m = Batch * side * side, n = zE.Count;
+        yield return new OpBenchmarkCase($"vector quantizer z_e {zE}, E {codebook}", [zE, codebook],
+            (ctx, t) => VectorQuantizer.Quantize(ctx, t[0], t[1], 0.25f, useEma: false).Quantized,
+            2 * m * k * d, 4 * (2 * n + k * d + m), 4 * n + 3 * k * d, 4 * (5 * n + 4 * k * d));
+        var image = new Shape(Batch, 1, 28, 28);
+        double p = image.Count;
+        yield return new OpBenchmarkCase($"mse loss {image}", [image, image], (ctx, t) => Losses.Mse(ctx, t[0], t[1]),
+                                         3 * p, 8 * p, 3 * p, 16 * p);
+    }
+
+    // The Gated PixelCNN prior over 7×7 code maps: code embedding, a masked convolution, the gate and
+    // the softmax cross-entropy over K = 512 codes. Integer inputs (codes) are constants made in the arena.
+    private static IEnumerable<OpBenchmarkCase> Prior()
+    {
+        const int k = 512, side = 7, channels = 64;
+        var codes = Enumerable.Range(0, Batch * side * side).Select(i => (i * 7919) % k).ToArray();
+        Tensor Codes(Autodiff.OpContext ctx)
+        {
+            var t = ctx.NewTensor(new Shape(Batch, side, side), DType.Int32);
+            t.CopyFrom(codes);
+            return t;
+        }
+        var table = new Shape(k, channels);
+        double positions = Batch * side * side;
+        yield return new OpBenchmarkCase($"code embedding {table} -> [{Batch},{channels},{side},{side}]", [table],
+            (ctx, t) => Embedding.LookupNchw(ctx, t[0], Codes(ctx)),
+            0, 4 * (positions * channels + positions), positions * channels, 4 * (2 * positions * channels + table.Count));
+
+        var x = new Shape(Batch, channels, side, side);
+        var w = new Shape(2 * channels, channels, 3, 3);
+        var b = new Shape(2 * channels);
+        var mask = ConvMasks.PixelCnn(3, MaskType.B);
+        double macs = positions * 2 * channels * channels * 9;
+        yield return new OpBenchmarkCase($"masked conv 3x3 B {x}->[{Batch},{2 * channels},{side},{side}]", [x, w, b],
+            (ctx, t) =>
+            {
+                var m = ctx.NewTensor(new Shape(3, 3));
+                m.CopyFrom(mask.ToArray());
+                return Convolution.MaskedConv2d(ctx, t[0], t[1], t[2], m, 1);
+            },
+            2 * macs, 4 * (x.Count + w.Count + 2.0 * x.Count), 4 * macs, 8 * (x.Count + w.Count + 2.0 * x.Count));
+
+        var gated = new Shape(Batch, 2 * channels, side, side);
+        double g = gated.Count / 2;
+        yield return new OpBenchmarkCase($"gated tanh*sigmoid {gated}", [gated], (ctx, t) => Gating.GatedTanhSigmoid(ctx, t[0]),
+                                         5 * g, 12 * g, 12 * g, 28 * g);
+
+        var logits = new Shape(Batch, k, side, side);
+        double l = logits.Count;
+        yield return new OpBenchmarkCase($"softmax cross-entropy {logits}", [logits],
+            (ctx, t) => CrossEntropy.SoftmaxCrossEntropy(ctx, t[0], Codes(ctx)),
+            4 * l, 4 * l + 12 * positions, 5 * l, 12 * l + 8 * positions);
     }
 }
