@@ -1,6 +1,6 @@
-// block_reduce.cuh — the warp and block sums of the loss and norm reductions (losses.cu,
-// softmax.cu, clip.cu). The same pattern as reduce.cu: each warp folds its 32 values with
-// shuffles, warp 0 folds the per-warp sums written to shared memory after one __syncthreads.
+// block_reduce.cuh — the warp and block sums shared by every reduction (reduce.cu, losses.cu,
+// softmax.cu, clip.cu, quantize.cu): each warp folds its 32 values with shuffles (no shared
+// memory, no barrier), warp 0 folds the per-warp sums written to shared memory after one __syncthreads.
 // A kernel that calls block_sum_f32 has a barrier: register it VQ_KERNEL_SYNC, and let every
 // thread of the block call it.
 #pragma once

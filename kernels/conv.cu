@@ -39,6 +39,7 @@
 // (m = mask elements: the whole weight's count for a full [Cout,Cin,kh,kw] mask, kh·kw for a [kh,kw]
 // mask shared by every (out, in) channel pair.)
 #include "common.cuh"
+#include "block_reduce.cuh"
 
 extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* __restrict__ col, int N, int C, int H, int W,
                                            int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
@@ -120,13 +121,7 @@ extern "C" __global__ void channel_bias_forward_f32(const float* x, const float*
 }
 VQ_KERNEL_NO_SYNC(channel_bias_forward_f32)
 
-__device__ __forceinline__ float conv_warp_sum(float v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(VQ_FULL_WARP_MASK, v, offset);
-    return v;
-}
-
 extern "C" __global__ void channel_bias_backward_f32(const float* __restrict__ dy, float* __restrict__ dbias, int N, int C, int P) {
-    __shared__ float warpSums[32];
     const int c = blockIdx.x;
     const int count = N * P;
     float acc = 0.0f;
@@ -134,17 +129,8 @@ extern "C" __global__ void channel_bias_backward_f32(const float* __restrict__ d
         const int n = i / P;
         acc += dy[(n * C + c) * P + (i - n * P)];
     }
-    const int lane = threadIdx.x & 31;
-    const int warp = threadIdx.x >> 5;
-    acc = conv_warp_sum(acc);
-    if (lane == 0) warpSums[warp] = acc;
-    __syncthreads();
-    // Every thread of warp 0 takes part in the shuffles (a full mask needs the whole warp).
-    if (warp == 0) {
-        const int warps = (blockDim.x + 31) >> 5;
-        acc = conv_warp_sum(lane < warps ? warpSums[lane] : 0.0f);
-        if (lane == 0) dbias[c] += acc;
-    }
+    acc = block_sum_f32(acc);
+    if (threadIdx.x == 0) dbias[c] += acc;
 }
 VQ_KERNEL_SYNC(channel_bias_backward_f32)
 

@@ -88,6 +88,7 @@
 //
 // Every index is an int: the ops check that M·D, M·K (unfused path) and K·D fit.
 #include "common.cuh"
+#include "block_reduce.cuh"
 
 #define VQ_NC_BM 128      // vectors per block of the fused kernel
 #define VQ_NC_BN 128      // codes per tile
@@ -111,28 +112,6 @@ __device__ __forceinline__ unsigned long long vq_dist_key(float dist, int index)
 }
 
 __device__ __forceinline__ unsigned long long vq_min_key(unsigned long long a, unsigned long long b) { return b < a ? b : a; }
-
-__device__ __forceinline__ float vq_warp_sum(float v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(VQ_FULL_WARP_MASK, v, offset);
-    return v;
-}
-
-// The sum over the block of each thread's `v`, valid in thread 0; the same tree every run.
-__device__ __forceinline__ float vq_block_sum(float v) {
-    __shared__ float warp_sums[32];
-    const int lane = threadIdx.x & 31;
-    const int warp = threadIdx.x >> 5;
-    v = vq_warp_sum(v);
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    const int warps = (blockDim.x + 31) >> 5;
-    v = 0.0f;
-    if (warp == 0) {
-        v = lane < warps ? warp_sums[lane] : 0.0f;
-        v = vq_warp_sum(v);
-    }
-    return v;
-}
 
 // ---- codebook norms ------------------------------------------------------------------------------
 
@@ -324,7 +303,7 @@ extern "C" __global__ void vq_sq_error_partials_f32(const float* __restrict__ a,
         const float diff = a[i] - b[i];
         acc += diff * diff;
     }
-    acc = vq_block_sum(acc);
+    acc = block_sum_f32(acc);
     if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 VQ_KERNEL_SYNC(vq_sq_error_partials_f32)
@@ -333,7 +312,7 @@ extern "C" __global__ void vq_losses_f32(const float* __restrict__ partial, floa
                                          float* __restrict__ commitment_loss, int partials, float inv_count) {
     float acc = 0.0f;
     for (int i = threadIdx.x; i < partials; i += blockDim.x) acc += partial[i];
-    acc = vq_block_sum(acc);
+    acc = block_sum_f32(acc);
     if (threadIdx.x == 0) {
         const float mean = acc * inv_count;
         codebook_loss[0] = mean;
@@ -491,7 +470,7 @@ extern "C" __global__ void vq_ema_counts_f32(const int* __restrict__ counts, flo
         cluster_size[k] = n;
         acc += n;
     }
-    acc = vq_block_sum(acc);
+    acc = block_sum_f32(acc);
     if (threadIdx.x == 0) total[0] = acc;
 }
 VQ_KERNEL_SYNC(vq_ema_counts_f32)

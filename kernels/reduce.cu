@@ -14,33 +14,12 @@
 // grid = (G,1,1), G >= 1; pass 2 of the two-pass form: grid 1, input = the G partials.
 // FLOPs: n additions. Bytes: 4n read + 4G written (pass 1), 4G read + 4 written (pass 2).
 #include "common.cuh"
-
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(VQ_FULL_WARP_MASK, v, offset);
-    return v;
-}
-
-// The sum over the block of each thread's `v`, valid in thread 0.
-__device__ __forceinline__ float block_sum(float v) {
-    __shared__ float warp_sums[32];
-    const int lane = threadIdx.x & 31;
-    const int warp = threadIdx.x >> 5;
-    v = warp_sum(v);
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    const int warps = (blockDim.x + 31) >> 5;
-    v = 0.0f;
-    if (warp == 0) {
-        v = lane < warps ? warp_sums[lane] : 0.0f;
-        v = warp_sum(v);
-    }
-    return v;
-}
+#include "block_reduce.cuh"
 
 extern "C" __global__ void sum_f32_partials(const float* __restrict__ x, float* __restrict__ partial, int n) {
     float acc = 0.0f;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) acc += x[i];
-    acc = block_sum(acc);
+    acc = block_sum_f32(acc);
     if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 VQ_KERNEL_SYNC(sum_f32_partials)
@@ -48,7 +27,7 @@ VQ_KERNEL_SYNC(sum_f32_partials)
 extern "C" __global__ void sum_f32_atomic(const float* __restrict__ x, float* __restrict__ out, int n) {
     float acc = 0.0f;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) acc += x[i];
-    acc = block_sum(acc);
+    acc = block_sum_f32(acc);
     if (threadIdx.x == 0) atomicAdd(out, acc);
 }
 VQ_KERNEL_SYNC(sum_f32_atomic)
