@@ -12,8 +12,9 @@ public static class Program
         // Piped into a file or another program, tables keep their full width instead of wrapping at 80 columns.
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         var root = new RootCommand(
-            "VqVaeCuda: VQ-VAE and Gated PixelCNN training where every numeric operation is a hand-written CUDA kernel, " +
-            "compiled at run time with NVRTC — or, on the `cpu` device, the same kernel sources compiled as C++.");
+            "VqVaeCuda: VQ-VAE training where every numeric operation is a hand-written CUDA kernel, compiled at run time " +
+            "with NVRTC — or, on the `cpu` device, the same kernel sources compiled as C++. (The Gated PixelCNN prior's ops " +
+            "are in place; its training and sampling commands are not yet.)");
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(InferenceCommands.Reconstruct());
         root.Subcommands.Add(InferenceCommands.Encode());
