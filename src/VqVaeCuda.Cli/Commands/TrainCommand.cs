@@ -24,7 +24,7 @@ internal static class TrainCommand
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
         var output = new Option<string?>("--out") { Description = "Run folder (default: runs/<dataset>-<preset>-<time>)." };
-        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint written by an earlier run (its settings are kept; --steps may extend it)." };
+        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint written by an earlier run, in its run folder unless --out is given. The run's settings are kept (--steps may extend it); give the same --dataset again." };
         var logEvery = new Option<int>("--log-every") { Description = "Steps per metrics line.", DefaultValueFactory = _ => 25 };
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations on the test split (0: only at the end).", DefaultValueFactory = _ => 0 };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (0: only at the end).", DefaultValueFactory = _ => 0 };
@@ -73,14 +73,17 @@ internal static class TrainCommand
                 config.Validate();
             }
             var (train, test) = data.Open(result, config, options.Seed);
-            var runDirectory = result.GetValue(output) ??
-                               Path.Combine("runs", $"{result.GetValue(data.Dataset)!.Replace(':', '-').Replace('/', '-')}-{result.GetValue(preset)}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            var runDirectory = result.GetValue(output) ?? (resumePath is not null
+                ? RunFolderOf(resumePath)
+                : Path.Combine("runs", $"{result.GetValue(data.Dataset)!.Replace(':', '-').Replace('/', '-')}-{result.GetValue(preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
 
             var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
             VqVaeTrainer trainer;
             if (resumePath is not null)
             {
-                trainer = VqVaeTrainer.Resume(dev, resumePath, train, test, options with { Steps = options.Steps }, runDirectory);
+                // A resumed run keeps its own settings; only an explicit --steps extends (or shortens) it.
+                bool stepsGiven = result.GetResult(steps) is { Implicit: false };
+                trainer = VqVaeTrainer.Resume(dev, resumePath, train, test, stepsGiven ? options : null, runDirectory);
                 AnsiConsole.MarkupLineInterpolated($"[grey]resumed {resumePath} at step {trainer.Step}[/]");
             }
             else
@@ -103,6 +106,13 @@ internal static class TrainCommand
             return 0;
         }));
         return command;
+    }
+
+    // runs/<name>/latest.safetensors and runs/<name>/checkpoints/step-N.safetensors both belong to runs/<name>.
+    private static string RunFolderOf(string checkpoint)
+    {
+        var folder = Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
+        return Path.GetFileName(folder) == "checkpoints" ? Path.GetDirectoryName(folder)! : folder;
     }
 
     private static void Run(VqVaeTrainer trainer)
