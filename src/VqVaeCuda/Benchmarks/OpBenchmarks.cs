@@ -89,25 +89,12 @@ public static class OpBenchmarks
         }
     }
 
-    // Enough for the forward's outputs and temporaries plus the backward's gradients: measured by
-    // running the case once in a generous arena and keeping its high-water mark.
-    private static long ArenaBytes(OpBenchmarkCase c, Tensor[] inputs, IDevice device)
-    {
-        long guess = 64L << 20;
-        for (; ; guess *= 4)
+    // Enough for the forward's outputs and temporaries plus the backward's gradients, measured.
+    private static long ArenaBytes(OpBenchmarkCase c, Tensor[] inputs, IDevice device) =>
+        Arena.Measure(device, probe =>
         {
-            try
-            {
-                using var probe = new Arena(device, guess);
-                var tape = new Tape(probe);
-                var output = c.Forward(new OpContext(probe, tape), inputs);
-                var seed = probe.Zeros(output.Shape);
-                tape.Backward(output, seed);
-                return probe.HighWater + Arena.Alignment * 4;
-            }
-            catch (ArenaExhaustedException) when (guess < (16L << 30))
-            {
-            }
-        }
-    }
+            var tape = new Tape(probe);
+            var output = c.Forward(new OpContext(probe, tape), inputs);
+            tape.Backward(output, probe.Zeros(output.Shape));
+        });
 }

@@ -66,6 +66,27 @@ public sealed class Arena : IDisposable
         return t;
     }
 
+    /// <summary>
+    /// The bytes an arena needs for <paramref name="step"/>, measured instead of predicted: the step runs
+    /// in an arena that doubles (from 64 MiB, up to 64 GiB) until it fits, and the high-water mark plus
+    /// an eighth and 1 MiB of margin is returned. The step should change nothing but arena memory.
+    /// </summary>
+    public static long Measure(IDevice device, Action<Arena> step)
+    {
+        for (long bytes = 64L << 20; ; bytes *= 2)
+        {
+            using var probe = new Arena(device, bytes);
+            try
+            {
+                step(probe);
+                return probe.HighWater + probe.HighWater / 8 + (1L << 20);
+            }
+            catch (ArenaExhaustedException) when (bytes < (64L << 30))
+            {
+            }
+        }
+    }
+
     /// <summary>Forgets every allocation: the next step starts again at offset 0.</summary>
     public void Reset()
     {

@@ -43,7 +43,7 @@ public static class VqVaeInference
         if (first < 0 || count < 1 || first + count > data.Count)
             throw new ArgumentException($"images {first}..{first + count - 1} are outside '{data.Name}' (0..{data.Count - 1})");
         var c = model.Config;
-        using var arena = new Arena(model.Device, ArenaBytes(c, count));
+        using var arena = new Arena(model.Device, ArenaBytes(model, count));
         var ctx = new OpContext(arena);
         var x = ctx.NewTensor(new Shape(count, c.InputChannels, c.ImageSize, c.ImageSize));
         var inputs = data.Pixels.AsSpan(first * data.ImageSize, count * data.ImageSize).ToArray();
@@ -60,7 +60,7 @@ public static class VqVaeInference
         var c = model.Config;
         int per = c.LatentSize * c.LatentSize;
         var codes = new int[(long)data.Count * per];
-        using var arena = new Arena(model.Device, ArenaBytes(c, batchSize));
+        using var arena = new Arena(model.Device, ArenaBytes(model, Math.Min(batchSize, data.Count)));
         for (int start = 0; start < data.Count; start += batchSize)
         {
             int n = Math.Min(batchSize, data.Count - start);
@@ -86,7 +86,7 @@ public static class VqVaeInference
             throw new ArgumentException($"a code is outside 0..{c.CodebookSize - 1} (this model's codebook)");
         int count = codes.Length / per, imageSize = c.InputChannels * c.ImageSize * c.ImageSize;
         var images = new float[(long)count * imageSize];
-        using var arena = new Arena(model.Device, ArenaBytes(c, batchSize));
+        using var arena = new Arena(model.Device, ArenaBytes(model, Math.Min(batchSize, count)));
         for (int start = 0; start < count; start += batchSize)
         {
             int n = Math.Min(batchSize, count - start);
@@ -108,6 +108,15 @@ public static class VqVaeInference
             throw new ArgumentException($"'{data.Name}' has {data.Channels}x{data.Height}x{data.Width} images, the model takes {c.InputChannels}x{c.ImageSize}x{c.ImageSize}");
     }
 
-    private static long ArenaBytes(VqVaeConfig c, int batch) =>
-        Math.Max(32L << 20, 48L * batch * Math.Max(c.Hidden, c.EmbeddingDim) * c.ImageSize * c.ImageSize * sizeof(float) / 4);
+    // One forward pass of a batch, measured (a guess from the architecture either wastes device memory
+    // or runs out).
+    private static long ArenaBytes(VqVae model, int batch)
+    {
+        var c = model.Config;
+        return Arena.Measure(model.Device, probe =>
+        {
+            var ctx = new OpContext(probe);
+            model.Forward(ctx, ctx.Zeros(new Shape(batch, c.InputChannels, c.ImageSize, c.ImageSize)));
+        });
+    }
 }

@@ -268,33 +268,21 @@ public sealed class VqVaeTrainer : IDisposable
         return loader;
     }
 
-    // The arena must hold one step's activations, temporaries and gradients. Rather than predict that
-    // from the architecture, run one forward and backward on a zero batch in an arena that doubles
-    // until it fits, and keep the high-water mark plus a margin. The probe changes nothing but the
-    // (per-step) gradients.
+    // The arena must hold one step's activations, temporaries and gradients: measured with one forward
+    // and backward on a zero batch rather than predicted from the architecture. The probe changes
+    // nothing but the (per-step) gradients, which are zeroed again.
     private static Arena SizeArena(VqVae model, int batchSize)
     {
         var c = model.Config;
-        long bytes = 64L << 20;
-        for (; ; bytes *= 2)
+        long bytes = Arena.Measure(model.Device, probe =>
         {
-            var probe = new Arena(model.Device, bytes);
-            try
-            {
-                var tape = new Tape(probe);
-                var ctx = new OpContext(probe, tape);
-                var x = ctx.Zeros(new Shape(batchSize, c.InputChannels, c.ImageSize, c.ImageSize));
-                tape.Backward(model.Forward(ctx, x).ReconstructionLoss);
-                long needed = probe.HighWater + probe.HighWater / 8 + (1L << 20);
-                probe.Dispose();
-                model.Parameters.ZeroGrad();
-                return new Arena(model.Device, needed);
-            }
-            catch (ArenaExhaustedException) when (bytes < (64L << 30))
-            {
-                probe.Dispose();
-            }
-        }
+            var tape = new Tape(probe);
+            var ctx = new OpContext(probe, tape);
+            var x = ctx.Zeros(new Shape(batchSize, c.InputChannels, c.ImageSize, c.ImageSize));
+            tape.Backward(model.Forward(ctx, x).ReconstructionLoss);
+        });
+        model.Parameters.ZeroGrad();
+        return new Arena(model.Device, bytes);
     }
 
     /// <inheritdoc />
