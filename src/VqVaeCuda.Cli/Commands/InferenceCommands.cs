@@ -46,8 +46,7 @@ internal static class InferenceCommands
             var r = VqVaeInference.Reconstruct(model, test, 0, n);
             var folder = result.GetValue(output)!;
             Directory.CreateDirectory(folder);
-            var clamped = r.Reconstructions.Select(v => Math.Clamp(v, 0f, 1f)).ToArray();
-            ImageGrid.SavePng(Path.Combine(folder, "reconstructions.png"), [r.Inputs, clamped], model.Config.InputChannels, model.Config.ImageSize, model.Config.ImageSize);
+            r.SaveGrid(Path.Combine(folder, "reconstructions.png"));
             r.SaveSafetensors(Path.Combine(folder, "reconstruction.safetensors"));
             double mse = r.Inputs.Zip(r.Reconstructions, (a, b) => (double)(a - b) * (a - b)).Average();
             AnsiConsole.MarkupLineInterpolated($"{n} images, MSE {mse:F5}; wrote {Path.GetFullPath(folder)}/reconstructions.png and reconstruction.safetensors");

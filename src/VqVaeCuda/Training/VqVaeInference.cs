@@ -1,6 +1,7 @@
 using VqVaeCuda.Autodiff;
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Data;
+using VqVaeCuda.Imaging;
 using VqVaeCuda.Models;
 using VqVaeCuda.Tensors;
 
@@ -17,6 +18,13 @@ public sealed record ReconstructionResult(float[] Inputs, float[] EncoderOutput,
 {
     /// <summary>Number of images.</summary>
     public int Count => Codes.Length / (Config.LatentSize * Config.LatentSize);
+
+    /// <summary>Writes the PNG grid of the inputs over their reconstructions (clamped to [0,1]).</summary>
+    public void SaveGrid(string path)
+    {
+        var shown = Reconstructions.Select(v => Math.Clamp(v, 0f, 1f)).ToArray();
+        ImageGrid.SavePng(path, [Inputs, shown], Config.InputChannels, Config.ImageSize, Config.ImageSize);
+    }
 
     /// <summary>Writes all five arrays as one safetensors file (inputs, z_e, codes, z_q, reconstruction).</summary>
     public void SaveSafetensors(string path)

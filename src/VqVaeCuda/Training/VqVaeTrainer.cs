@@ -189,19 +189,6 @@ public sealed class VqVaeTrainer : IDisposable
                                  usage.Perplexity, usage.CodesUsed, 0, _clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>Reconstructions of the first <paramref name="count"/> test images: (originals, reconstructions), [n, C, H, W] each.</summary>
-    public (float[] Originals, float[] Reconstructions) Reconstruct(int count)
-    {
-        var c = Model.Config;
-        int n = Math.Min(count, _test.Count);
-        _arena.Reset();
-        var ctx = new OpContext(_arena);
-        var x = ctx.NewTensor(new Shape(n, c.InputChannels, c.ImageSize, c.ImageSize));
-        var originals = _test.Pixels.AsSpan(0, n * _test.ImageSize).ToArray();
-        x.CopyFrom(originals);
-        return (originals, Model.Forward(ctx, x).Reconstruction.ToArray());
-    }
-
     /// <summary>Writes the model and the training state (atomically); with <paramref name="alsoLatest"/> also as latest.safetensors beside the run.</summary>
     public void SaveCheckpoint(string path, bool alsoLatest = false)
     {
@@ -235,10 +222,7 @@ public sealed class VqVaeTrainer : IDisposable
 
     private void WritePictures()
     {
-        var c = Model.Config;
-        var (originals, reconstructions) = Reconstruct(PreviewImages);
-        for (int i = 0; i < reconstructions.Length; i++) reconstructions[i] = Math.Clamp(reconstructions[i], 0f, 1f);
-        ImageGrid.SavePng(Path.Combine(RunDirectory!, "reconstructions.png"), [originals, reconstructions], c.InputChannels, c.ImageSize, c.ImageSize);
+        VqVaeInference.Reconstruct(Model, _test, 0, Math.Min(PreviewImages, _test.Count)).SaveGrid(Path.Combine(RunDirectory!, "reconstructions.png"));
         var train = _history.Where(r => r.Split == "train").ToArray();
         var test = _history.Where(r => r.Split == "test").ToArray();
         var series = new Dictionary<string, (double[], double[])>
