@@ -38,6 +38,21 @@ public readonly struct KernelArg
     /// <summary>A 64-bit unsigned integer.</summary>
     public static implicit operator KernelArg(ulong v) => new(v, 8, 'u');
 
+    /// <summary>
+    /// Lays out <paramref name="args"/> in cuLaunchKernel's convention, used by both devices: one 8-byte
+    /// slot per value in <paramref name="values"/>, and <paramref name="pointers"/>[i] pointing at slot i.
+    /// On a little-endian machine a 4-byte value is the low half of its slot, which is what the kernel
+    /// reads. The caller owns both arrays (stack memory: the launch copies the values during the call).
+    /// </summary>
+    internal static unsafe void ToLaunchParameters(ReadOnlySpan<KernelArg> args, ulong* values, void** pointers)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            values[i] = args[i].Bits;
+            pointers[i] = &values[i];
+        }
+    }
+
     /// <summary>Readable kind, for error messages.</summary>
     public string Describe() => Describe(Kind, Size);
 

@@ -248,15 +248,9 @@ public sealed unsafe class CudaDevice : IDevice
             throw new KernelLaunchException($"launch of '{kernel.Name}': the kernel was not obtained from {Name}; use {Name}.GetKernel");
         LaunchValidator.Validate(kernel, grid, block, dynamicSharedBytes, args, Capabilities);
         MakeCurrent();
-        // cuLaunchKernel's convention: an array of pointers, each to one argument's value. The driver copies
-        // the values during the call, so stack storage is enough.
         ulong* values = stackalloc ulong[Math.Max(1, args.Length)];
         void** pointers = stackalloc void*[Math.Max(1, args.Length)];
-        for (int i = 0; i < args.Length; i++)
-        {
-            values[i] = args[i].Bits;
-            pointers[i] = &values[i];  // little-endian: a 4-byte value is the low half of its slot
-        }
+        KernelArg.ToLaunchParameters(args, values, pointers);
         CudaDriver.Check(
             CudaDriver.cuLaunchKernel(kernel.Handle, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)dynamicSharedBytes, _stream,
                                       pointers, null),

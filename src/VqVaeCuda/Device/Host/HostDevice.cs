@@ -145,14 +145,9 @@ public sealed unsafe class HostDevice : IDevice
     {
         ThrowIfDisposed();
         LaunchValidator.Validate(kernel, grid, block, dynamicSharedBytes, args, Capabilities);
-        // cuLaunchKernel's convention: an array of pointers, each to one argument's value.
         ulong* values = stackalloc ulong[Math.Max(1, args.Length)];
         void** pointers = stackalloc void*[Math.Max(1, args.Length)];
-        for (int i = 0; i < args.Length; i++)
-        {
-            values[i] = args[i].Bits;
-            pointers[i] = &values[i];  // little-endian: a 4-byte value is the low half of its slot
-        }
+        KernelArg.ToLaunchParameters(args, values, pointers);
         uint* g = stackalloc uint[3] { grid.X, grid.Y, grid.Z };
         uint* b = stackalloc uint[3] { block.X, block.Y, block.Z };
         byte* err = stackalloc byte[ErrorCapacity];
