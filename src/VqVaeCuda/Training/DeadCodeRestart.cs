@@ -26,9 +26,7 @@ internal static class DeadCodeRestart
         var row = new float[d];
         foreach (int k in dead)
         {
-            int m = random.Next(n * hw);
-            int image = m / hw, position = m % hw;
-            for (int j = 0; j < d; j++) row[j] = z[(image * d + j) * hw + position];
+            EncoderVectors.Copy(z, random.Next(n * hw), d, hw, row);
             model.Device.CopyToDevice<float>(row, codebook.Pointer.OffsetFloats((long)k * d));
             if (model.Ema is { } ema)
             {

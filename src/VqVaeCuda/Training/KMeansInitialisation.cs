@@ -35,13 +35,12 @@ internal static class KMeansInitialisation
             x.CopyFrom(pixels);
             var z = model.Encode(ctx, x).ToArray();
             int hw = c.LatentSize * c.LatentSize, d = c.EmbeddingDim;
-            for (int img = 0; img < n; img++)
-                for (int p = 0; p < hw; p++)
-                {
-                    var v = new float[d];
-                    for (int j = 0; j < d; j++) v[j] = z[(img * d + j) * hw + p];
-                    vectors.Add(v);
-                }
+            for (int m = 0; m < n * hw; m++)
+            {
+                var v = new float[d];
+                EncoderVectors.Copy(z, m, d, hw, v);
+                vectors.Add(v);
+            }
         }
         var centres = Cluster(vectors, c.CodebookSize, c.EmbeddingDim, random);
         var flat = centres.SelectMany(v => v).ToArray();
