@@ -35,11 +35,12 @@ public sealed class BatchLoader : IDisposable
         if (options.StartEpoch < 0) throw new ArgumentOutOfRangeException(nameof(options), options.StartEpoch, "StartEpoch must not be negative");
         Data = data;
         Options = options;
-        BatchesPerEpoch = options.DropLast ? data.Count / options.BatchSize
-                                           : (data.Count + options.BatchSize - 1) / options.BatchSize;
+        BatchesPerEpoch = BatchesPerEpochFor(data.Count, options.BatchSize, options.DropLast);
         if (BatchesPerEpoch == 0)
             throw new ArgumentException($"{data.Name} has {data.Count} images, fewer than one batch of {options.BatchSize}" +
                                         (options.DropLast ? " (and DropLast is on)" : ""), nameof(options));
+        if (options.StartBatch < 0 || options.StartBatch >= BatchesPerEpoch)
+            throw new ArgumentOutOfRangeException(nameof(options), options.StartBatch, $"StartBatch must lie in 0..{BatchesPerEpoch - 1}");
         Epoch = options.StartEpoch;
         _queue = new BlockingCollection<Item>(options.Prefetch);
         _worker = new Thread(Produce) { IsBackground = true, Name = $"BatchLoader({data.Name})" };
@@ -57,6 +58,10 @@ public sealed class BatchLoader : IDisposable
 
     /// <summary>Batches in each epoch.</summary>
     public int BatchesPerEpoch { get; }
+
+    /// <summary>Batches in one epoch of <paramref name="count"/> images (the last partial one dropped or kept).</summary>
+    public static int BatchesPerEpochFor(int count, int batchSize, bool dropLast) =>
+        dropLast ? count / batchSize : (count + batchSize - 1) / batchSize;
 
     /// <summary>The epoch the next batch comes from.</summary>
     public int Epoch { get; private set; }
@@ -126,7 +131,7 @@ public sealed class BatchLoader : IDisposable
             for (int epoch = Options.StartEpoch; ; epoch++)
             {
                 var order = EpochOrder(Data.Count, Options.Seed, epoch, Options.Shuffle);
-                for (int b = 0; b < BatchesPerEpoch; b++)
+                for (int b = epoch == Options.StartEpoch ? Options.StartBatch : 0; b < BatchesPerEpoch; b++)
                 {
                     token.ThrowIfCancellationRequested();
                     _queue.Add(new Item(Assemble(order, epoch, b), epoch), token);

@@ -22,6 +22,9 @@ public sealed record BatchLoaderOptions
     /// <summary>The first epoch to produce (for resuming a run where it stopped).</summary>
     public int StartEpoch { get; init; }
 
+    /// <summary>The first batch of <see cref="StartEpoch"/> to produce (a run that stopped mid-epoch resumes there).</summary>
+    public int StartBatch { get; init; }
+
     /// <summary>Batches prepared ahead of the consumer (at least 1).</summary>
     public int Prefetch { get; init; } = 2;
 }

@@ -234,22 +234,14 @@ public sealed class VqVaeTrainer : IDisposable
         LossCurvePlot.SavePng(Path.Combine(RunDirectory!, "loss.png"), $"VQ-VAE on {_train.Name}", series);
     }
 
+    // A resumed run continues with the batch an uninterrupted run would take next.
     private BatchLoader OpenLoader(int step)
     {
-        var loader = new BatchLoader(_train, new BatchLoaderOptions { BatchSize = Options.BatchSize, Seed = Options.Seed, DropLast = true });
-        int perEpoch = loader.BatchesPerEpoch;
-        loader.Dispose();
-        // A resumed run continues with the batch an uninterrupted run would take next.
-        loader = new BatchLoader(_train, new BatchLoaderOptions
+        int perEpoch = BatchLoader.BatchesPerEpochFor(_train.Count, Options.BatchSize, dropLast: true);
+        return new BatchLoader(_train, new BatchLoaderOptions
         {
-            BatchSize = Options.BatchSize, Seed = Options.Seed, DropLast = true, StartEpoch = step / perEpoch,
+            BatchSize = Options.BatchSize, Seed = Options.Seed, DropLast = true, StartEpoch = step / perEpoch, StartBatch = step % perEpoch,
         });
-        for (int skipped = 0; skipped < step % perEpoch; skipped++)
-        {
-            loader.TryNext(out var b);
-            loader.Recycle(b);
-        }
-        return loader;
     }
 
     // The arena must hold one step's activations, temporaries and gradients: measured with one forward

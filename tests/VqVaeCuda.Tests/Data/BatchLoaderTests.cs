@@ -119,6 +119,24 @@ public class BatchLoaderTests
     }
 
     [Test]
+    public void A_run_resumed_mid_epoch_sees_the_same_batches()
+    {
+        var data = Data(50);
+        var full = Epochs(data, new BatchLoaderOptions { BatchSize = 10, Seed = 8 }, 3);
+        // Epoch 1 from its batch 3: the rest of epoch 1, then all of epoch 2.
+        var resumed = Epochs(data, new BatchLoaderOptions { BatchSize = 10, Seed = 8, StartEpoch = 1, StartBatch = 3 }, 2);
+        Assert.That(resumed.Select(b => b.Indices), Is.EqualTo(full.Skip(5 + 3).Select(b => b.Indices)));
+        Assert.That((resumed[0].Epoch, resumed[0].Number), Is.EqualTo((1, 3)));
+    }
+
+    [Test]
+    public void A_start_batch_outside_the_epoch_is_refused()
+    {
+        Assert.That(() => new BatchLoader(Data(50), new BatchLoaderOptions { BatchSize = 10, StartBatch = 5 }),
+                    Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("0..4"));
+    }
+
+    [Test]
     public void Recycled_buffers_are_refilled_correctly()
     {
         var data = Data(60);
