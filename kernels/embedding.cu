@@ -33,14 +33,20 @@
 // here (V = 512 codes or 10 classes, S ≤ 128·32·32) it is a few million cached int compares.
 #include "common.cuh"
 
+// Output element e of an embedding lookup, laid out [outer, dim, inner]: the table row v it reads
+// (the index at (outer, inner)) and the component d. Shared by the forward and the atomic backward.
+__device__ __forceinline__ void embedding_element(const int* __restrict__ indices, int e, int dim, int inner, int& v, int& d) {
+    const int p = e % inner;
+    const int od = e / inner;
+    d = od % dim;
+    v = indices[(od / dim) * inner + p];
+}
+
 extern "C" __global__ void embedding_forward_f32(const float* __restrict__ table, const int* __restrict__ indices,
                                                  float* __restrict__ out, int rows, int dim, int inner, int m) {
     for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
-        const int p = e % inner;
-        const int od = e / inner;
-        const int d = od % dim;
-        const int o = od / dim;
-        const int v = indices[o * inner + p];
+        int v, d;
+        embedding_element(indices, e, dim, inner, v, d);
         out[e] = (v >= 0 && v < rows) ? table[v * dim + d] : __int_as_float(0x7fc00000);
     }
 }
@@ -125,11 +131,8 @@ VQ_KERNEL_NO_SYNC(embedding_backward_rows_f32)
 extern "C" __global__ void embedding_backward_atomic_f32(const float* __restrict__ dout, const int* __restrict__ indices,
                                                          float* __restrict__ dtable, int rows, int dim, int inner, int m) {
     for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
-        const int p = e % inner;
-        const int od = e / inner;
-        const int d = od % dim;
-        const int o = od / dim;
-        const int v = indices[o * inner + p];
+        int v, d;
+        embedding_element(indices, e, dim, inner, v, d);
         if (v >= 0 && v < rows) atomicAdd(dtable + v * dim + d, dout[e]);
     }
 }
