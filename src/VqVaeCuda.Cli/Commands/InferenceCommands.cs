@@ -39,8 +39,7 @@ internal static class InferenceCommands
             if (n < 1) throw new ArgumentException($"--count {n}: at least 1");
             RequireFile(result.GetValue(checkpoint)!);
             using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
-            var loaded = VqVaeCheckpoint.Load(result.GetValue(checkpoint)!, dev);
-            using var model = loaded.Model;
+            using var model = VqVaeCheckpoint.LoadModel(result.GetValue(checkpoint)!, dev);
             var (_, test) = data.Open(result, model.Config, seed: 0);
             n = Math.Min(n, test.Count);
             var r = VqVaeInference.Reconstruct(model, test, 0, n);
@@ -73,15 +72,14 @@ internal static class InferenceCommands
         {
             RequireFile(result.GetValue(checkpoint)!);
             using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
-            var loaded = VqVaeCheckpoint.Load(result.GetValue(checkpoint)!, dev);
-            using var model = loaded.Model;
+            using var model = VqVaeCheckpoint.LoadModel(result.GetValue(checkpoint)!, dev);
             var (train, test) = data.Open(result, model.Config, seed: 0);
             var set = result.GetValue(split) == "test" ? test : train;
             int[] codes = [];
             AnsiConsole.Progress().Start(ctx =>
             {
                 var task = ctx.AddTask($"encoding {Markup.Escape(set.Name)}", maxValue: set.Count);
-                codes = VqVaeInference.Encode(model, set, progress: new Progress<int>(done => task.Value = done));
+                codes = VqVaeInference.EncodeCodes(model, set, progress: new Progress<int>(done => task.Value = done));
                 task.Value = set.Count;
             });
             long l = model.Config.LatentSize;
@@ -120,14 +118,13 @@ internal static class InferenceCommands
                 throw new CheckpointFormatException($"{path}: needs a tensor 'codes' of int32 [N, h, w]");
             RequireFile(result.GetValue(checkpoint)!);
             using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
-            var loaded = VqVaeCheckpoint.Load(result.GetValue(checkpoint)!, dev);
-            using var model = loaded.Model;
+            using var model = VqVaeCheckpoint.LoadModel(result.GetValue(checkpoint)!, dev);
             var c = model.Config;
             if (t.Shape[1] != c.LatentSize || t.Shape[2] != c.LatentSize)
                 throw new ArgumentException($"{path}: code maps are {t.Shape[1]}x{t.Shape[2]}, this model's are {c.LatentSize}x{c.LatentSize}");
             int n = (int)Math.Min(Math.Max(1, result.GetValue(count)), t.Shape[0]);
             var codes = t.ToInts().AsSpan(0, n * c.LatentSize * c.LatentSize).ToArray();
-            var images = VqVaeInference.Decode(model, codes);
+            var images = VqVaeInference.DecodeCodes(model, codes);
             int columns = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(n)));
             int per = c.InputChannels * c.ImageSize * c.ImageSize;
             var rows = Enumerable.Range(0, (n + columns - 1) / columns)

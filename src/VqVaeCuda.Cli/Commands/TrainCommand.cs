@@ -95,7 +95,7 @@ internal static class TrainCommand
             {
                 var codebookKind = config.UseEma ? "EMA codebook" : "codebook loss";
                 AnsiConsole.MarkupLineInterpolated(
-                    $"[grey]training on {train.Name}: {train.Count} train / {test.Count} test images {config.InputChannels}x{config.ImageSize}x{config.ImageSize}; {trainer.Model.Parameters.Count:N0} parameters; K={config.CodebookSize}, D={config.EmbeddingDim}, {codebookKind}[/]");
+                    $"[grey]training on {train.Name}: {train.Count} train / {test.Count} test images {config.InputChannels}x{config.ImageSize}x{config.ImageSize}; {trainer.Model.Parameters().Sum(p => p.Shape.Count):N0} parameters; K={config.CodebookSize}, D={config.EmbeddingDim}, {codebookKind}[/]");
                 Run(trainer);
                 var final = trainer.History.LastOrDefault(r => r.Split == "test");
                 if (final is not null)

@@ -5,31 +5,55 @@ using VqVaeCuda.Tensors;
 namespace VqVaeCuda.Modules;
 
 /// <summary>
-/// The VQ-VAE's residual stack (DeepMind's reference): each block is
-/// x + conv1×1(ReLU(conv3×3(ReLU(x)))) — 3×3 to <c>residualHidden</c> channels, 1×1 back to
-/// <c>hidden</c> — and the stack ends with a ReLU.
+/// One block of the VQ-VAE's residual stack (DeepMind's reference): x + conv1×1(ReLU(conv3×3(ReLU(x)))),
+/// 3×3 to <c>residualHidden</c> channels (<c>conv3</c>), 1×1 back to <c>hidden</c> (<c>conv1</c>).
 /// </summary>
-public sealed class ResidualStack
+public sealed class ResidualBlock : Module
 {
-    private readonly (Conv2dLayer Conv3, Conv2dLayer Conv1)[] _blocks;
-
-    /// <summary>Declares <paramref name="layers"/> blocks under <c>{path}.{i}</c>.</summary>
-    public ResidualStack(ParameterStore store, string path, int hidden, int residualHidden, int layers)
+    /// <summary>A block on <paramref name="hidden"/> channels with <paramref name="residualHidden"/> inside.</summary>
+    public ResidualBlock(int hidden, int residualHidden)
     {
-        _blocks = Enumerable.Range(0, layers).Select(i => (
-            new Conv2dLayer(store, $"{path}.{i}.conv3", hidden, residualHidden, 3, 1, 1),
-            new Conv2dLayer(store, $"{path}.{i}.conv1", residualHidden, hidden, 1, 1, 0))).ToArray();
+        Conv3 = RegisterModule("conv3", new Conv2d(hidden, residualHidden, 3, 1, 1));
+        Conv1 = RegisterModule("conv1", new Conv2d(residualHidden, hidden, 1, 1, 0));
     }
+
+    /// <summary>The 3×3 convolution.</summary>
+    public Conv2d Conv3 { get; }
+
+    /// <summary>The 1×1 convolution.</summary>
+    public Conv2d Conv1 { get; }
+
+    /// <summary>x + conv1(ReLU(conv3(ReLU(x)))).</summary>
+    public Tensor Forward(OpContext ctx, Tensor x)
+    {
+        var h = Conv3.Forward(ctx, Activations.Relu(ctx, x));
+        h = Conv1.Forward(ctx, Activations.Relu(ctx, h));
+        return Elementwise.Add(ctx, x, h);
+    }
+}
+
+/// <summary>
+/// The VQ-VAE's residual stack: <c>layers</c> <see cref="ResidualBlock"/>s named <c>0</c>, <c>1</c>, ...
+/// (so <c>encoder.residual.0.conv3.weight</c>), then a ReLU.
+/// </summary>
+public sealed class ResidualStack : Module
+{
+    private readonly ResidualBlock[] _blocks;
+
+    /// <summary><paramref name="layers"/> blocks on <paramref name="hidden"/> channels.</summary>
+    public ResidualStack(int hidden, int residualHidden, int layers)
+    {
+        _blocks = Enumerable.Range(0, layers).Select(i => RegisterModule(i.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                                                                        new ResidualBlock(hidden, residualHidden))).ToArray();
+    }
+
+    /// <summary>The blocks in order.</summary>
+    public IReadOnlyList<ResidualBlock> Blocks => _blocks;
 
     /// <summary>Runs the stack.</summary>
     public Tensor Forward(OpContext ctx, Tensor x)
     {
-        foreach (var (conv3, conv1) in _blocks)
-        {
-            var h = conv3.Forward(ctx, Activations.Relu(ctx, x));
-            h = conv1.Forward(ctx, Activations.Relu(ctx, h));
-            x = Elementwise.Add(ctx, x, h);
-        }
+        foreach (var block in _blocks) x = block.Forward(ctx, x);
         return Activations.Relu(ctx, x);
     }
 }

@@ -7,25 +7,34 @@ namespace VqVaeCuda.Optim;
 /// Adam (Kingma and Ba, 2015) with the semantics of PyTorch's <c>torch.optim.Adam</c> (amsgrad=False,
 /// maximize=False): bias-corrected moments, and weight decay in PyTorch's L2 form — the decay term
 /// wd·θ is added to the gradient before the moments see it (not AdamW's decoupled decay).
-/// One fused kernel (kernels/adam.cu) updates every parameter of a <see cref="ParameterStore"/> through
-/// its four flat buffers (values, gradients, first and second moments) per <see cref="Step"/>; the
-/// bias corrections are computed here, in double, and passed to the kernel. Nothing is read back:
-/// a step is one asynchronous launch.
+/// <para>
+/// The optimizer owns its state: the first and second moments of every parameter, kept in two flat
+/// device buffers laid out like the parameters' <see cref="ParameterStore"/> (same offsets), and the step
+/// count. When it updates every parameter of a store (the usual case: <c>new Adam(model.Parameters())</c>)
+/// a <see cref="Step"/> is ONE fused launch of kernels/adam.cu over the flat buffers; for a subset it is
+/// one launch per parameter. Bias corrections are computed here, in double. Nothing is read back: a step
+/// is asynchronous. <see cref="StateDict"/> names each moment after its parameter
+/// (<c>state.encoder.conv1.weight.exp_avg</c>, <c>....exp_avg_sq</c>).
+/// </para>
 /// </summary>
-public sealed class Adam
+public sealed class Adam : IDisposable
 {
-    private readonly Kernel _kernel;
+    private readonly Parameter[] _parameters;
+    private readonly ParameterStore _store;
+    private readonly bool _wholeStore;
+    private readonly Tensor _m, _v;
     private double _learningRate;
 
-    /// <summary>An optimizer over every parameter of <paramref name="parameters"/> (allocated or not yet: it is read at each step).</summary>
-    /// <param name="parameters">The store whose values are updated from its gradients.</param>
+    /// <summary>An optimizer over <paramref name="parameters"/> (allocated, all of one store: one model's).</summary>
+    /// <param name="parameters">The parameters updated from their gradients, e.g. a module's <c>Parameters()</c>.</param>
     /// <param name="learningRate">lr; the paper's 2e-4 by default.</param>
     /// <param name="beta1">Decay of the first moment, in [0, 1).</param>
     /// <param name="beta2">Decay of the second moment, in [0, 1).</param>
     /// <param name="epsilon">Added to the denominator, ≥ 0.</param>
     /// <param name="weightDecay">L2 coefficient (PyTorch Adam's weight_decay), ≥ 0.</param>
     /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is outside its range (PyTorch's checks).</exception>
-    public Adam(ParameterStore parameters, double learningRate = 2e-4, double beta1 = 0.9, double beta2 = 0.999,
+    /// <exception cref="ArgumentException">No parameters, unallocated ones, or parameters of several stores.</exception>
+    public Adam(IEnumerable<Parameter> parameters, double learningRate = 2e-4, double beta1 = 0.9, double beta2 = 0.999,
                 double epsilon = 1e-8, double weightDecay = 0.0)
     {
         ArgumentNullException.ThrowIfNull(parameters);
@@ -34,17 +43,37 @@ public sealed class Adam
         if (!(beta2 >= 0 && beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, "adam: beta2 must be in [0, 1)");
         if (!(epsilon >= 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, "adam: epsilon must be >= 0");
         if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "adam: weight decay must be >= 0");
-        Parameters = parameters;
+        _parameters = parameters.Distinct().ToArray();
+        if (_parameters.Length == 0) throw new ArgumentException("adam: no parameters to optimise");
+        var unallocated = _parameters.FirstOrDefault(p => !p.IsAllocated || p.Store is null);
+        if (unallocated is not null)
+            throw new ArgumentException($"adam: parameter '{unallocated.Name}' has no memory yet; allocate the model before creating its optimizer");
+        _store = _parameters[0].Store!;
+        if (_parameters.Any(p => p.Store != _store)) throw new ArgumentException("adam: the parameters belong to several models (stores); use one optimizer per model");
+        _wholeStore = _parameters.Length == _store.Parameters.Count;
         _learningRate = learningRate;
         Beta1 = beta1;
         Beta2 = beta2;
         Epsilon = epsilon;
         WeightDecay = weightDecay;
-        _kernel = parameters.Device.GetKernel("adam_step_f32");
+        var shape = new Shape((int)Math.Max(1, _store.Count));
+        _m = Tensor.Allocate(Device, shape);
+        _v = Tensor.Allocate(Device, shape);
+        Device.FillBytes(_m.Pointer, 0, _m.Bytes);
+        Device.FillBytes(_v.Pointer, 0, _v.Bytes);
+    }
+
+    /// <summary>An optimizer over every parameter of <paramref name="store"/> (allocated).</summary>
+    public Adam(ParameterStore store, double learningRate = 2e-4, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8, double weightDecay = 0.0)
+        : this((store ?? throw new ArgumentNullException(nameof(store))).Parameters, learningRate, beta1, beta2, epsilon, weightDecay)
+    {
     }
 
     /// <summary>The parameters this optimizer updates.</summary>
-    public ParameterStore Parameters { get; }
+    public IReadOnlyList<Parameter> Parameters => _parameters;
+
+    /// <summary>The device.</summary>
+    public IDevice Device => _store.Device;
 
     /// <summary>The learning rate; may be changed between steps (schedules).</summary>
     public double LearningRate
@@ -69,10 +98,7 @@ public sealed class Adam
     /// <summary>L2 weight decay (added to the gradient).</summary>
     public double WeightDecay { get; }
 
-    /// <summary>
-    /// Steps taken, t (0 before the first step). Settable to resume from a checkpoint together with
-    /// the store's moment buffers.
-    /// </summary>
+    /// <summary>Steps taken, t (0 before the first step). Settable to resume, together with <see cref="LoadStateDict"/>.</summary>
     public long StepCount
     {
         get;
@@ -83,32 +109,105 @@ public sealed class Adam
         }
     }
 
+    /// <summary>The first moment (exp_avg) of <paramref name="parameter"/>: a view with the parameter's shape.</summary>
+    public Tensor FirstMoment(Parameter parameter) => MomentOf(_m, parameter, "exp_avg");
+
+    /// <summary>The second moment (exp_avg_sq) of <paramref name="parameter"/>: a view with the parameter's shape.</summary>
+    public Tensor SecondMoment(Parameter parameter) => MomentOf(_v, parameter, "exp_avg_sq");
+
+    /// <summary>Sets the gradients of this optimizer's parameters to zero (backward passes accumulate).</summary>
+    public void ZeroGrad()
+    {
+        if (_wholeStore)
+        {
+            _store.ZeroGrad();
+            return;
+        }
+        foreach (var p in _parameters) Device.FillBytes(p.Grad.Pointer, 0, p.Grad.Bytes);
+    }
+
     /// <summary>
     /// One update of every parameter from its current gradient: t ← t + 1, then the fused kernel with
     /// step_size = lr / (1 − β1^t) and sqrt(1 − β2^t). Gradients are read, not cleared.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The store is not allocated.</exception>
     public void Step()
     {
-        var values = Parameters.FlatValues;
-        int n = checked((int)values.Count);
         long t = StepCount + 1;
         double biasCorrection1 = 1.0 - Math.Pow(Beta1, t);
         double biasCorrection2 = 1.0 - Math.Pow(Beta2, t);
-        double stepSize = LearningRate / biasCorrection1;
-        double biasCorrection2Sqrt = Math.Sqrt(biasCorrection2);
-        const int block = 256;
-        var grid = (int)Math.Clamp((n + block - 1L) / block, 1, 65535);
-        var device = Parameters.Device;
-        device.Launch(_kernel, grid, block, 0, values.Pointer, Parameters.FlatGrads.Pointer, Parameters.FlatFirstMoments.Pointer,
-                      Parameters.FlatSecondMoments.Pointer, (float)(1.0 - Beta1), (float)Beta2, (float)(1.0 - Beta2), (float)Epsilon,
-                      (float)WeightDecay, (float)stepSize, (float)biasCorrection2Sqrt, n);
+        float stepSize = (float)(LearningRate / biasCorrection1), bc2Sqrt = (float)Math.Sqrt(biasCorrection2);
+        float oneMinusBeta1 = (float)(1.0 - Beta1), beta2 = (float)Beta2, oneMinusBeta2 = (float)(1.0 - Beta2);
+        float epsilon = (float)Epsilon, weightDecay = (float)WeightDecay;
+        if (_wholeStore)
+        {
+            AdamKernels.Step(Device, _store.FlatValues.Pointer, _store.FlatGrads.Pointer, _m.Pointer, _v.Pointer, checked((int)_m.Count),
+                             oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay, stepSize, bc2Sqrt);
+        }
+        else
+        {
+            foreach (var p in _parameters)
+                AdamKernels.Step(Device, p.Value.Pointer, p.Grad.Pointer, _m.Pointer.OffsetFloats(p.Offset), _v.Pointer.OffsetFloats(p.Offset),
+                                 checked((int)p.Shape.Count), oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay, stepSize, bc2Sqrt);
+        }
         StepCount = t;
+    }
+
+    /// <summary>
+    /// The moments as <c>state.{parameter}.exp_avg</c> and <c>state.{parameter}.exp_avg_sq</c> (views, in
+    /// parameter order). The step count is <see cref="StepCount"/>.
+    /// </summary>
+    public StateDict StateDict()
+    {
+        var dict = new StateDict();
+        foreach (var p in _parameters)
+        {
+            dict.Add($"state.{p.Name}.exp_avg", FirstMoment(p));
+            dict.Add($"state.{p.Name}.exp_avg_sq", SecondMoment(p));
+        }
+        return dict;
+    }
+
+    /// <summary>
+    /// Restores the moments from <paramref name="state"/> (as <see cref="StateDict"/> names them) and the step
+    /// count. All or nothing: every missing, unexpected or mismatched entry is named and nothing changes.
+    /// </summary>
+    /// <exception cref="StateDictException">The state does not fit these parameters.</exception>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, long stepCount)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
+        var own = StateDict();
+        var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
+        var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var mismatched = own.Where(e => state.TryGetValue(e.Key, out var s) && (s.Shape != e.Value.Shape || s.DType != DType.Float32))
+                            .Select(e => $"{e.Key}: the state has {state[e.Key].Shape}, the parameter has {e.Value.Shape}").ToList();
+        if (missing.Count > 0 || unexpected.Count > 0 || mismatched.Count > 0)
+            throw new StateDictException("Adam optimizer", missing, unexpected, mismatched, strict: true);
+        foreach (var (name, target) in own)
+        {
+            var source = state[name];
+            if (source.Device == Device) Device.Copy(source.Pointer, target.Pointer, target.Bytes);
+            else target.CopyFrom(source.ToArray());
+        }
+        StepCount = stepCount;
+    }
+
+    private Tensor MomentOf(Tensor flat, Parameter parameter, string what)
+    {
+        if (Array.IndexOf(_parameters, parameter) < 0) throw new ArgumentException($"adam: '{parameter.Name}' is not one of this optimizer's parameters");
+        return new Tensor(Device, flat.Pointer.OffsetFloats(parameter.Offset), parameter.Shape, DType.Float32) { Name = $"{parameter.Name}.{what}" };
     }
 
     private static void CheckLearningRate(double value)
     {
         if (!(value >= 0 && double.IsFinite(value)))
             throw new ArgumentOutOfRangeException(nameof(LearningRate), value, "adam: learning rate must be finite and >= 0");
+    }
+
+    /// <summary>Frees the moment buffers.</summary>
+    public void Dispose()
+    {
+        _m.Dispose();
+        _v.Dispose();
     }
 }

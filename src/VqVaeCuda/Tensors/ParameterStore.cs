@@ -34,19 +34,24 @@ public abstract record Initializer
     }
 }
 
-/// <summary>A trainable tensor with its gradient, named by module path ("encoder.conv1.weight").</summary>
+/// <summary>
+/// A trainable tensor with its gradient, like <c>torch.nn.Parameter</c>. A module creates it with a
+/// shape and an initializer and registers it under a local name; its memory is a slice of a
+/// <see cref="ParameterStore"/>, and it gets its full name (the module path, "encoder.conv1.weight")
+/// when the store takes it.
+/// </summary>
 public sealed class Parameter
 {
-    internal Parameter(string name, Shape shape, Initializer initializer, long offset)
+    /// <summary>An unallocated parameter of <paramref name="shape"/> that will start from <paramref name="initializer"/>.</summary>
+    public Parameter(Shape shape, Initializer initializer)
     {
-        Name = name;
+        ArgumentNullException.ThrowIfNull(initializer);
         Shape = shape;
         Initializer = initializer;
-        Offset = offset;
     }
 
-    /// <summary>Module path, used as the checkpoint tensor name.</summary>
-    public string Name { get; }
+    /// <summary>Module path ("encoder.conv1.weight"), used as the checkpoint tensor name; empty until a store takes it.</summary>
+    public string Name { get; internal set; } = "";
 
     /// <summary>The shape (PyTorch's layouts).</summary>
     public Shape Shape { get; }
@@ -54,30 +59,40 @@ public sealed class Parameter
     /// <summary>How it starts.</summary>
     public Initializer Initializer { get; }
 
+    /// <summary>The store holding it; null until one takes it.</summary>
+    public ParameterStore? Store { get; internal set; }
+
     /// <summary>Element offset inside the store's flat buffers.</summary>
-    public long Offset { get; }
+    public long Offset { get; internal set; }
+
+    /// <summary>True once its store is allocated.</summary>
+    public bool IsAllocated => _value is not null;
 
     /// <summary>The values (a view into the store). Available after <see cref="ParameterStore.Allocate"/>.</summary>
-    public Tensor Value => _value ?? throw new InvalidOperationException($"parameter '{Name}' is declared but its store has not been allocated yet");
+    public Tensor Value => _value ?? throw NotAllocated();
 
     /// <summary>The gradient (a view into the store), accumulated by backward passes, zeroed by <see cref="ParameterStore.ZeroGrad"/>.</summary>
-    public Tensor Grad => _grad ?? throw new InvalidOperationException($"parameter '{Name}' is declared but its store has not been allocated yet");
+    public Tensor Grad => _grad ?? throw NotAllocated();
+
+    private InvalidOperationException NotAllocated() =>
+        new($"parameter '{(Name.Length > 0 ? Name : Shape.ToString())}' has no memory yet: allocate its module (Module.Allocate) or its store first");
 
     internal Tensor? _value;
     internal Tensor? _grad;
 }
 
 /// <summary>
-/// All parameters of a model in four persistent, contiguous buffers — values, gradients, and Adam's
-/// first and second moments — so that the optimizer step and the global gradient norm are each one
-/// kernel over one flat array. Modules <see cref="Declare"/> their parameters; the model then calls
-/// <see cref="Allocate"/> once.
+/// The parameters of a model in two persistent, contiguous buffers — values and gradients — so that
+/// an optimizer step and the global gradient norm are each one kernel over one flat array. Parameters
+/// are <see cref="Add">added</see> (or <see cref="Declare">declared</see>) under their full names, then the
+/// store is <see cref="Allocate">allocated</see> once. Optimizer state (Adam's moments) belongs to the
+/// optimizer, which lays its own buffers out with the same offsets.
 /// </summary>
 public sealed class ParameterStore : IDisposable
 {
     private readonly List<Parameter> _parameters = [];
     private readonly Dictionary<string, Parameter> _byName = new(StringComparer.Ordinal);
-    private DeviceBuffer? _values, _grads, _m, _v;
+    private DeviceBuffer? _values, _grads;
     private long _count;
 
     /// <summary>A store on <paramref name="device"/>.</summary>
@@ -86,10 +101,10 @@ public sealed class ParameterStore : IDisposable
     /// <summary>The device.</summary>
     public IDevice Device { get; }
 
-    /// <summary>Every parameter in declaration order.</summary>
+    /// <summary>Every parameter in the order added.</summary>
     public IReadOnlyList<Parameter> Parameters => _parameters;
 
-    /// <summary>Total elements over all parameters.</summary>
+    /// <summary>Elements of the flat buffers: every parameter plus the alignment padding between them.</summary>
     public long Count => _count;
 
     /// <summary>True once <see cref="Allocate"/> has run.</summary>
@@ -99,30 +114,35 @@ public sealed class ParameterStore : IDisposable
     public Parameter this[string name] =>
         _byName.TryGetValue(name, out var p) ? p : throw new KeyNotFoundException($"no parameter named '{name}'");
 
-    /// <summary>Declares a parameter; its memory exists after <see cref="Allocate"/>.</summary>
-    public Parameter Declare(string name, Shape shape, Initializer initializer)
+    /// <summary>Takes <paramref name="parameter"/> under <paramref name="name"/>; its memory exists after <see cref="Allocate"/>.</summary>
+    public Parameter Add(string name, Parameter parameter)
     {
-        if (IsAllocated) throw new InvalidOperationException($"cannot declare '{name}': the parameter store is already allocated");
+        ArgumentNullException.ThrowIfNull(parameter);
+        if (IsAllocated) throw new InvalidOperationException($"cannot add '{name}': the parameter store is already allocated");
         if (_byName.ContainsKey(name)) throw new ArgumentException($"parameter '{name}' is declared twice");
+        if (parameter.Store is not null) throw new ArgumentException($"parameter '{name}' already belongs to a store (as '{parameter.Name}')");
         // Each parameter starts on a 64-element boundary: aligned vector access in the kernels that see one parameter.
         long offset = (_count + 63) / 64 * 64;
-        var p = new Parameter(name, shape, initializer, offset);
-        _count = offset + shape.Count;
-        _parameters.Add(p);
-        _byName[name] = p;
-        return p;
+        parameter.Name = name;
+        parameter.Store = this;
+        parameter.Offset = offset;
+        _count = offset + parameter.Shape.Count;
+        _parameters.Add(parameter);
+        _byName[name] = parameter;
+        return parameter;
     }
 
-    /// <summary>Allocates the four buffers and initialises every parameter from <paramref name="seed"/>; moments and gradients start at zero.</summary>
+    /// <summary>Creates and adds a parameter (<see cref="Add"/> of a new <see cref="Parameter"/>).</summary>
+    public Parameter Declare(string name, Shape shape, Initializer initializer) => Add(name, new Parameter(shape, initializer));
+
+    /// <summary>Allocates the buffers and initialises every parameter, in order, from <paramref name="seed"/>; gradients start at zero.</summary>
     public void Allocate(int seed)
     {
         if (IsAllocated) throw new InvalidOperationException("the parameter store is already allocated");
         long bytes = Math.Max(1, _count) * sizeof(float);
         _values = Device.Allocate(bytes);
         _grads = Device.Allocate(bytes);
-        _m = Device.Allocate(bytes);
-        _v = Device.Allocate(bytes);
-        foreach (var b in new[] { _values, _grads, _m, _v }) Device.FillBytes(b.Pointer, 0, bytes);
+        foreach (var b in new[] { _values, _grads }) Device.FillBytes(b.Pointer, 0, bytes);
         var random = new Random(seed);
         foreach (var p in _parameters)
         {
@@ -143,12 +163,6 @@ public sealed class ParameterStore : IDisposable
     /// <summary>All gradients as one flat tensor.</summary>
     public Tensor FlatGrads => Flat(_grads);
 
-    /// <summary>Adam's first moments.</summary>
-    public Tensor FlatFirstMoments => Flat(_m);
-
-    /// <summary>Adam's second moments.</summary>
-    public Tensor FlatSecondMoments => Flat(_v);
-
     /// <summary>Sets every gradient to zero (start of a step: backward passes accumulate).</summary>
     public void ZeroGrad()
     {
@@ -166,7 +180,6 @@ public sealed class ParameterStore : IDisposable
     {
         _values?.Dispose();
         _grads?.Dispose();
-        _m?.Dispose();
-        _v?.Dispose();
+        _values = _grads = null;
     }
 }

@@ -2,6 +2,8 @@ using System.Globalization;
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Device;
 using VqVaeCuda.Models;
+using VqVaeCuda.Modules;
+using VqVaeCuda.Optim;
 using VqVaeCuda.Tensors;
 
 namespace VqVaeCuda.Training;
@@ -14,33 +16,36 @@ namespace VqVaeCuda.Training;
 public sealed record TrainingStateInfo(int Step, long AdamStep, TrainingOptions Options, string Dataset);
 
 /// <summary>
-/// VQ-VAE checkpoints in safetensors (DESIGN.md, "Files users touch"): one tensor per parameter under its
-/// module path in PyTorch's layout; the EMA state, Adam's moments and the per-code last-use steps
-/// under <c>quantizer.ema.*</c>, <c>optimizer.*</c>, <c>trainer.*</c>; the model config and training
-/// state as JSON in <c>__metadata__</c>.
+/// VQ-VAE checkpoints in safetensors (DESIGN.md, "Files users touch"). Format 2 (written): the model's
+/// <see cref="Module.StateDict"/> under its own names (<c>encoder.conv1.weight</c>, <c>quantizer.codebook</c>,
+/// <c>quantizer.ema.cluster_sizes</c>, ...) in PyTorch's layouts; with training state, the optimizer's
+/// <see cref="Adam.StateDict"/> under <c>optimizer.</c> (<c>optimizer.state.encoder.conv1.weight.exp_avg</c>)
+/// and the quantizer's per-code last-use steps as <c>trainer.code_last_used</c>; the model config and the
+/// training state as JSON in <c>__metadata__</c>. Format 1 (read only) held Adam's moments as two flat
+/// arrays (<c>optimizer.exp_avg</c>, <c>optimizer.exp_avg_sq</c>) in the parameter store's layout.
 /// </summary>
 public static class VqVaeCheckpoint
 {
-    /// <summary>The format tag in the metadata.</summary>
-    public const string Format = "vqvaecuda-vqvae/1";
+    /// <summary>The format tag written in the metadata.</summary>
+    public const string Format = "vqvaecuda-vqvae/2";
 
-    private const string EmaClusterSizes = "quantizer.ema.cluster_sizes";
-    private const string EmaEmbeddingSums = "quantizer.ema.embedding_sums";
-    private const string AdamFirstMoments = "optimizer.exp_avg";
-    private const string AdamSecondMoments = "optimizer.exp_avg_sq";
+    /// <summary>The first format, still read.</summary>
+    public const string Format1 = "vqvaecuda-vqvae/1";
+
+    private const string OptimizerPrefix = "optimizer.";
+    private const string TrainerPrefix = "trainer.";
     private const string CodeLastUsed = "trainer.code_last_used";
+    private const string Format1FirstMoments = "optimizer.exp_avg";
+    private const string Format1SecondMoments = "optimizer.exp_avg_sq";
 
-    /// <summary>Writes the model (and, when given, the training state) to <paramref name="path"/>, atomically.</summary>
-    public static void Save(string path, VqVae model, TrainingStateInfo? state = null, int[]? codeLastUsed = null)
+    /// <summary>
+    /// Writes the model (and, when given, the training state with <paramref name="optimizer"/>'s state and the
+    /// quantizer's code usage) to <paramref name="path"/>, atomically.
+    /// </summary>
+    public static void Save(string path, VqVae model, TrainingStateInfo? state = null, Adam? optimizer = null)
     {
-        var tensors = new List<SafetensorsTensor>();
-        foreach (var p in model.Parameters.Parameters)
-            tensors.Add(SafetensorsTensor.FromFloats(p.Name, Dims(p.Shape), p.Value.ToArray()));
-        if (model.Ema is { } ema)
-        {
-            tensors.Add(SafetensorsTensor.FromFloats(EmaClusterSizes, Dims(ema.ClusterSizes.Shape), ema.ClusterSizes.ToArray()));
-            tensors.Add(SafetensorsTensor.FromFloats(EmaEmbeddingSums, Dims(ema.EmbeddingSums.Shape), ema.EmbeddingSums.ToArray()));
-        }
+        if (state is not null && optimizer is null) throw new ArgumentException("a checkpoint with training state needs the optimizer, whose moments it holds");
+        var tensors = StateDictFiles.ToSafetensors(model.StateDict()).ToList();
         var metadata = new Dictionary<string, string>
         {
             ["format"] = Format,
@@ -48,9 +53,9 @@ public static class VqVaeCheckpoint
         };
         if (state is not null)
         {
-            tensors.Add(SafetensorsTensor.FromFloats(AdamFirstMoments, [model.Parameters.Count], model.Parameters.FlatFirstMoments.ToArray()));
-            tensors.Add(SafetensorsTensor.FromFloats(AdamSecondMoments, [model.Parameters.Count], model.Parameters.FlatSecondMoments.ToArray()));
-            if (codeLastUsed is not null) tensors.Add(SafetensorsTensor.FromInts(CodeLastUsed, [codeLastUsed.Length], codeLastUsed));
+            tensors.AddRange(StateDictFiles.ToSafetensors(optimizer!.StateDict(), OptimizerPrefix));
+            var lastUsed = model.Quantizer.CodeLastUsed.ToArray();
+            tensors.Add(SafetensorsTensor.FromInts(CodeLastUsed, [lastUsed.Length], lastUsed));
             metadata["step"] = state.Step.ToString(CultureInfo.InvariantCulture);
             metadata["adam_step"] = state.AdamStep.ToString(CultureInfo.InvariantCulture);
             metadata["training"] = System.Text.Json.JsonSerializer.Serialize(state.Options);
@@ -59,16 +64,24 @@ public static class VqVaeCheckpoint
         Safetensors.Write(path, tensors, metadata);
     }
 
-    /// <summary>A model rebuilt from a checkpoint, with its training state when the checkpoint has one.</summary>
-    public sealed record Loaded(VqVae Model, TrainingStateInfo? State, int[]? CodeLastUsed);
+    /// <summary>
+    /// A model rebuilt from a checkpoint; with training state, the optimizer's state (device tensors named as
+    /// <see cref="Adam.StateDict"/> names them: load it into an <see cref="Adam"/> over the model, then dispose it).
+    /// The quantizer's code usage is restored into the model.
+    /// </summary>
+    public sealed record Loaded(VqVae Model, TrainingStateInfo? State, StateDict? OptimizerState);
 
-    /// <summary>Loads a checkpoint onto <paramref name="device"/>.</summary>
-    /// <exception cref="CheckpointFormatException">Not a VQ-VAE checkpoint, or a tensor missing or of the wrong shape (named).</exception>
+    /// <summary>Loads a checkpoint of either format onto <paramref name="device"/>.</summary>
+    /// <exception cref="CheckpointFormatException">
+    /// Not a VQ-VAE checkpoint, a bad config, or tensors that do not fit the config (every missing, unexpected and
+    /// mismatched name listed).
+    /// </exception>
     public static Loaded Load(string path, IDevice device)
     {
         var (tensors, metadata) = Safetensors.Read(path);
-        if (!metadata.TryGetValue("format", out var format) || format != Format)
-            throw new CheckpointFormatException($"{path}: not a VQ-VAE checkpoint of this program (format '{format ?? "missing"}', expected '{Format}')");
+        metadata.TryGetValue("format", out var format);
+        if (format != Format && format != Format1)
+            throw new CheckpointFormatException($"{path}: not a VQ-VAE checkpoint of this program (format '{format ?? "missing"}', expected '{Format}' or '{Format1}')");
         VqVaeConfig config;
         try
         {
@@ -79,39 +92,78 @@ public static class VqVaeCheckpoint
             throw new CheckpointFormatException($"{path}: bad model config in the metadata ({e.Message})");
         }
         var model = new VqVae(device, config);
+        StateDict? optimizerState = null;
         try
         {
-            foreach (var p in model.Parameters.Parameters) p.Value.CopyFrom(Take(path, tensors, p.Name, p.Shape));
-            if (model.Ema is { } ema)
+            var modelTensors = tensors.Values.Where(t => !t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal) &&
+                                                         !t.Name.StartsWith(TrainerPrefix, StringComparison.Ordinal));
+            using (var state = StateDictFiles.Upload(device, modelTensors, path))
             {
-                ema.ClusterSizes.CopyFrom(Take(path, tensors, EmaClusterSizes, ema.ClusterSizes.Shape));
-                ema.EmbeddingSums.CopyFrom(Take(path, tensors, EmaEmbeddingSums, ema.EmbeddingSums.Shape));
+                try
+                {
+                    model.LoadStateDict(state);
+                }
+                catch (StateDictException e)
+                {
+                    throw new CheckpointFormatException($"{path}: {e.Message}");
+                }
             }
             if (!metadata.TryGetValue("step", out var stepText)) return new Loaded(model, null, null);
-            model.Parameters.FlatFirstMoments.CopyFrom(Take(path, tensors, AdamFirstMoments, new Shape((int)model.Parameters.Count)));
-            model.Parameters.FlatSecondMoments.CopyFrom(Take(path, tensors, AdamSecondMoments, new Shape((int)model.Parameters.Count)));
+
+            optimizerState = format == Format1 ? Format1Moments(path, tensors, model) : StateDictFiles.Upload(device, tensors.Values, path, OptimizerPrefix);
             var options = System.Text.Json.JsonSerializer.Deserialize<TrainingOptions>(metadata["training"])!;
-            var state = new TrainingStateInfo(int.Parse(stepText, CultureInfo.InvariantCulture),
-                                              long.Parse(metadata["adam_step"], CultureInfo.InvariantCulture), options,
-                                              metadata.GetValueOrDefault("dataset", ""));
-            int[]? lastUsed = tensors.TryGetValue(CodeLastUsed, out var t) ? t.ToInts() : null;
-            return new Loaded(model, state, lastUsed);
+            var training = new TrainingStateInfo(int.Parse(stepText, CultureInfo.InvariantCulture),
+                                                 long.Parse(metadata["adam_step"], CultureInfo.InvariantCulture), options,
+                                                 metadata.GetValueOrDefault("dataset", ""));
+            if (tensors.TryGetValue(CodeLastUsed, out var lastUsed))
+            {
+                var steps = lastUsed.ToInts();
+                if (steps.Length != config.CodebookSize)
+                    throw new CheckpointFormatException($"{path}: '{CodeLastUsed}' has {steps.Length} entries for a codebook of {config.CodebookSize} codes");
+                model.Quantizer.LoadCodeLastUsed(steps);
+            }
+            return new Loaded(model, training, optimizerState);
         }
         catch
         {
+            optimizerState?.Dispose();
             model.Dispose();
             throw;
         }
     }
 
-    private static float[] Take(string path, IReadOnlyDictionary<string, SafetensorsTensor> tensors, string name, Shape shape)
+    /// <summary>Loads only the model of a checkpoint (inference): the training state, if any, is read and dropped.</summary>
+    /// <exception cref="CheckpointFormatException">As <see cref="Load"/>.</exception>
+    public static VqVae LoadModel(string path, IDevice device)
     {
-        if (!tensors.TryGetValue(name, out var t))
-            throw new CheckpointFormatException($"{path}: tensor '{name}' is missing (the model's config expects it with shape {shape})");
-        if (!t.Shape.SequenceEqual(Dims(shape)))
-            throw new CheckpointFormatException($"{path}: tensor '{name}' has shape [{string.Join(",", t.Shape)}] but the model's config expects {shape}");
-        return t.ToFloats();
+        var loaded = Load(path, device);
+        loaded.OptimizerState?.Dispose();
+        return loaded.Model;
     }
 
-    private static long[] Dims(Shape s) => s.Dims.ToArray().Select(d => (long)d).ToArray();
+    // Format 1 kept Adam's moments as flat arrays laid out like the parameter store (each parameter at its
+    // 64-aligned offset); the store's layout has not changed, so each parameter's moments are its slice.
+    private static StateDict Format1Moments(string path, IReadOnlyDictionary<string, SafetensorsTensor> tensors, VqVae model)
+    {
+        var store = model.ParameterStore;
+        var m = TakeFlat(path, tensors, Format1FirstMoments, store.Count);
+        var v = TakeFlat(path, tensors, Format1SecondMoments, store.Count);
+        var state = new StateDict();
+        foreach (var p in store.Parameters)
+        {
+            int offset = checked((int)p.Offset), count = checked((int)p.Shape.Count);
+            state.Add($"state.{p.Name}.exp_avg", Tensor.FromArray(model.Device, m.AsSpan(offset, count).ToArray(), p.Shape));
+            state.Add($"state.{p.Name}.exp_avg_sq", Tensor.FromArray(model.Device, v.AsSpan(offset, count).ToArray(), p.Shape));
+        }
+        return state;
+    }
+
+    private static float[] TakeFlat(string path, IReadOnlyDictionary<string, SafetensorsTensor> tensors, string name, long count)
+    {
+        if (!tensors.TryGetValue(name, out var t))
+            throw new CheckpointFormatException($"{path}: tensor '{name}' is missing (a format-1 checkpoint with training state has it)");
+        if (t.Shape.Length != 1 || t.Shape[0] != count || t.DType != "F32")
+            throw new CheckpointFormatException($"{path}: tensor '{name}' is {t.DType} [{string.Join(",", t.Shape)}]; the model's config expects F32 [{count}]");
+        return t.ToFloats();
+    }
 }

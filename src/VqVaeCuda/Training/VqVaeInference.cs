@@ -41,7 +41,10 @@ public sealed record ReconstructionResult(float[] Inputs, float[] EncoderOutput,
     }
 }
 
-/// <summary>Using a trained VQ-VAE: reconstruct images, encode a data set to code maps, decode code maps to images.</summary>
+/// <summary>
+/// Using a trained VQ-VAE on host arrays: reconstruct images (every intermediate), encode a data set to
+/// code maps (<see cref="EncodeCodes"/>), decode code maps to images (<see cref="DecodeCodes"/>).
+/// </summary>
 public static class VqVaeInference
 {
     /// <summary>Runs encoder, quantizer and decoder on <paramref name="count"/> images of <paramref name="data"/> from <paramref name="first"/>.</summary>
@@ -62,7 +65,7 @@ public static class VqVaeInference
     }
 
     /// <summary>The code map of every image of <paramref name="data"/>: [N, h, w] flattened, in data order.</summary>
-    public static int[] Encode(VqVae model, ImageDataset data, int batchSize = 256, IProgress<int>? progress = null)
+    public static int[] EncodeCodes(VqVae model, ImageDataset data, int batchSize = 256, IProgress<int>? progress = null)
     {
         CheckData(model, data);
         var c = model.Config;
@@ -76,7 +79,7 @@ public static class VqVaeInference
             var ctx = new OpContext(arena);
             var x = ctx.NewTensor(new Shape(n, c.InputChannels, c.ImageSize, c.ImageSize));
             x.CopyFrom(data.Pixels.AsSpan(start * data.ImageSize, n * data.ImageSize));
-            var indices = Ops.VectorQuantizer.NearestCodes(ctx, model.Encode(ctx, x), model.Codebook.Value);
+            var indices = model.EncodeToCodes(ctx, x);
             indices.ToIntArray().CopyTo(codes, (long)start * per);
             progress?.Report(start + n);
         }
@@ -84,7 +87,7 @@ public static class VqVaeInference
     }
 
     /// <summary>Images [N, C, H, W] decoded from code maps [N, h, w] (values clamped to [0,1]).</summary>
-    public static float[] Decode(VqVae model, int[] codes, int batchSize = 256)
+    public static float[] DecodeCodes(VqVae model, int[] codes, int batchSize = 256)
     {
         var c = model.Config;
         int per = c.LatentSize * c.LatentSize;
@@ -102,7 +105,7 @@ public static class VqVaeInference
             var ctx = new OpContext(arena);
             var k = ctx.NewTensor(new Shape(n, c.LatentSize, c.LatentSize), DType.Int32);
             k.CopyFrom(codes.AsSpan(start * per, n * per));
-            var x = model.DecodeCodes(ctx, k).ToArray();
+            var x = model.DecodeFromCodes(ctx, k).ToArray();
             for (int i = 0; i < x.Length; i++) x[i] = Math.Clamp(x[i], 0f, 1f);
             x.CopyTo(images, (long)start * imageSize);
         }

@@ -3,6 +3,7 @@ using VqVaeCuda.Autodiff;
 using VqVaeCuda.Data;
 using VqVaeCuda.Imaging;
 using VqVaeCuda.Models;
+using VqVaeCuda.Modules;
 using VqVaeCuda.Ops;
 using VqVaeCuda.Optim;
 using VqVaeCuda.Tensors;
@@ -16,10 +17,12 @@ public sealed record StepLosses(int Step, double ReconstructionMse, double Codeb
 public sealed record TrainingProgress(int Step, int TotalSteps, MetricsRecord? Latest, string? Message = null);
 
 /// <summary>
-/// Trains a <see cref="VqVae"/>: Adam on the reconstruction loss (the quantizer adds its codebook and
-/// commitment gradients in its own backward), EMA codebook updates, dead-code restarts, optional
-/// k-means initialisation, metrics, evaluation on the held-out split, checkpoints, and at the end a
-/// grid of originals over reconstructions and a loss-curve plot. On the CPU device a run is exactly
+/// Trains a <see cref="VqVae"/> from the same public pieces a hand-written loop uses (see
+/// <see cref="TrainStep"/>): Adam on the reconstruction loss (the quantizer adds its codebook and
+/// commitment gradients in its own backward), optional gradient clipping, the quantizer's EMA codebook
+/// update, usage record and dead-code restarts, optional k-means initialisation; plus what a run needs
+/// around them: metrics, evaluation on the held-out split, checkpoints, and at the end a grid of
+/// originals over reconstructions and a loss-curve plot. On the CPU device a run is exactly
 /// reproducible, including across a checkpoint and <see cref="Resume"/>.
 /// </summary>
 public sealed class VqVaeTrainer : IDisposable
@@ -28,7 +31,6 @@ public sealed class VqVaeTrainer : IDisposable
     private readonly ImageDataset _train, _test;
     private readonly Arena _arena;
     private readonly Adam _adam;
-    private readonly int[] _codeLastUsed;
     private readonly List<MetricsRecord> _history = [];
     private readonly MetricsLog? _log;
     private BatchLoader _loader;
@@ -42,12 +44,12 @@ public sealed class VqVaeTrainer : IDisposable
     /// <param name="options">Training options.</param>
     /// <param name="runDirectory">Where metrics, checkpoints and pictures go; null keeps everything in memory.</param>
     public VqVaeTrainer(VqVae model, ImageDataset train, ImageDataset test, TrainingOptions options, string? runDirectory)
-        : this(model, train, test, options, runDirectory, step: 0, adamStep: 0, codeLastUsed: null)
+        : this(model, train, test, options, runDirectory, step: 0, optimizerState: null, adamStep: 0)
     {
     }
 
     private VqVaeTrainer(VqVae model, ImageDataset train, ImageDataset test, TrainingOptions options, string? runDirectory,
-                         int step, long adamStep, int[]? codeLastUsed)
+                         int step, StateDict? optimizerState, long adamStep)
     {
         Options = options.Validate();
         Model = model;
@@ -63,8 +65,8 @@ public sealed class VqVaeTrainer : IDisposable
         _test = test;
         RunDirectory = runDirectory;
         Step = step;
-        _adam = new Adam(model.Parameters, options.LearningRate) { StepCount = adamStep };
-        _codeLastUsed = codeLastUsed ?? new int[c.CodebookSize];
+        _adam = new Adam(model.Parameters(), options.LearningRate);
+        if (optimizerState is not null) _adam.LoadStateDict(optimizerState, adamStep);
         _arena = SizeArena(model, options.BatchSize);
         _loader = OpenLoader(step);
         if (runDirectory is not null)
@@ -78,6 +80,9 @@ public sealed class VqVaeTrainer : IDisposable
     /// <summary>The model being trained.</summary>
     public VqVae Model { get; }
 
+    /// <summary>The optimizer (owned by the trainer).</summary>
+    public Adam Optimizer => _adam;
+
     /// <summary>The options.</summary>
     public TrainingOptions Options { get; }
 
@@ -90,11 +95,12 @@ public sealed class VqVaeTrainer : IDisposable
     /// <summary>Every metrics record of this session, in order.</summary>
     public IReadOnlyList<MetricsRecord> History => _history;
 
-    /// <summary>Continues a run from a checkpoint written by <see cref="SaveCheckpoint"/>; the result equals an uninterrupted run.</summary>
+    /// <summary>Continues a run from a checkpoint written by <see cref="SaveCheckpoint"/> (either format); the result equals an uninterrupted run.</summary>
     public static VqVaeTrainer Resume(Device.IDevice device, string checkpointPath, ImageDataset train, ImageDataset test,
                                       TrainingOptions? options, string? runDirectory)
     {
         var loaded = VqVaeCheckpoint.Load(checkpointPath, device);
+        using var optimizerState = loaded.OptimizerState;
         if (loaded.State is null)
         {
             loaded.Model.Dispose();
@@ -103,7 +109,15 @@ public sealed class VqVaeTrainer : IDisposable
         // The saved options define the run; only the number of steps may be extended.
         var saved = loaded.State.Options;
         var effective = options is null ? saved : saved with { Steps = options.Steps };
-        return new VqVaeTrainer(loaded.Model, train, test, effective, runDirectory, loaded.State.Step, loaded.State.AdamStep, loaded.CodeLastUsed);
+        try
+        {
+            return new VqVaeTrainer(loaded.Model, train, test, effective, runDirectory, loaded.State.Step, optimizerState, loaded.State.AdamStep);
+        }
+        catch
+        {
+            loaded.Model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Runs steps until <see cref="TrainingOptions.Steps"/>, logging, evaluating and checkpointing as configured.</summary>
@@ -112,7 +126,8 @@ public sealed class VqVaeTrainer : IDisposable
         if (Step == 0 && Options.KMeansInit)
         {
             progress?.Report(new TrainingProgress(Step, Options.Steps, null, "k-means initialisation of the codebook"));
-            KMeansInitialisation.Run(this);
+            _arena.Reset();
+            CodebookInitialisation.KMeans(Model, _train, Options.BatchSize, Options.KMeansBatches, Options.Seed, _arena);
         }
         while (Step < Options.Steps)
         {
@@ -128,7 +143,11 @@ public sealed class VqVaeTrainer : IDisposable
         if (RunDirectory is not null) WritePictures();
     }
 
-    /// <summary>One optimizer step on the next batch; returns its losses.</summary>
+    /// <summary>
+    /// One optimizer step on the next batch; returns its losses. The step is the plain loop a host would write:
+    /// zero the gradients, forward, loss, backward, clip, Adam step, EMA codebook update, then the
+    /// quantizer's usage record and dead-code restarts.
+    /// </summary>
     public StepLosses TrainStep()
     {
         // The loader signals each epoch's end once with false; the next call starts the following epoch.
@@ -136,7 +155,7 @@ public sealed class VqVaeTrainer : IDisposable
             throw new InvalidOperationException($"the batch loader of '{_train.Name}' produced no batch for a new epoch");
         long started = Stopwatch.GetTimestamp();
         _arena.Reset();
-        Model.Parameters.ZeroGrad();
+        _adam.ZeroGrad();
         var tape = new Tape(_arena);
         var ctx = new OpContext(_arena, tape);
         var x = ctx.NewTensor(new Shape(batch.Size, batch.Channels, batch.Height, batch.Width), purpose: "batch");
@@ -144,19 +163,19 @@ public sealed class VqVaeTrainer : IDisposable
         _loader.Recycle(batch);
 
         var output = Model.Forward(ctx, x);
-        tape.Backward(output.ReconstructionLoss);
+        var loss = VqVae.ReconstructionLoss(ctx, x, output);
+        tape.Backward(loss);
         var plain = new OpContext(_arena);
-        if (Options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(plain, Model.Parameters, Options.MaxGradNorm);
+        if (Options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(plain, Model.ParameterStore, Options.MaxGradNorm);
         _adam.Step();
-        Model.Ema?.Update(plain, output.EncoderOutput, output.Quantized.Indices);
+        Model.Quantizer.UpdateCodebook(plain, output.EncoderOutput, output.Quantized);
         Step++;
 
         var counts = output.Quantized.Counts.ToIntArray();
-        var losses = new StepLosses(Step, output.ReconstructionLoss.ToArray()[0], output.Quantized.CodebookLoss.ToArray()[0],
+        var losses = new StepLosses(Step, loss.ToArray()[0], output.Quantized.CodebookLoss.ToArray()[0],
                                     output.Quantized.CommitmentLoss.ToArray()[0], counts.Count(c => c > 0));
-        for (int k = 0; k < counts.Length; k++)
-            if (counts[k] > 0) _codeLastUsed[k] = Step;
-        if (Options.DeadCodeSteps > 0) DeadCodeRestart.Run(this, output.EncoderOutput, _codeLastUsed, Step);
+        Model.Quantizer.RecordUsage(counts, Step);
+        if (Options.DeadCodeSteps > 0) Model.Quantizer.RestartDeadCodes(output.EncoderOutput, Step, Options.DeadCodeSteps, Options.Seed);
         _window.Add(losses, counts, batch.Size, Stopwatch.GetElapsedTime(started).TotalSeconds);
         return losses;
     }
@@ -177,7 +196,7 @@ public sealed class VqVaeTrainer : IDisposable
             var x = ctx.NewTensor(new Shape(n, c.InputChannels, c.ImageSize, c.ImageSize), purpose: "evaluation batch");
             x.CopyFrom(_test.Pixels.AsSpan(start * per, n * per));
             var output = Model.Forward(ctx, x);
-            mseSum += output.ReconstructionLoss.ToArray()[0] * n;
+            mseSum += VqVae.ReconstructionLoss(ctx, x, output).ToArray()[0] * n;
             codebookSum += output.Quantized.CodebookLoss.ToArray()[0] * n;
             commitmentSum += output.Quantized.CommitmentLoss.ToArray()[0] * n;
             var batchCounts = output.Quantized.Counts.ToIntArray();
@@ -193,14 +212,10 @@ public sealed class VqVaeTrainer : IDisposable
     public void SaveCheckpoint(string path, bool alsoLatest = false)
     {
         var state = new TrainingStateInfo(Step, _adam.StepCount, Options, _train.Name);
-        VqVaeCheckpoint.Save(path, Model, state, _codeLastUsed);
+        VqVaeCheckpoint.Save(path, Model, state, _adam);
         if (alsoLatest && RunDirectory is not null)
-            VqVaeCheckpoint.Save(Path.Combine(RunDirectory, "latest.safetensors"), Model, state, _codeLastUsed);
+            VqVaeCheckpoint.Save(Path.Combine(RunDirectory, "latest.safetensors"), Model, state, _adam);
     }
-
-    internal ImageDataset TrainingData => _train;
-
-    internal Arena Arena => _arena;
 
     private MetricsRecord Record(MetricsRecord record)
     {
@@ -255,9 +270,9 @@ public sealed class VqVaeTrainer : IDisposable
             var tape = new Tape(probe);
             var ctx = new OpContext(probe, tape);
             var x = ctx.Zeros(new Shape(batchSize, c.InputChannels, c.ImageSize, c.ImageSize));
-            tape.Backward(model.Forward(ctx, x).ReconstructionLoss);
+            tape.Backward(VqVae.ReconstructionLoss(ctx, x, model.Forward(ctx, x)));
         });
-        model.Parameters.ZeroGrad();
+        model.ZeroGrad();
         return new Arena(model.Device, bytes);
     }
 
@@ -267,6 +282,7 @@ public sealed class VqVaeTrainer : IDisposable
         _loader.Dispose();
         _log?.Dispose();
         _arena.Dispose();
+        _adam.Dispose();
         Model.Dispose();
     }
 

@@ -1,5 +1,6 @@
 using VqVaeCuda.Data;
 using VqVaeCuda.Models;
+using VqVaeCuda.Modules;
 using VqVaeCuda.Training;
 using VqVaeCuda.Tests.Support;
 
@@ -15,7 +16,7 @@ public class CodebookHealthTests
         float[][] centres = [[5, 5], [-5, 0], [0, -6]];
         var points = Enumerable.Range(0, 300)
             .Select(i => centres[i % 3].Select(c => c + (float)(random.NextDouble() - 0.5)).ToArray()).ToList();
-        var found = KMeansInitialisation.Cluster(points, 3, 2, new Random(1));
+        var found = KMeans.Cluster(points, 3, 2, new Random(1));
         foreach (var c in centres)
             Assert.That(found.Min(f => Math.Sqrt((f[0] - c[0]) * (f[0] - c[0]) + (f[1] - c[1]) * (f[1] - c[1]))), Is.LessThan(0.2),
                         $"a centre near ({c[0]}, {c[1]})");
@@ -30,9 +31,9 @@ public class CodebookHealthTests
         var config = VqVaeConfig.Preset("tiny");
         var options = new TrainingOptions { Steps = 1, BatchSize = 16, KMeansInit = true, KMeansBatches = 4, EvaluateEvery = 0, DeadCodeSteps = 0 };
         using var trainer = new VqVaeTrainer(new VqVae(device, config, seed: 1), train, test, options, null);
-        var before = trainer.Model.Codebook.Value.ToArray();
+        var before = trainer.Model.Quantizer.Codebook.Value.ToArray();
         trainer.Train();
-        var after = trainer.Model.Codebook.Value.ToArray();
+        var after = trainer.Model.Quantizer.Codebook.Value.ToArray();
         // The default start is uniform in ±1/K; after k-means the codes spread to the encoder's scale
         // and, on an evaluation of the test split, many of them are in use.
         Assert.That(after.Max(Math.Abs), Is.GreaterThan(before.Max(Math.Abs)));

@@ -58,7 +58,7 @@ public class TrainerTests
         for (int i = 0; i < 3; i++) resumedLosses.Add(resumed.TrainStep());
 
         Assert.That(resumedLosses, Is.EqualTo(uninterrupted), "every step's losses, bit for bit");
-        Assert.That(resumed.Model.Parameters.FlatValues.ToArray(), Is.EqualTo(whole.Model.Parameters.FlatValues.ToArray()), "final parameters");
+        Assert.That(resumed.Model.ParameterStore.FlatValues.ToArray(), Is.EqualTo(whole.Model.ParameterStore.FlatValues.ToArray()), "final parameters");
     }
 
     [Test]
@@ -74,13 +74,20 @@ public class TrainerTests
 
         var loaded = VqVaeCheckpoint.Load(path, device);
         using var model = loaded.Model;
+        using var optimizerState = loaded.OptimizerState!;
         Assert.That(model.Config, Is.EqualTo(trainer.Model.Config));
-        foreach (var p in trainer.Model.Parameters.Parameters)
-            Assert.That(model.Parameters[p.Name].Value.ToArray(), Is.EqualTo(p.Value.ToArray()), p.Name);
-        Assert.That(model.Ema!.ClusterSizes.ToArray(), Is.EqualTo(trainer.Model.Ema!.ClusterSizes.ToArray()));
-        Assert.That(model.Ema.EmbeddingSums.ToArray(), Is.EqualTo(trainer.Model.Ema.EmbeddingSums.ToArray()));
+        var saved = trainer.Model.StateDict();
+        var restored = model.StateDict();
+        Assert.That(restored.Keys, Is.EqualTo(saved.Keys), "the same entries, in module order");
+        Assert.That(saved.Keys, Does.Contain("quantizer.ema.cluster_sizes").And.Contain("quantizer.ema.embedding_sums"));
+        foreach (var (name, t) in saved)
+            Assert.That(restored[name].ToArray(), Is.EqualTo(t.ToArray()), name);
         Assert.That(loaded.State!.Step, Is.EqualTo(3));
-        Assert.That(model.Parameters.FlatSecondMoments.ToArray(), Is.EqualTo(trainer.Model.Parameters.FlatSecondMoments.ToArray()));
+        var moments = trainer.Optimizer.StateDict();
+        Assert.That(optimizerState.Keys, Is.EqualTo(moments.Keys));
+        foreach (var (name, t) in moments)
+            Assert.That(optimizerState[name].ToArray(), Is.EqualTo(t.ToArray()), name);
+        Assert.That(model.Quantizer.CodeLastUsed, Is.EqualTo(trainer.Model.Quantizer.CodeLastUsed));
     }
 
     [Test]

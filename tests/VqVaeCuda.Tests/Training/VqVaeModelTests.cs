@@ -35,15 +35,19 @@ public class VqVaeModelTests
         double Loss()
         {
             arena.Reset();
-            return model.Forward(new OpContext(arena), Input(new OpContext(arena), pixels)).ReconstructionLoss.ToArray()[0];
+            var c = new OpContext(arena);
+            var x = Input(c, pixels);
+            return VqVae.ReconstructionLoss(c, x, model.Forward(c, x)).ToArray()[0];
         }
 
         arena.Reset();
-        model.Parameters.ZeroGrad();
+        model.ZeroGrad();
         var tape = new Tape(arena);
-        tape.Backward(model.Forward(new OpContext(arena, tape), Input(new OpContext(arena, tape), pixels)).ReconstructionLoss);
+        var ctx = new OpContext(arena, tape);
+        var input = Input(ctx, pixels);
+        tape.Backward(VqVae.ReconstructionLoss(ctx, input, model.Forward(ctx, input)));
         foreach (var name in new[] { "decoder.conv1.weight", "decoder.residual.0.conv3.bias", "decoder.deconv1.weight", "decoder.deconv2.bias" })
-            CheckParameter(model.Parameters[name], Loss, tolerance: 2e-2);
+            CheckParameter(model.ParameterStore[name], Loss, tolerance: 2e-2);
     }
 
     [Test]
@@ -59,13 +63,14 @@ public class VqVaeModelTests
         using var arena = new Arena(device, 16 << 20);
 
         arena.Reset();
-        model.Parameters.ZeroGrad();
+        model.ZeroGrad();
         var tape = new Tape(arena);
         var ctx = new OpContext(arena, tape);
-        var output = model.Forward(ctx, Input(ctx, pixels));
+        var input = Input(ctx, pixels);
+        var output = model.Forward(ctx, input);
         var zE0 = output.EncoderOutput.ToArray();
         var zQ0 = output.Quantized.Quantized.ToArray();
-        tape.Backward(output.ReconstructionLoss);
+        tape.Backward(VqVae.ReconstructionLoss(ctx, input, output));
         var offset = zQ0.Zip(zE0, (q, e) => q - e).ToArray();
 
         double Surrogate()
@@ -73,18 +78,18 @@ public class VqVaeModelTests
             arena.Reset();
             var c = new OpContext(arena);
             var x = Input(c, pixels);
-            var zE = model.Encode(c, x);
+            var zE = model.EncodeToZe(c, x);
             var shift = c.NewTensor(zE.Shape);
             shift.CopyFrom(offset);
             var zQ = c.NewTensor(zE.Shape);
             zQ.CopyFrom(zQ0);
-            var reconstruction = Losses.Mse(c, model.Decode(c, Elementwise.Add(c, zE, shift)), x).ToArray()[0];
+            var reconstruction = Losses.Mse(c, model.DecodeFromZq(c, Elementwise.Add(c, zE, shift)), x).ToArray()[0];
             var commitment = Losses.Mse(c, zE, zQ).ToArray()[0];
             return reconstruction + Small.Beta * commitment;
         }
 
         foreach (var name in new[] { "encoder.conv1.weight", "encoder.conv3.bias", "encoder.pre_quantize.weight" })
-            CheckParameter(model.Parameters[name], Surrogate, tolerance: 3e-2);
+            CheckParameter(model.ParameterStore[name], Surrogate, tolerance: 3e-2);
     }
 
     private static void CheckParameter(Parameter p, Func<double> loss, double tolerance)

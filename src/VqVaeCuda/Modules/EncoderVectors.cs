@@ -1,4 +1,4 @@
-namespace VqVaeCuda.Training;
+namespace VqVaeCuda.Modules;
 
 /// <summary>
 /// The quantizer's view of z_e on the host: [N, D, h, w] read as M = N·h·w vectors of D components,

@@ -1,0 +1,98 @@
+using System.Collections;
+namespace VqVaeCuda.Tensors;
+
+/// <summary>
+/// An ordered map from names ("encoder.conv1.weight") to tensors: what a module's and an optimizer's
+/// <c>StateDict()</c> return and what their <c>LoadStateDict</c> take. Insertion order is
+/// kept (a checkpoint lists tensors in module order). Disposing it disposes the tensors it holds: a no-op
+/// for views (a module's own state), a release for tensors created to carry a loaded file's values.
+/// </summary>
+public sealed class StateDict : IReadOnlyDictionary<string, Tensor>, IDisposable
+{
+    private readonly List<string> _order = [];
+    private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
+
+    /// <summary>Adds an entry; a name may appear once.</summary>
+    public void Add(string name, Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        if (!_tensors.TryAdd(name, tensor)) throw new ArgumentException($"state dict: '{name}' is already present");
+        _order.Add(name);
+    }
+
+    /// <summary>The entries whose names start with <paramref name="prefix"/>, with the prefix removed (views of the same tensors).</summary>
+    public StateDict WithPrefixRemoved(string prefix)
+    {
+        var result = new StateDict();
+        foreach (var name in _order)
+            if (name.StartsWith(prefix, StringComparison.Ordinal))
+                result.Add(name[prefix.Length..], _tensors[name]);
+        return result;
+    }
+
+    /// <inheritdoc />
+    public Tensor this[string key] => _tensors.TryGetValue(key, out var t) ? t : throw new KeyNotFoundException($"state dict: no entry '{key}'");
+
+    /// <inheritdoc />
+    public IEnumerable<string> Keys => _order;
+
+    /// <inheritdoc />
+    public IEnumerable<Tensor> Values => _order.Select(k => _tensors[k]);
+
+    /// <inheritdoc />
+    public int Count => _order.Count;
+
+    /// <inheritdoc />
+    public bool ContainsKey(string key) => _tensors.ContainsKey(key);
+
+    /// <inheritdoc />
+    public bool TryGetValue(string key, out Tensor value) => _tensors.TryGetValue(key, out value!);
+
+    /// <inheritdoc />
+    public IEnumerator<KeyValuePair<string, Tensor>> GetEnumerator() =>
+        _order.Select(k => new KeyValuePair<string, Tensor>(k, _tensors[k])).GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary>Disposes every tensor held (views ignore it; owned tensors free their memory).</summary>
+    public void Dispose()
+    {
+        foreach (var t in _tensors.Values) t.Dispose();
+    }
+}
+
+/// <summary>What a non-strict <c>LoadStateDict</c> left aside.</summary>
+/// <param name="MissingKeys">The module's entries the state did not have (left unchanged).</param>
+/// <param name="UnexpectedKeys">The state's entries the module does not have (ignored).</param>
+public sealed record StateDictLoadResult(IReadOnlyList<string> MissingKeys, IReadOnlyList<string> UnexpectedKeys);
+
+/// <summary>A state that does not fit a module or optimizer; lists every offending entry. Nothing was changed.</summary>
+public sealed class StateDictException : ArgumentException
+{
+    /// <summary>A refusal to load into <paramref name="target"/>.</summary>
+    public StateDictException(string target, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> mismatched, bool strict)
+        : base(Describe(target, missing, unexpected, mismatched, strict))
+    {
+        MissingKeys = missing;
+        UnexpectedKeys = unexpected;
+        Mismatched = mismatched;
+    }
+
+    /// <summary>Entries the target has and the state lacks.</summary>
+    public IReadOnlyList<string> MissingKeys { get; }
+
+    /// <summary>Entries the state has and the target lacks.</summary>
+    public IReadOnlyList<string> UnexpectedKeys { get; }
+
+    /// <summary>"name: the state has [..], the target has [..]" for each entry whose shape or type differs.</summary>
+    public IReadOnlyList<string> Mismatched { get; }
+
+    private static string Describe(string target, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> mismatched, bool strict)
+    {
+        var parts = new List<string>();
+        if (mismatched.Count > 0) parts.Add($"{mismatched.Count} of a different shape or type ({string.Join("; ", mismatched)})");
+        if (strict && missing.Count > 0) parts.Add($"{missing.Count} missing ({string.Join(", ", missing)})");
+        if (strict && unexpected.Count > 0) parts.Add($"{unexpected.Count} unexpected ({string.Join(", ", unexpected)})");
+        return $"the state does not fit this {target}, nothing was loaded: {string.Join("; ", parts)}";
+    }
+}

@@ -1,0 +1,61 @@
+using VqVaeCuda.Checkpoints;
+using VqVaeCuda.Device;
+using VqVaeCuda.Modules;
+using VqVaeCuda.Tensors;
+
+namespace VqVaeCuda.Training;
+
+/// <summary>Between state dicts (device tensors by name) and safetensors entries (host bytes by name).</summary>
+public static class StateDictFiles
+{
+    /// <summary>Each entry of <paramref name="state"/> read back to the host as a safetensors tensor named <paramref name="prefix"/> + its name.</summary>
+    public static IEnumerable<SafetensorsTensor> ToSafetensors(IReadOnlyDictionary<string, Tensor> state, string prefix = "")
+    {
+        foreach (var (name, t) in state)
+        {
+            var dims = t.Shape.Dims.ToArray().Select(d => (long)d).ToArray();
+            yield return t.DType == DType.Int32
+                ? SafetensorsTensor.FromInts(prefix + name, dims, t.ToIntArray())
+                : SafetensorsTensor.FromFloats(prefix + name, dims, t.ToArray());
+        }
+    }
+
+    /// <summary>
+    /// The entries of <paramref name="tensors"/> whose names start with <paramref name="prefix"/> (prefix removed), as
+    /// new tensors on <paramref name="device"/>: a state dict to load, then dispose.
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">An entry of an unsupported type or an impossible shape (named, with the file).</exception>
+    public static StateDict Upload(IDevice device, IEnumerable<SafetensorsTensor> tensors, string path, string prefix = "")
+    {
+        var state = new StateDict();
+        try
+        {
+            foreach (var t in tensors)
+            {
+                if (!t.Name.StartsWith(prefix, StringComparison.Ordinal)) continue;
+                Shape shape;
+                try
+                {
+                    shape = new Shape(t.Shape.Select(d => checked((int)d)).ToArray());
+                }
+                catch (Exception e) when (e is ArgumentException or OverflowException)
+                {
+                    throw new CheckpointFormatException($"{path}: tensor '{t.Name}' has shape [{string.Join(",", t.Shape)}], which no model tensor has");
+                }
+                var tensor = t.DType switch
+                {
+                    "F32" => Tensor.FromArray(device, t.ToFloats(), shape),
+                    "I32" => Tensor.FromArray(device, t.ToInts(), shape),
+                    _ => throw new CheckpointFormatException($"{path}: tensor '{t.Name}' is {t.DType}; checkpoints hold F32 and I32 only"),
+                };
+                state.Add(t.Name[prefix.Length..], tensor);
+            }
+            return state;
+        }
+        catch
+        {
+            state.Dispose();
+            throw;
+        }
+    }
+}
