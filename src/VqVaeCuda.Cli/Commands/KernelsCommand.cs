@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using VqVaeCuda.Device.Cuda;
+using VqVaeCuda.Diagnostics;
 using VqVaeCuda.Kernels;
 
 namespace VqVaeCuda.Cli.Commands;

@@ -1,5 +1,6 @@
 using VqVaeCuda.Device.Cuda;
 using VqVaeCuda.Device.Cuda.Native;
+using VqVaeCuda.Diagnostics;
 using VqVaeCuda.Kernels;
 using VqVaeCuda.Tests.Support;
 

@@ -1,4 +1,4 @@
-using VqVaeCuda.Kernels;
+using VqVaeCuda.Diagnostics;
 
 namespace VqVaeCuda.Tests.Compilation;
 

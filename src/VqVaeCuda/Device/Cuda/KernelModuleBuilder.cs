@@ -9,7 +9,7 @@ namespace VqVaeCuda.Device.Cuda;
 /// <param name="SourceName">The source file, e.g. "reduce.cu".</param>
 /// <param name="Architecture">The real architecture the CUBIN is for, e.g. "sm_80".</param>
 /// <param name="Cubin">The SASS image, ready for <c>cuModuleLoadData</c>.</param>
-/// <param name="Log">NVRTC's log, including ptxas's per-kernel resource usage (<see cref="PtxasReport"/> parses it).</param>
+/// <param name="Log">NVRTC's log, including ptxas's per-kernel resource usage (registers, shared memory, spills) for reports above Device to read.</param>
 /// <param name="FromCache">True when the module came from the <see cref="KernelCache"/> instead of NVRTC.</param>
 internal sealed record CompiledModule(string SourceName, string Architecture, byte[] Cubin, string Log, bool FromCache);
 

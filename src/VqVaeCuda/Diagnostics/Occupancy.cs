@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace VqVaeCuda.Kernels;
+namespace VqVaeCuda.Diagnostics;
 
 /// <summary>The per-SM limits of one GPU architecture that decide how many blocks of a kernel fit at once.</summary>
 /// <param name="Architecture">"sm_80" etc.</param>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace VqVaeCuda.Kernels;
+namespace VqVaeCuda.Diagnostics;
 
 /// <summary>What ptxas reported for one kernel (entry function) compiled for one architecture.</summary>
 /// <param name="Kernel">The entry function's name as ptxas prints it (the extern "C" name for our kernels).</param>

@@ -3,8 +3,9 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using VqVaeCuda.Device.Cuda;
+using VqVaeCuda.Kernels;
 
-namespace VqVaeCuda.Kernels;
+namespace VqVaeCuda.Diagnostics;
 
 /// <summary>One kernel's resource usage and theoretical occupancy on one architecture.</summary>
 /// <param name="Kernel">The kernel's name.</param>
@@ -50,6 +51,10 @@ public sealed record KernelReportRow(
 /// The kernel report of DESIGN.md: every kernel compiled with NVRTC for an architecture, with ptxas's
 /// registers, shared memory and spills, and the theoretical occupancy that follows. Needs NVRTC, not a GPU.
 /// </summary>
+/// <remarks>
+/// A report about kernels, so it sits above Device (DESIGN.md): it compiles through Device's NVRTC module
+/// builder and reads the ptxas log that builder keeps, and Device knows nothing of it.
+/// </remarks>
 public static class KernelReport
 {
     /// <summary>Block size assumed for a kernel with no <c>__launch_bounds__</c> and no override.</summary>
