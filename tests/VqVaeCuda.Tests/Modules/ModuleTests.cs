@@ -231,3 +231,24 @@ public class ModuleTests
         Assert.That(embedding.Forward(ctx, codes).Shape, Is.EqualTo(new Shape(1, 1, 2, 3)));
     }
 }
+
+/// <summary>Functional: the ops a module's forward composes, reachable from one place.</summary>
+[TestFixture, Category("Cpu")]
+public class FunctionalTests
+{
+    [Test]
+    public void A_residual_block_is_its_functional_composition()
+    {
+        using var device = TestDevices.Cpu();
+        using var block = new ResidualBlock(hidden: 4, residualHidden: 2);
+        block.Allocate(device, seed: 6);
+        using var arena = new Arena(device, 1 << 20);
+        var ctx = new OpContext(arena);
+        var x = ctx.NewTensor(new Shape(2, 4, 5, 5));
+        x.CopyFrom(TestData.Floats(200));
+        var expected = Functional.Add(ctx, x,
+            Functional.Conv2d(ctx, Functional.Relu(ctx, Functional.Conv2d(ctx, Functional.Relu(ctx, x), block.Conv3.Weight.Value, block.Conv3.Bias.Value, 1, 1)),
+                              block.Conv1.Weight.Value, block.Conv1.Bias.Value));
+        Assert.That(block.Forward(ctx, x).ToArray(), Is.EqualTo(expected.ToArray()));
+    }
+}

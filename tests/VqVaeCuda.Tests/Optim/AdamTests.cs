@@ -141,3 +141,95 @@ public class AdamTests
         Assert.That(() => adam.LearningRate = double.PositiveInfinity, Throws.TypeOf<ArgumentOutOfRangeException>());
     }
 }
+
+/// <summary>Adam owns its state: per-parameter moments by name, restored exactly; subsets step per parameter.</summary>
+[TestFixture, Category("Cpu")]
+public class AdamStateTests
+{
+    private static ParameterStore Store(IDevice device, int seed)
+    {
+        var store = new ParameterStore(device);
+        store.Declare("encoder.conv.weight", new Shape(4, 3, 3, 3), Initializer.Uniform(1f));
+        store.Declare("encoder.conv.bias", new Shape(4), Initializer.Uniform(0.5f));
+        store.Declare("codebook", new Shape(10, 7), Initializer.Uniform(1f));
+        store.Allocate(seed);
+        return store;
+    }
+
+    private static void RandomGradients(ParameterStore store, int seed)
+    {
+        var random = new Random(seed);
+        foreach (var p in store.Parameters) p.Grad.CopyFrom(Enumerable.Range(0, (int)p.Shape.Count).Select(_ => (float)random.NextDouble() - 0.5f).ToArray());
+    }
+
+    [Test]
+    public void The_state_dict_names_each_moment_after_its_parameter_and_a_restored_optimizer_continues_identically()
+    {
+        using var device = TestDevices.Cpu();
+        using var a = Store(device, 1);
+        using var b = Store(device, 1);
+        using var adamA = new Adam(a, learningRate: 1e-2);
+        using var adamB = new Adam(b, learningRate: 1e-2);
+        for (int s = 0; s < 3; s++)
+        {
+            RandomGradients(a, s);
+            adamA.Step();
+        }
+        Assert.That(adamA.StateDict().Keys, Is.EqualTo(new[]
+        {
+            "state.encoder.conv.weight.exp_avg", "state.encoder.conv.weight.exp_avg_sq", "state.encoder.conv.bias.exp_avg",
+            "state.encoder.conv.bias.exp_avg_sq", "state.codebook.exp_avg", "state.codebook.exp_avg_sq",
+        }));
+        Assert.That(adamA.StateDict()["state.codebook.exp_avg"].Shape, Is.EqualTo(new Shape(10, 7)));
+        b.FlatValues.CopyFrom(a.FlatValues.ToArray());
+        adamB.LoadStateDict(adamA.StateDict(), adamA.StepCount);
+        Assert.That(adamB.StepCount, Is.EqualTo(3));
+        RandomGradients(a, 9);
+        RandomGradients(b, 9);
+        adamA.Step();
+        adamB.Step();
+        Assert.That(b.FlatValues.ToArray(), Is.EqualTo(a.FlatValues.ToArray()));
+    }
+
+    [Test]
+    public void Loading_moments_of_other_parameters_names_them_and_changes_nothing()
+    {
+        using var device = TestDevices.Cpu();
+        using var store = Store(device, 1);
+        using var adam = new Adam(store);
+        using var wrong = Tensor.Allocate(device, new Shape(4, 3));
+        var state = new StateDict();
+        foreach (var (name, t) in adam.StateDict())
+            if (name != "state.codebook.exp_avg_sq")
+                state.Add(name, name == "state.encoder.conv.bias.exp_avg" ? wrong : t);
+        state.Add("state.decoder.weight.exp_avg", wrong);
+        var e = Assert.Throws<StateDictException>(() => adam.LoadStateDict(state, 5))!;
+        Assert.That(e.Message, Does.Contain("state.codebook.exp_avg_sq").And.Contain("state.decoder.weight.exp_avg")
+                                   .And.Contain("state.encoder.conv.bias.exp_avg").And.Contain("[4,3]"));
+        Assert.That(adam.StepCount, Is.Zero);
+    }
+
+    [Test]
+    public void An_optimizer_over_some_parameters_updates_exactly_those_as_the_whole_store_optimizer_would()
+    {
+        using var device = TestDevices.Cpu();
+        using var whole = Store(device, 2);
+        using var part = Store(device, 2);
+        using var adamWhole = new Adam(whole, learningRate: 1e-2);
+        using var adamPart = new Adam([part["encoder.conv.weight"], part["codebook"]], learningRate: 1e-2);
+        var biasBefore = part["encoder.conv.bias"].Value.ToArray();
+        for (int s = 0; s < 3; s++)
+        {
+            RandomGradients(whole, s);
+            RandomGradients(part, s);
+            adamWhole.Step();
+            adamPart.Step();
+        }
+        Assert.That(part["encoder.conv.weight"].Value.ToArray(), Is.EqualTo(whole["encoder.conv.weight"].Value.ToArray()));
+        Assert.That(part["codebook"].Value.ToArray(), Is.EqualTo(whole["codebook"].Value.ToArray()));
+        Assert.That(part["encoder.conv.bias"].Value.ToArray(), Is.EqualTo(biasBefore), "not an optimised parameter");
+        adamPart.ZeroGrad();
+        Assert.That(part["codebook"].Grad.ToArray(), Is.All.EqualTo(0f));
+        Assert.That(part["encoder.conv.bias"].Grad.ToArray(), Has.Some.Not.EqualTo(0f), "ZeroGrad touches only its parameters");
+    }
+}
