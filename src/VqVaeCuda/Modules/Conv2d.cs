@@ -5,26 +5,38 @@ using VqVaeCuda.Tensors;
 namespace VqVaeCuda.Modules;
 
 /// <summary>
-/// A convolution, like <c>torch.nn.Conv2d</c>: <c>weight</c> [out, in, k, k] and <c>bias</c> [out],
-/// initialised as PyTorch does (uniform ±1/√fan_in).
+/// What every convolution layer holds, like PyTorch's <c>_ConvNd</c>: <c>weight</c> (layout set by the
+/// subclass) and <c>bias</c> [out], both initialised uniform in ±1/√fan_in as PyTorch does.
 /// </summary>
-public sealed class Conv2d : Module
+public abstract class ConvolutionLayer : Module
 {
-    /// <summary>A square <paramref name="kernelSize"/> convolution from <paramref name="inChannels"/> to <paramref name="outChannels"/>.</summary>
-    public Conv2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0)
+    /// <summary>Registers <c>weight</c> of <paramref name="weightShape"/> and <c>bias</c> of <paramref name="outChannels"/>.</summary>
+    protected ConvolutionLayer(Shape weightShape, int outChannels, int fanIn)
     {
-        int fanIn = inChannels * kernelSize * kernelSize;
-        Weight = RegisterParameter("weight", new Parameter(new Shape(outChannels, inChannels, kernelSize, kernelSize), Initializer.KaimingUniform(fanIn)));
+        Weight = RegisterParameter("weight", new Parameter(weightShape, Initializer.KaimingUniform(fanIn)));
         Bias = RegisterParameter("bias", new Parameter(new Shape(outChannels), Initializer.KaimingUniform(fanIn)));
-        Stride = stride;
-        Padding = padding;
     }
 
-    /// <summary>[out, in, k, k].</summary>
+    /// <summary>The kernel weights.</summary>
     public Parameter Weight { get; }
 
     /// <summary>[out].</summary>
     public Parameter Bias { get; }
+}
+
+/// <summary>
+/// A convolution, like <c>torch.nn.Conv2d</c>: <c>weight</c> [out, in, k, k] and <c>bias</c> [out],
+/// initialised as PyTorch does (uniform ±1/√fan_in).
+/// </summary>
+public sealed class Conv2d : ConvolutionLayer
+{
+    /// <summary>A square <paramref name="kernelSize"/> convolution from <paramref name="inChannels"/> to <paramref name="outChannels"/>; weight [out, in, k, k].</summary>
+    public Conv2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0)
+        : base(new Shape(outChannels, inChannels, kernelSize, kernelSize), outChannels, inChannels * kernelSize * kernelSize)
+    {
+        Stride = stride;
+        Padding = padding;
+    }
 
     /// <summary>Stride.</summary>
     public int Stride { get; }
@@ -40,24 +52,18 @@ public sealed class Conv2d : Module
 /// A transposed convolution, like <c>torch.nn.ConvTranspose2d</c>: <c>weight</c> [in, out, k, k] (PyTorch's
 /// transposed layout) and <c>bias</c> [out]; output side (H − 1)·stride − 2·padding + k.
 /// </summary>
-public sealed class ConvTranspose2d : Module
+public sealed class ConvTranspose2d : ConvolutionLayer
 {
-    /// <summary>A square <paramref name="kernelSize"/> transposed convolution from <paramref name="inChannels"/> to <paramref name="outChannels"/>.</summary>
+    /// <summary>
+    /// A square <paramref name="kernelSize"/> transposed convolution from <paramref name="inChannels"/> to <paramref name="outChannels"/>;
+    /// weight [in, out, k, k]. Its fan_in is out·k·k, as PyTorch computes it from weight.size(1).
+    /// </summary>
     public ConvTranspose2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0)
+        : base(new Shape(inChannels, outChannels, kernelSize, kernelSize), outChannels, outChannels * kernelSize * kernelSize)
     {
-        // PyTorch computes fan_in of a transposed conv from weight.size(1) * k * k.
-        int fanIn = outChannels * kernelSize * kernelSize;
-        Weight = RegisterParameter("weight", new Parameter(new Shape(inChannels, outChannels, kernelSize, kernelSize), Initializer.KaimingUniform(fanIn)));
-        Bias = RegisterParameter("bias", new Parameter(new Shape(outChannels), Initializer.KaimingUniform(fanIn)));
         Stride = stride;
         Padding = padding;
     }
-
-    /// <summary>[in, out, k, k].</summary>
-    public Parameter Weight { get; }
-
-    /// <summary>[out].</summary>
-    public Parameter Bias { get; }
 
     /// <summary>Stride.</summary>
     public int Stride { get; }
@@ -75,18 +81,15 @@ public sealed class ConvTranspose2d : Module
 /// <see cref="ConvMasks"/>) in forward and in the weight gradient, so masked taps neither act nor learn.
 /// The mask is a non-persistent buffer: it is rebuilt from the constructor's arguments, not saved.
 /// </summary>
-public sealed class MaskedConv2d : Module
+public sealed class MaskedConv2d : ConvolutionLayer
 {
     private Tensor? _mask;
 
-    /// <summary>A masked convolution whose kernel shape is the mask's; padding (padH, padW) keeps H×W for odd kernels at (kh/2, kw/2).</summary>
+    /// <summary>A masked convolution whose kernel shape is the mask's (weight [out, in, kh, kw]); padding (padH, padW) keeps H×W for odd kernels at (kh/2, kw/2).</summary>
     public MaskedConv2d(int inChannels, int outChannels, ConvMask mask, int padH, int padW)
+        : base(new Shape(outChannels, inChannels, Required(mask).Height, mask.Width), outChannels, inChannels * mask.Height * mask.Width)
     {
-        ArgumentNullException.ThrowIfNull(mask);
         Mask = mask;
-        int fanIn = inChannels * mask.Height * mask.Width;
-        Weight = RegisterParameter("weight", new Parameter(new Shape(outChannels, inChannels, mask.Height, mask.Width), Initializer.KaimingUniform(fanIn)));
-        Bias = RegisterParameter("bias", new Parameter(new Shape(outChannels), Initializer.KaimingUniform(fanIn)));
         PadH = padH;
         PadW = padW;
     }
@@ -94,11 +97,7 @@ public sealed class MaskedConv2d : Module
     /// <summary>The causal mask, [kh, kw].</summary>
     public ConvMask Mask { get; }
 
-    /// <summary>[out, in, kh, kw].</summary>
-    public Parameter Weight { get; }
-
-    /// <summary>[out].</summary>
-    public Parameter Bias { get; }
+    private static ConvMask Required(ConvMask? mask) => mask ?? throw new ArgumentNullException(nameof(mask));
 
     /// <summary>Vertical padding.</summary>
     public int PadH { get; }

@@ -34,7 +34,7 @@ public class AdamTests
         public double[] V => _v;
     }
 
-    private static ParameterStore Store(IDevice device, int seed)
+    internal static ParameterStore Store(IDevice device, int seed)
     {
         var store = new ParameterStore(device);
         store.Declare("encoder.conv.weight", new Shape(4, 3, 3, 3), Initializer.Uniform(1f));
@@ -146,15 +146,7 @@ public class AdamTests
 [TestFixture, Category("Cpu")]
 public class AdamStateTests
 {
-    private static ParameterStore Store(IDevice device, int seed)
-    {
-        var store = new ParameterStore(device);
-        store.Declare("encoder.conv.weight", new Shape(4, 3, 3, 3), Initializer.Uniform(1f));
-        store.Declare("encoder.conv.bias", new Shape(4), Initializer.Uniform(0.5f));
-        store.Declare("codebook", new Shape(10, 7), Initializer.Uniform(1f));
-        store.Allocate(seed);
-        return store;
-    }
+    private static ParameterStore Store(IDevice device, int seed) => AdamTests.Store(device, seed);
 
     private static void RandomGradients(ParameterStore store, int seed)
     {
