@@ -229,6 +229,20 @@ public abstract class Module : IDisposable
         foreach (var p in Parameters()) Device.FillBytes(p.Grad.Pointer, 0, p.Grad.Bytes);
     }
 
+    /// <summary>
+    /// The tree as PyTorch prints a module: the type, its own parameters and buffers with shapes, then each
+    /// child as "(name): ..." indented, e.g. <c>Conv2d(weight [8,3,3,3], bias [8])</c>.
+    /// </summary>
+    public override string ToString()
+    {
+        var own = _parameters.Select(p => $"{p.Name} {p.Parameter.Shape}")
+                             .Concat(_buffers.Select(b => $"{b.Name} {b.Tensor.Shape}{(b.Persistent ? "" : " (not saved)")}"));
+        var head = $"{GetType().Name}({string.Join(", ", own)}";
+        if (_children.Count == 0) return head + ")";
+        var lines = _children.Select(c => $"  ({c.Name}): " + c.Module.ToString().Replace("\n", "\n  "));
+        return head + "\n" + string.Join("\n", lines) + "\n)";
+    }
+
     /// <summary>Frees the tree: children, this module's buffers and, at the root, the parameter store.</summary>
     public void Dispose()
     {

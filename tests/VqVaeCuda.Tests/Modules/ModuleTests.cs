@@ -252,3 +252,18 @@ public class FunctionalTests
         Assert.That(block.Forward(ctx, x).ToArray(), Is.EqualTo(expected.ToArray()));
     }
 }
+
+/// <summary>A module prints as its tree.</summary>
+[TestFixture, Category("Cpu")]
+public class ModulePrintingTests
+{
+    [Test]
+    public void A_module_prints_its_tree_with_names_and_shapes()
+    {
+        using var block = new ResidualBlock(hidden: 4, residualHidden: 2);
+        Assert.That(block.ToString(), Is.EqualTo("ResidualBlock(\n  (conv3): Conv2d(weight [2,4,3,3], bias [2])\n  (conv1): Conv2d(weight [4,2,1,1], bias [4])\n)"));
+        using var device = TestDevices.Cpu();
+        using var model = new VqVae(device, VqVaeConfig.Preset("tiny"));
+        Assert.That(model.ToString(), Does.Contain("  (quantizer): VectorQuantizer(codebook [64,16]\n    (ema): CodebookEma(cluster_sizes [64], embedding_sums [64,16])\n  )"));
+    }
+}
