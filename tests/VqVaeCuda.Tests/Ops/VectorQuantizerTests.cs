@@ -7,7 +7,8 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Ops;
 
 /// <summary>
-/// kernels/quantize.cu through the VectorQuantizer ops, against plain C# references in double precision.
+/// The quantizer's kernels (kernels/nearest_code.cu, and the gather, losses, segment sums and codebook update it
+/// shares with other ops) through the VectorQuantizer ops, against plain C# references in double precision.
 /// Real-valued data may hold near-ties whose winner depends on float rounding: there a different index
 /// is accepted only if its exact distance is within rounding of the best. Integer-valued data makes every
 /// distance exact in float, so there the indices — ties included — must equal the reference exactly.
@@ -121,9 +122,9 @@ public class VectorQuantizerTests
     }
 
     [Test]
-    public void Rows_input_gives_one_index_per_row()
+    public void Rows_input_gives_one_index_per_row([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
     {
-        using var device = TestDevices.Cpu();
+        using var device = TestDevices.Cpu(order);
         int m = TestData.OddSize(130, 400, 128), d = 5, k = 200;
         var z = TestData.Floats(m * d);
         var e = TestData.Floats(k * d);
@@ -132,11 +133,13 @@ public class VectorQuantizerTests
             AssertNearest(Nearest(device, z, new Shape(m, d), e, k, algorithm), expected, z, d, 1, e, algorithm.ToString());
     }
 
-    [TestCase(2, 64, 8, 9, 300)]
-    [TestCase(3, 3, 7, 5, 41)]
-    public void Fused_equals_gemm_then_argmin(int n, int d, int h, int w, int k)
+    [TestCase(2, 64, 8, 9, 300, ThreadOrder.Ascending)]
+    [TestCase(2, 64, 8, 9, 300, ThreadOrder.Descending)]
+    [TestCase(3, 3, 7, 5, 41, ThreadOrder.Ascending)]
+    [TestCase(3, 3, 7, 5, 41, ThreadOrder.Shuffled)]
+    public void Fused_equals_gemm_then_argmin(int n, int d, int h, int w, int k, ThreadOrder order)
     {
-        using var device = TestDevices.Cpu();
+        using var device = TestDevices.Cpu(order);
         var z = TestData.Floats(n * d * h * w);
         var e = TestData.Floats(k * d);
         var shape = new Shape(n, d, h, w);
@@ -274,10 +277,11 @@ public class VectorQuantizerTests
     }
 
     [Test]
-    public void Backward_gives_z_e_the_upstream_gradient_plus_beta_times_the_commitment_gradient_and_e_the_codebook_gradient()
+    public void Backward_gives_z_e_the_upstream_gradient_plus_beta_times_the_commitment_gradient_and_e_the_codebook_gradient(
+        [Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
     {
         // K small against M: every code's vectors span several 256-vector sort tiles and 64-position chunks.
-        using var device = TestDevices.Cpu();
+        using var device = TestDevices.Cpu(order);
         int n = 2, d = 9, h = 15, w = 15, k = 6, hw = h * w, m = n * hw;
         const float beta = 0.25f;
         var z = TestData.Floats(n * d * hw);
@@ -323,9 +327,9 @@ public class VectorQuantizerTests
     }
 
     [Test]
-    public void The_ema_update_equals_the_reference_over_two_steps()
+    public void The_ema_update_equals_the_reference_over_two_steps([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
     {
-        using var device = TestDevices.Cpu();
+        using var device = TestDevices.Cpu(order);
         int n = 2, d = 7, h = 11, w = 13, k = 10, hw = h * w, m = n * hw;
         const float decay = 0.9f, eps = 1e-3f;
         var e = TestData.Floats(k * d);
