@@ -94,6 +94,14 @@ public class VectorQuantizerTests
         return t;
     }
 
+    /// <summary>Quantizes random z [n, d, h, w] with a random codebook [k, d] (no tape); returns z, the codebook and the result.</summary>
+    private static (Tensor Z, Tensor Codebook, QuantizeResult Result) QuantizeRandom(OpContext ctx, int n, int d, int h, int w, int k)
+    {
+        var z = Upload(ctx, TestData.Floats(n * d * h * w), new Shape(n, d, h, w));
+        var e = Upload(ctx, TestData.Floats(k * d), new Shape(k, d));
+        return (z, e, VectorQuantizer.Quantize(ctx, z, e, 0.25f, useEma: false));
+    }
+
     private static int[] Nearest(IDevice device, float[] z, Shape zShape, float[] e, int k, NearestCodeAlgorithm algorithm, int? splits = null)
     {
         using var arena = new Arena(device, 64L << 20);
@@ -269,11 +277,26 @@ public class VectorQuantizerTests
         using var device = TestDevices.Cpu();
         using var arena = new Arena(device, 16L << 20);
         var ctx = new OpContext(arena);
-        int n = 2, d = 4, h = 3, w = 5, k = 9;
-        var z = Upload(ctx, TestData.Floats(n * d * h * w), new Shape(n, d, h, w));
-        var e = Upload(ctx, TestData.Floats(k * d), new Shape(k, d));
-        var result = VectorQuantizer.Quantize(ctx, z, e, 0.25f, useEma: false);
+        var (_, e, result) = QuantizeRandom(ctx, n: 2, d: 4, h: 3, w: 5, k: 9);
         Assert.That(VectorQuantizer.Lookup(ctx, result.Indices, e).ToArray(), Is.EqualTo(result.Quantized.ToArray()));
+    }
+
+    [Test]
+    public void Both_losses_are_the_two_pass_sum_tree_over_at_most_256_partials([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
+    {
+        // 2·64·24·24 = 73 728 elements: 288 blocks' worth, capped at 256 partials (not the MSE's 512: these losses
+        // have always been reduced so, and the checkpoint fixtures' losses depend on it). Pass 2 divides by n.
+        using var device = TestDevices.Cpu(order);
+        using var arena = new Arena(device, 16L << 20);
+        var ctx = new OpContext(arena);
+        var (z, _, result) = QuantizeRandom(ctx, n: 2, d: 64, h: 24, w: 24, k: 16);
+        var ze = z.ToArray();
+        var zq = result.Quantized.ToArray();
+        int count = ze.Length, blocks = LossKernels.QuantizerLossBlocks(count);
+        Assert.That(blocks, Is.EqualTo(256));
+        float expected = KernelOrderModels.TwoPassSum(count, blocks, i => (ze[i] - zq[i]) * (ze[i] - zq[i])) * (1f / count);
+        Assert.That(result.CodebookLoss.ToArray()[0], Is.EqualTo(expected), "codebook loss");
+        Assert.That(result.CommitmentLoss.ToArray()[0], Is.EqualTo(expected), "commitment loss");
     }
 
     [Test]
@@ -396,10 +419,8 @@ public class VectorQuantizerTests
         using var device = TestDevices.Cpu();
         using var arena = new Arena(device, 16L << 20);
         var ctx = new OpContext(arena);
-        int n = 3, d = 4, h = 9, w = 10, k = 40;
-        var z = Upload(ctx, TestData.Floats(n * d * h * w), new Shape(n, d, h, w));
-        var e = Upload(ctx, TestData.Floats(k * d), new Shape(k, d));
-        var result = VectorQuantizer.Quantize(ctx, z, e, 0.25f, useEma: false);
+        const int k = 40;
+        var (_, _, result) = QuantizeRandom(ctx, n: 3, d: 4, h: 9, w: 10, k);
         var codes = result.Indices.ToIntArray();
 
         var counts = new int[k];
