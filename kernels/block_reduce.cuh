@@ -1,5 +1,5 @@
-// block_reduce.cuh — the warp and block sums shared by every reduction (reduce.cu, losses.cu,
-// softmax.cu, clip.cu, quantize.cu): each warp folds its 32 values with shuffles (no shared
+// block_reduce.cuh — the warp and block sums under every reduction (reduce_two_pass.cuh builds the
+// grid- and block-strided sums on them): each warp folds its 32 values with shuffles (no shared
 // memory, no barrier), warp 0 folds the per-warp sums written to shared memory after one __syncthreads.
 // A kernel that calls block_sum_f32 has a barrier: register it VQ_KERNEL_SYNC, and let every
 // thread of the block call it.

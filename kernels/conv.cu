@@ -31,15 +31,15 @@
 //   channel_bias_forward_f32       y[i] = x[i] + b[(i / P) % C]; x == y allowed   grid-stride over  n           8n + 4C
 //                                                                                 n threads
 //   channel_bias_backward_f32      db[c] += Σ_{n,p} dy[n,c,p]                     grid (C,1,1),     N·C·P       4·N·C·P + 8C
-//                                  one block per channel: thread-strided sums,    block (B,1,1),
-//                                  warp shuffles, one barrier, warp 0 folds;      B a multiple of
+//                                  one block per channel: reduce_two_pass.cuh's   block (B,1,1),
+//                                  block_strided_sum (shuffles, one barrier);     B a multiple of
 //                                  a fixed tree, so bit-identical in every order  32, ≤ 1024 (256)
 //   conv_mask_multiply_f32         out[i] = w[i] · mask[i % m]                    grid-stride, n    n           8n + 4m
 //   conv_mask_multiply_add_f32     dw[i] += g[i] · mask[i % m]                    grid-stride, n    2n          12n + 4m
 // (m = mask elements: the whole weight's count for a full [Cout,Cin,kh,kw] mask, kh·kw for a [kh,kw]
 // mask shared by every (out, in) channel pair.)
 #include "common.cuh"
-#include "block_reduce.cuh"
+#include "reduce_two_pass.cuh"
 
 extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* __restrict__ col, int N, int C, int H, int W,
                                            int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
@@ -124,12 +124,10 @@ VQ_KERNEL_NO_SYNC(channel_bias_forward_f32)
 extern "C" __global__ void channel_bias_backward_f32(const float* __restrict__ dy, float* __restrict__ dbias, int N, int C, int P) {
     const int c = blockIdx.x;
     const int count = N * P;
-    float acc = 0.0f;
-    for (int i = threadIdx.x; i < count; i += blockDim.x) {
+    const float acc = block_strided_sum(count, [&](int i) {
         const int n = i / P;
-        acc += dy[(n * C + c) * P + (i - n * P)];
-    }
-    acc = block_sum_f32(acc);
+        return dy[(n * C + c) * P + (i - n * P)];
+    });
     if (threadIdx.x == 0) dbias[c] += acc;
 }
 VQ_KERNEL_SYNC(channel_bias_backward_f32)

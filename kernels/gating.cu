@@ -26,14 +26,30 @@
 
 __device__ __forceinline__ float sigmoid_f32(float b) { return 1.0f / (1.0f + expf(-b)); }
 
+// Output element e of [N, C, inner] (half = C·inner elements per sample): its sample n, its offset r inside the
+// sample, and the offset of its a in x (its b is at + half).
+__device__ __forceinline__ int gate_input_offset(int e, int half, int& n, int& r) {
+    n = e / half;
+    r = e - n * half;
+    return 2 * n * half + r;
+}
+
+// The pre-activation gradients of one gate output with upstream gradient g: da = g·(1 − t²)·s, db = g·t·s·(1 − s),
+// t = tanh(a), s = σ(b). Shared by the three backward kernels.
+__device__ __forceinline__ void gate_gradients(float a, float b, float g, float& da, float& db) {
+    const float t = tanhf(a);
+    const float s = sigmoid_f32(b);
+    da = g * (1.0f - t * t) * s;
+    db = g * t * s * (1.0f - s);
+}
+
 extern "C" __global__ void gated_tanh_sigmoid_forward_f32(const float* __restrict__ x, float* __restrict__ y, int channels,
                                                           int inner, int m) {
     const int half = channels * inner;  // elements of one half of one sample
     for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
-        const int n = e / half;
-        const int r = e - n * half;
-        const float* xa = x + 2 * n * half + r;
-        y[e] = tanhf(xa[0]) * sigmoid_f32(xa[half]);
+        int n, r;
+        const int ia = gate_input_offset(e, half, n, r);
+        y[e] = tanhf(x[ia]) * sigmoid_f32(x[ia + half]);
     }
 }
 VQ_KERNEL_NO_SYNC(gated_tanh_sigmoid_forward_f32)
@@ -42,14 +58,12 @@ extern "C" __global__ void gated_tanh_sigmoid_backward_f32(const float* __restri
                                                            float* __restrict__ dx, int channels, int inner, int m) {
     const int half = channels * inner;
     for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
-        const int n = e / half;
-        const int r = e - n * half;
-        const int ia = 2 * n * half + r;
-        const float t = tanhf(x[ia]);
-        const float s = sigmoid_f32(x[ia + half]);
-        const float g = dy[e];
-        dx[ia] += g * (1.0f - t * t) * s;
-        dx[ia + half] += g * t * s * (1.0f - s);
+        int n, r;
+        const int ia = gate_input_offset(e, half, n, r);
+        float da, db;
+        gate_gradients(x[ia], x[ia + half], dy[e], da, db);
+        dx[ia] += da;
+        dx[ia + half] += db;
     }
 }
 VQ_KERNEL_NO_SYNC(gated_tanh_sigmoid_backward_f32)
@@ -58,12 +72,10 @@ extern "C" __global__ void gated_tanh_sigmoid_cond_forward_f32(const float* __re
                                                                float* __restrict__ y, int channels, int inner, int m) {
     const int half = channels * inner;
     for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
-        const int n = e / half;
-        const int r = e - n * half;
-        const int c = r / inner;
-        const float* xa = x + 2 * n * half + r;
-        const float* h = cond + 2 * n * channels + c;
-        y[e] = tanhf(xa[0] + h[0]) * sigmoid_f32(xa[half] + h[channels]);
+        int n, r;
+        const int ia = gate_input_offset(e, half, n, r);
+        const float* h = cond + 2 * n * channels + r / inner;
+        y[e] = tanhf(x[ia] + h[0]) * sigmoid_f32(x[ia + half] + h[channels]);
     }
 }
 VQ_KERNEL_NO_SYNC(gated_tanh_sigmoid_cond_forward_f32)
@@ -73,16 +85,13 @@ extern "C" __global__ void gated_tanh_sigmoid_cond_backward_f32(const float* __r
                                                                 int channels, int inner, int m) {
     const int half = channels * inner;
     for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
-        const int n = e / half;
-        const int r = e - n * half;
-        const int c = r / inner;
-        const int ia = 2 * n * half + r;
-        const float* h = cond + 2 * n * channels + c;
-        const float t = tanhf(x[ia] + h[0]);
-        const float s = sigmoid_f32(x[ia + half] + h[channels]);
-        const float g = dy[e];
-        dx[ia] += g * (1.0f - t * t) * s;
-        dx[ia + half] += g * t * s * (1.0f - s);
+        int n, r;
+        const int ia = gate_input_offset(e, half, n, r);
+        const float* h = cond + 2 * n * channels + r / inner;
+        float da, db;
+        gate_gradients(x[ia] + h[0], x[ia + half] + h[channels], dy[e], da, db);
+        dx[ia] += da;
+        dx[ia + half] += db;
     }
 }
 VQ_KERNEL_NO_SYNC(gated_tanh_sigmoid_cond_backward_f32)
@@ -103,9 +112,9 @@ extern "C" __global__ void gate_condition_backward_f32(const float* __restrict__
         const float* g = dy + (n * channels + c) * inner;
         float acc = 0.0f;
         for (int p = 0; p < inner; p++) {
-            const float t = tanhf(xa[p] + ha);
-            const float s = sigmoid_f32(xb[p] + hb);
-            acc += j < channels ? g[p] * (1.0f - t * t) * s : g[p] * t * s * (1.0f - s);
+            float da, db;
+            gate_gradients(xa[p] + ha, xb[p] + hb, g[p], da, db);
+            acc += j < channels ? da : db;
         }
         dcond[row] += acc;
     }

@@ -1,33 +1,44 @@
-// losses.cu — the mean squared error, L = (1/n) Σ (p_i − t_i)², forward and backward.
+// losses.cu — the mean squared error, L = (1/n) Σ (p_i − t_i)², forward and backward, and the vector
+// quantizer's two loss terms (which are an MSE between z_e and z_q) with its straight-through backward.
 //
 // The reconstruction term of the VQ-VAE loss, and (with a stop-gradient on one side) its codebook
 // and commitment terms. The loss stays on the device: the forward writes a [1] tensor and the
 // backward reads the upstream gradient dL from device memory, so a training step never waits on
 // the host.
 //
-// The forward is a deterministic two-pass reduction (no float atomics: the same additions in the
-// same tree whatever order threads and blocks run in):
+// The forwards are reduce_two_pass.cuh's deterministic two-pass reduction (no float atomics: the same
+// additions in the same tree whatever order threads and blocks run in):
 //   mse_partials_f32  pass 1: block b writes partial[b] = scale · Σ (p − t)² over its grid-stride
-//                     slice (scale = 1/n, applied per block so that pass 2 is a plain sum);
-//   pass 2 is reduce.cu's sum_f32_partials with one block: loss[0] = Σ_b partial[b].
+//                     slice (scale = 1/n for Losses.Mse, applied per block so that pass 2 is a plain
+//                     sum; scale = 1 for the quantizer, whose pass 2 divides).
+//   pass 2 of Losses.Mse is reduce.cu's sum_f32_partials with one block: loss[0] = Σ_b partial[b].
 //   Launch: block (VQ_REDUCE_BLOCK = 256,1,1); grid (G,1,1) with G = min(ceil(n/256), 512) — a
-//   function of n only, so the tree is fixed for a given size. Pass 2: grid 1, block 256, G inputs.
+//   function of n only, so the tree is fixed for a given size (the quantizer: G ≤ 256, see
+//   VectorQuantizer). Pass 2: grid 1, block 256, G inputs.
 //   FLOPs: 3n (subtract, multiply, add) + G. Bytes: 8n read + 4G written; pass 2 4G read + 4 written.
 //
 //   mse_backward_f32  grad[i] += alpha · dL · (p_i − t_i), dL = dloss[0] read on the device.
 //                     alpha = 2/n for the prediction, −2/n for the target (when it needs a gradient).
 //   Launch: grid-stride, block (256,1,1), grid (min(ceil(n/256), 65535),1,1); barrier-free.
 //   FLOPs: 3n. Bytes: 16n (read p, t, grad; write grad) + 4.
-#include "block_reduce.cuh"
+//
+// The quantizer (z_e, z_q of n = M·D elements, NCHW):
+//   vq_losses_f32     pass 2 after mse_partials_f32 (scale 1): codebook_loss = commitment_loss =
+//                     Σ partial / n. The two losses have the same value, mean over all n elements of
+//                     (z_e − z_q)² (PyTorch's F.mse_loss); they differ only in where their gradients go
+//                     (see the ops layer). ONE block of 256.                     FLOPs G + 1   bytes 4G + 8
+//   vq_straight_through_backward_f32   dz_e += dz_q + coef·(z_e − z_q), coef = 2β/n: the straight-through
+//                     copy of the decoder's gradient fused with the gradient of β·commitment_loss.
+//                     grid-stride over n, block (256), barrier-free.  FLOPs 4n   bytes 20n (read z_e, z_q,
+//                     dz_q, dz_e; write dz_e)
+#include "reduce_two_pass.cuh"
 
 extern "C" __global__ void mse_partials_f32(const float* __restrict__ prediction, const float* __restrict__ target,
                                             float* __restrict__ partial, float scale, int n) {
-    float acc = 0.0f;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+    const float acc = grid_stride_block_sum(n, [&](int i) {
         const float d = prediction[i] - target[i];
-        acc += d * d;
-    }
-    acc = block_sum_f32(acc);
+        return d * d;
+    });
     if (threadIdx.x == 0) partial[blockIdx.x] = scale * acc;
 }
 VQ_KERNEL_SYNC(mse_partials_f32)
@@ -39,3 +50,21 @@ extern "C" __global__ void mse_backward_f32(const float* __restrict__ prediction
         grad[i] += k * (prediction[i] - target[i]);
 }
 VQ_KERNEL_NO_SYNC(mse_backward_f32)
+
+extern "C" __global__ void vq_losses_f32(const float* __restrict__ partial, float* __restrict__ codebook_loss,
+                                         float* __restrict__ commitment_loss, int partials, float inv_count) {
+    const float acc = block_strided_sum(partials, [&](int i) { return partial[i]; });
+    if (threadIdx.x == 0) {
+        const float mean = acc * inv_count;
+        codebook_loss[0] = mean;
+        commitment_loss[0] = mean;
+    }
+}
+VQ_KERNEL_SYNC(vq_losses_f32)
+
+extern "C" __global__ void vq_straight_through_backward_f32(const float* __restrict__ ze, const float* __restrict__ zq,
+                                                            const float* __restrict__ dzq, float* __restrict__ dze, float coef, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+        dze[i] += dzq[i] + coef * (ze[i] - zq[i]);
+}
+VQ_KERNEL_NO_SYNC(vq_straight_through_backward_f32)

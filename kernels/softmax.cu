@@ -10,7 +10,7 @@
 // instead of reading out of bounds (the targets live on the device; checking them on the host
 // would cost a copy and a sync).
 //
-//   softmax_xent_forward_f32   pass 1 of a deterministic two-pass mean. One thread per position
+//   softmax_xent_forward_f32   pass 1 of a deterministic two-pass mean (reduce_two_pass.cuh). One thread per position
 //       (grid-stride): two passes over its K logits (max, then Σ exp), writes lse[q] for the
 //       backward, accumulates its loss; block b writes partial[b] = scale · Σ (scale = 1/P).
 //       Pass 2 is reduce.cu's sum_f32_partials with one block: loss[0] = Σ_b partial[b].
@@ -21,13 +21,12 @@
 //       logit (coalesced in both layouts); grid-stride over m = P·K, block (256,1,1), grid
 //       (min(ceil(m/256), 65535),1,1); barrier-free.
 //       FLOPs: ~5m. Bytes: 12m (read logits and dlogits, write dlogits) + 8P (lse, targets; cached).
-#include "block_reduce.cuh"
+#include "reduce_two_pass.cuh"
 
 extern "C" __global__ void softmax_xent_forward_f32(const float* __restrict__ logits, const int* __restrict__ targets,
                                                     float* __restrict__ lse, float* __restrict__ partial,
                                                     int classes, int inner, int positions, float scale) {
-    float acc = 0.0f;
-    for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < positions; q += blockDim.x * gridDim.x) {
+    const float acc = grid_stride_block_sum(positions, [&](int q) {
         const int o = q / inner;
         const int p = q - o * inner;
         const float* l = logits + o * classes * inner + p;
@@ -38,9 +37,8 @@ extern "C" __global__ void softmax_xent_forward_f32(const float* __restrict__ lo
         const float lse_q = m + logf(sum);
         lse[q] = lse_q;
         const int t = targets[q];
-        acc += (t >= 0 && t < classes) ? lse_q - l[t * inner] : __int_as_float(0x7fc00000);
-    }
-    acc = block_sum_f32(acc);
+        return (t >= 0 && t < classes) ? lse_q - l[t * inner] : __int_as_float(0x7fc00000);
+    });
     if (threadIdx.x == 0) partial[blockIdx.x] = scale * acc;
 }
 VQ_KERNEL_SYNC(softmax_xent_forward_f32)

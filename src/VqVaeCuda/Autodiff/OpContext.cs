@@ -31,23 +31,6 @@ public sealed class OpContext
     /// <summary>A zero-filled tensor from the arena.</summary>
     public Tensor Zeros(Shape shape, DType dtype = DType.Float32, string? purpose = null) => Arena.Zeros(shape, dtype, purpose);
 
-    /// <summary>Launches a kernel by name (compiled and cached by the device on first use).</summary>
-    public void Launch(string kernel, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args) =>
-        Device.Launch(Device.GetKernel(kernel), grid, block, dynamicSharedBytes, args);
-
-    /// <summary>Threads per block of the grid-stride elementwise kernels.</summary>
-    public const int ElementwiseBlock = 256;
-
-    /// <summary>
-    /// Launches a grid-stride kernel over <paramref name="count"/> elements: blocks of 256, enough to
-    /// cover the elements up to 65535 blocks (the loop inside the kernel covers the rest).
-    /// </summary>
-    public void LaunchElementwise(string kernel, long count, params ReadOnlySpan<KernelArg> args)
-    {
-        var blocks = (uint)Math.Clamp((count + ElementwiseBlock - 1) / ElementwiseBlock, 1, 65535);
-        Launch(kernel, new Dim3(blocks), ElementwiseBlock, 0, args);
-    }
-
     /// <summary>
     /// Records <paramref name="backward"/> when a tape is present and any of <paramref name="inputs"/> needs a
     /// gradient; marks <paramref name="output"/> as needing one in that case.

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 using VqVaeCuda.Device;
+using VqVaeCuda.Ops;
 
 namespace VqVaeCuda.Benchmarks;
 
@@ -65,20 +66,15 @@ public static class KernelBenchmarks
         using var x = device.Allocate(bytes);
         using var y = device.Allocate(bytes);
         using var z = device.Allocate(bytes);
-        var grid = Dim3.Cover(n, Block);
-        var fill = device.GetKernel("fill_f32");
-        device.Launch(fill, grid, Block, 0, x, 1.25f, n);
-        device.Launch(fill, grid, Block, 0, y, -0.5f, n);
-        device.Launch(fill, grid, Block, 0, z, 0f, n);
+        ElementwiseKernels.Fill(device, x.Pointer, 1.25f, n);
+        ElementwiseKernels.Fill(device, y.Pointer, -0.5f, n);
+        ElementwiseKernels.Fill(device, z.Pointer, 0f, n);
         string label = $"{n / (1024 * 1024)}M floats";
 
-        add(Measure(device, o, $"fill {label}", "fill_f32", 0, 4.0 * n, () => device.Launch(fill, grid, Block, 0, z, 3f, n)));
-        var scale = device.GetKernel("scale_f32");
-        add(Measure(device, o, $"scale {label}", "scale_f32", n, 8.0 * n, () => device.Launch(scale, grid, Block, 0, x, z, 2f, n)));
-        var axpy = device.GetKernel("axpy_f32");
-        add(Measure(device, o, $"axpy {label}", "axpy_f32", 2.0 * n, 12.0 * n, () => device.Launch(axpy, grid, Block, 0, x, z, 0.5f, n)));
-        var addKernel = device.GetKernel("add_f32");
-        add(Measure(device, o, $"add {label}", "add_f32", n, 12.0 * n, () => device.Launch(addKernel, grid, Block, 0, x, y, z, n)));
+        add(Measure(device, o, $"fill {label}", "fill_f32", 0, 4.0 * n, () => ElementwiseKernels.Fill(device, z.Pointer, 3f, n)));
+        add(Measure(device, o, $"scale {label}", "scale_f32", n, 8.0 * n, () => ElementwiseKernels.Scale(device, x.Pointer, z.Pointer, 2f, n)));
+        add(Measure(device, o, $"axpy {label}", "axpy_f32", 2.0 * n, 12.0 * n, () => ElementwiseKernels.Axpy(device, x.Pointer, z.Pointer, 0.5f, n)));
+        add(Measure(device, o, $"add {label}", "add_f32", n, 12.0 * n, () => ElementwiseKernels.Add(device, x.Pointer, y.Pointer, z.Pointer, n)));
 
         // The baseline the CPU target is held to: the same add as a plain vectorised C# loop on one
         // thread, over ordinary managed arrays.
@@ -105,22 +101,20 @@ public static class KernelBenchmarks
     {
         int n = o.Elements;
         using var x = device.Allocate((long)n * sizeof(float));
-        device.Launch(device.GetKernel("fill_f32"), Dim3.Cover(n, Block), Block, 0, x, 1f, n);
+        ElementwiseKernels.Fill(device, x.Pointer, 1f, n);
         int grid = Math.Min(1024, (int)Dim3.Cover(n, Block).X);
         using var partials = device.Allocate(grid * sizeof(float));
         using var total = device.Allocate(sizeof(float));
-        var twoPass = device.GetKernel("sum_f32_partials");
-        var atomic = device.GetKernel("sum_f32_atomic");
         string group = $"sum {n / (1024 * 1024)}M floats";
         add(Measure(device, o, group, "sum_f32_partials (2 launches)", n, 4.0 * n + 8.0 * grid, () =>
         {
-            device.Launch(twoPass, grid, Block, 0, x, partials, n);
-            device.Launch(twoPass, 1, Block, 0, partials, total, grid);
+            ReduceKernels.SumPartials(device, x.Pointer, partials.Pointer, n, grid);
+            ReduceKernels.SumPartials(device, partials.Pointer, total.Pointer, grid, blocks: 1);
         }));
         add(Measure(device, o, group, "sum_f32_atomic (1 launch)", n, 4.0 * n + 4, () =>
         {
             device.FillBytes(total.Pointer, 0, sizeof(float));
-            device.Launch(atomic, grid, Block, 0, x, total, n);
+            ReduceKernels.SumAtomic(device, x.Pointer, total.Pointer, n, grid);
         }));
     }
 
@@ -132,12 +126,8 @@ public static class KernelBenchmarks
         using var output = device.Allocate(count * sizeof(float));
         device.FillBytes(input.Pointer, 0, count * sizeof(float));
         string group = $"transpose {side}x{side}";
-        var naive = device.GetKernel("transpose_f32_naive");
-        var tiled = device.GetKernel("transpose_f32_tiled");
-        add(Measure(device, o, group, "transpose_f32_naive", 0, 8.0 * count, () =>
-            device.Launch(naive, new Dim3((uint)((side + 31) / 32), (uint)((side + 7) / 8)), new Dim3(32, 8), 0, input, output, side, side)));
-        add(Measure(device, o, group, "transpose_f32_tiled", 0, 8.0 * count, () =>
-            device.Launch(tiled, new Dim3((uint)((side + 31) / 32), (uint)((side + 31) / 32)), new Dim3(32, 8), 0, input, output, side, side)));
+        add(Measure(device, o, group, "transpose_f32_naive", 0, 8.0 * count, () => TransposeKernels.Naive(device, input.Pointer, output.Pointer, side, side)));
+        add(Measure(device, o, group, "transpose_f32_tiled", 0, 8.0 * count, () => TransposeKernels.Tiled(device, input.Pointer, output.Pointer, side, side)));
     }
 
     private static void Barrier(IDevice device, KernelBenchmarkOptions o, Action<BenchmarkResult> add)
@@ -146,9 +136,9 @@ public static class KernelBenchmarks
         // what one block-wide barrier costs, launch overhead and thread start-up cancelled out.
         const int blocks = 64, extra = 200;
         using var output = device.Allocate(blocks * sizeof(float));
-        var kernel = device.GetKernel("test_barrier_loop");
-        double one = Timing.MedianMilliseconds(device, () => device.Launch(kernel, blocks, Block, 0, output, 1), o.Warmup, o.Repetitions);
-        double many = Timing.MedianMilliseconds(device, () => device.Launch(kernel, blocks, Block, 0, output, 1 + extra), o.Warmup, o.Repetitions);
+        double one = Timing.MedianMilliseconds(device, () => BarrierKernels.BarrierLoop(device, output.Pointer, blocks, Block, 1), o.Warmup, o.Repetitions);
+        double many = Timing.MedianMilliseconds(device, () => BarrierKernels.BarrierLoop(device, output.Pointer, blocks, Block, 1 + extra), o.Warmup,
+                                                o.Repetitions);
         double perBarrierNs = Math.Max(0, many - one) * 1e6 / ((double)extra * blocks) * device.Capabilities.Multiprocessors;
         add(new BenchmarkResult($"barrier ({Block}-thread block)", $"{1 + extra} barriers x {blocks} blocks", device.Name, many, 0, 0, 0,
             $"{perBarrierNs:F0} ns per block barrier per worker ({perBarrierNs / Block:F1} ns per thread)"));

@@ -64,7 +64,7 @@ public static class QuantizerBenchmarks
         var e = new float[(long)k * d];
         for (int i = 0; i < z.Length; i++) z[i] = (float)(random.NextDouble() * 2 - 1);
         for (int i = 0; i < e.Length; i++) e[i] = (float)(random.NextDouble() * 2 - 1);
-        var (splits, codesPerSplit) = QuantizerKernels.FusedSplits(device, m, k);
+        var (splits, codesPerSplit) = NearestCodeKernels.FusedSplits(device, m, k);
 
         using var zBuffer = device.Allocate(z.LongLength * sizeof(float));
         using var eBuffer = device.Allocate(e.LongLength * sizeof(float));
@@ -76,12 +76,12 @@ public static class QuantizerBenchmarks
         using var s = device.Allocate((long)m * k * sizeof(float));
         device.CopyToDevice<float>(z, zBuffer.Pointer);
         device.CopyToDevice<float>(e, eBuffer.Pointer);
-        QuantizerKernels.PrepareCodebook(device, eBuffer.Pointer, et.Pointer, enorm.Pointer, k, d);
+        NearestCodeKernels.PrepareCodebook(device, eBuffer.Pointer, et.Pointer, enorm.Pointer, k, d);
 
-        void Fused() => QuantizerKernels.NearestFused(device, zBuffer.Pointer, m, d, 1, et.Pointer, enorm.Pointer, k, fusedIndices.Pointer, keys.Pointer,
+        void Fused() => NearestCodeKernels.NearestFused(device, zBuffer.Pointer, m, d, 1, et.Pointer, enorm.Pointer, k, fusedIndices.Pointer, keys.Pointer,
                                                        splits, codesPerSplit);
-        void Gemm() => QuantizerKernels.DotProducts(device, zBuffer.Pointer, m, d, eBuffer.Pointer, k, s.Pointer);
-        void Argmin() => QuantizerKernels.ArgminRows(device, s.Pointer, enorm.Pointer, unfusedIndices.Pointer, m, k);
+        void Gemm() => NearestCodeKernels.DotProducts(device, zBuffer.Pointer, m, d, eBuffer.Pointer, k, s.Pointer);
+        void Argmin() => NearestCodeKernels.ArgminRows(device, s.Pointer, enorm.Pointer, unfusedIndices.Pointer, m, k);
 
         double fusedMs = Timing.MedianMilliseconds(device, Fused, o.Warmup, o.Repetitions);
         double unfusedMs = Timing.MedianMilliseconds(device, () =>

@@ -12,11 +12,11 @@ public static class Activations
         const string op = "relu";
         OpChecks.DTypeIs(op, x, DType.Float32, "input");
         var y = ctx.NewTensor(x.Shape, purpose: op);
-        ctx.LaunchElementwise("relu_forward_f32", x.Count, x.Pointer, y.Pointer, (int)x.Count);
+        ActivationKernels.ReluForward(ctx.Device, x.Pointer, y.Pointer, (int)x.Count);
         ctx.Record(op, y, [x], tape =>
         {
             if (!x.RequiresGrad) return;
-            ctx.LaunchElementwise("relu_backward_f32", x.Count, y.Pointer, tape.GradOf(y).Pointer, tape.GradOf(x).Pointer, (int)x.Count);
+            ActivationKernels.ReluBackward(ctx.Device, y.Pointer, tape.GradOf(y).Pointer, tape.GradOf(x).Pointer, (int)x.Count);
         });
         return y;
     }

@@ -44,9 +44,6 @@ namespace VqVaeCuda.Ops;
 /// </remarks>
 public static class Convolution
 {
-    /// <summary>Threads per block of the per-channel bias reduction (one block per channel).</summary>
-    private const int BiasReductionBlock = 256;
-
     /// <summary>
     /// PyTorch's <c>conv2d</c>: x [N,Cin,H,W] ⊛ weight [Cout,Cin,kh,kw] (+ bias [Cout]) → [N,Cout,Ho,Wo] with
     /// Ho = (H + 2·padding − kh)/stride + 1 (rounded down), the same for widths; zero padding.
@@ -128,12 +125,11 @@ public static class Convolution
 
         int count = (int)weight.Count, maskCount = (int)mask.Count;
         var masked = ctx.NewTensor(weight.Shape, purpose: $"{op} masked weight");
-        ctx.LaunchElementwise("conv_mask_multiply_f32", count, weight.Pointer, mask.Pointer, masked.Pointer, count, maskCount);
+        ConvKernels.MaskMultiply(ctx.Device, weight.Pointer, mask.Pointer, masked.Pointer, count, maskCount);
         ctx.Record($"{op} (weight mask)", masked, [weight], tape =>
         {
             // The convolution's backward (recorded next, so replayed first) filled the masked weight's gradient.
-            ctx.LaunchElementwise("conv_mask_multiply_add_f32", count, tape.GradOf(masked).Pointer, mask.Pointer, tape.GradOf(weight).Pointer,
-                                  count, maskCount);
+            ConvKernels.MaskMultiplyAdd(ctx.Device, tape.GradOf(masked).Pointer, mask.Pointer, tape.GradOf(weight).Pointer, count, maskCount);
         });
         return Conv2dForward(ctx, op, g, x, masked, bias);
     }
@@ -156,11 +152,11 @@ public static class Convolution
         int count = (int)x.Count, p = count / (n * c);
 
         var y = ctx.NewTensor(x.Shape, purpose: op);
-        ctx.LaunchElementwise("channel_bias_forward_f32", count, x.Pointer, bias.Pointer, y.Pointer, c, p, count);
+        ConvKernels.ChannelBiasForward(ctx.Device, x.Pointer, bias.Pointer, y.Pointer, c, p, count);
         ctx.Record(op, y, [x, bias], tape =>
         {
             var dy = tape.GradOf(y);
-            if (x.RequiresGrad) ctx.LaunchElementwise("axpy_f32", count, dy.Pointer, tape.GradOf(x).Pointer, 1f, count);
+            if (x.RequiresGrad) ElementwiseKernels.Axpy(ctx.Device, dy.Pointer, tape.GradOf(x).Pointer, 1f, count);
             if (bias.RequiresGrad) BiasBackward(ctx, dy, tape.GradOf(bias), n, c, p);
         });
         return y;
@@ -241,20 +237,19 @@ public static class Convolution
     // ---- launches ---------------------------------------------------------------------------
 
     private static void Im2Col(OpContext ctx, ConvGeometry g, DevicePointer image, DevicePointer col) =>
-        ctx.LaunchElementwise("conv_im2col_f32", (long)g.C * g.NP, image, col, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo);
+        ConvKernels.Im2Col(ctx.Device, image, col, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo);
 
     private static void Col2Im(OpContext ctx, ConvGeometry g, DevicePointer col, DevicePointer image, bool accumulate) =>
-        ctx.LaunchElementwise("conv_col2im_f32", (long)g.N * g.C * g.H * g.W, col, image, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph,
-                              g.Pw, g.Ho, g.Wo, accumulate ? 1 : 0);
+        ConvKernels.Col2Im(ctx.Device, col, image, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo, accumulate);
 
     private static void ToChannelsFirst(OpContext ctx, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p) =>
-        ctx.LaunchElementwise("conv_nchw_to_cnhw_f32", (long)n * c * p, nchw, cnhw, n, c, p);
+        ConvKernels.NchwToCnhw(ctx.Device, nchw, cnhw, n, c, p);
 
     private static void AddBiasInPlace(OpContext ctx, Tensor y, Tensor bias, int c, int p) =>
-        ctx.LaunchElementwise("channel_bias_forward_f32", y.Count, y.Pointer, bias.Pointer, y.Pointer, c, p, (int)y.Count);
+        ConvKernels.ChannelBiasForward(ctx.Device, y.Pointer, bias.Pointer, y.Pointer, c, p, (int)y.Count);
 
     private static void BiasBackward(OpContext ctx, Tensor dy, Tensor dbias, int n, int c, int p) =>
-        ctx.Launch("channel_bias_backward_f32", new Dim3((uint)c), BiasReductionBlock, 0, dy.Pointer, dbias.Pointer, n, c, p);
+        ConvKernels.ChannelBiasBackward(ctx.Device, dy.Pointer, dbias.Pointer, n, c, p);
 
     /// <summary>
     /// Z (m×n) = op(X) (m×k) · op(Y) (k×n) + beta·Z for ROW-major matrices with row lengths ldx, ldy, ldz.

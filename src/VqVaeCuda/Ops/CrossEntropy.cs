@@ -36,15 +36,15 @@ public static class CrossEntropy
         int blocks = ScalarReduction.Blocks(positions);
         var partials = ScalarReduction.Partials(ctx, blocks, op);
         float scale = (float)(1.0 / positions);
-        ctx.Launch("softmax_xent_forward_f32", blocks, ScalarReduction.Block, 0, logits.Pointer, targets.Pointer, lse.Pointer, partials.Pointer,
-                   classes, inner, positions, scale);
+        SoftmaxKernels.CrossEntropyPartials(ctx.Device, logits.Pointer, targets.Pointer, lse.Pointer, partials.Pointer, blocks, classes, inner, positions,
+                                            scale);
         ScalarReduction.SumPartials(ctx, partials, loss);
 
         ctx.Record(op, loss, [logits], tape =>
         {
             if (!logits.RequiresGrad) return;
-            ctx.LaunchElementwise("softmax_xent_backward_f32", m, logits.Pointer, targets.Pointer, lse.Pointer, tape.GradOf(loss).Pointer,
-                                  tape.GradOf(logits).Pointer, classes, inner, positions, scale);
+            SoftmaxKernels.CrossEntropyBackward(ctx.Device, logits.Pointer, targets.Pointer, lse.Pointer, tape.GradOf(loss).Pointer,
+                                                tape.GradOf(logits).Pointer, classes, inner, positions, scale);
         });
         return loss;
     }

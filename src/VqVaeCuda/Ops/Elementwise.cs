@@ -15,12 +15,12 @@ public static class Elementwise
         OpChecks.DTypeIs(op, b, DType.Float32, "b");
         var output = ctx.NewTensor(a.Shape, purpose: op);
         int n = (int)a.Count;
-        ctx.LaunchElementwise("add_f32", n, a.Pointer, b.Pointer, output.Pointer, n);
+        ElementwiseKernels.Add(ctx.Device, a.Pointer, b.Pointer, output.Pointer, n);
         ctx.Record(op, output, [a, b], tape =>
         {
             var dout = tape.GradOf(output);
-            if (a.RequiresGrad) ctx.LaunchElementwise("axpy_f32", n, dout.Pointer, tape.GradOf(a).Pointer, 1f, n);
-            if (b.RequiresGrad) ctx.LaunchElementwise("axpy_f32", n, dout.Pointer, tape.GradOf(b).Pointer, 1f, n);
+            if (a.RequiresGrad) ElementwiseKernels.Axpy(ctx.Device, dout.Pointer, tape.GradOf(a).Pointer, 1f, n);
+            if (b.RequiresGrad) ElementwiseKernels.Axpy(ctx.Device, dout.Pointer, tape.GradOf(b).Pointer, 1f, n);
         });
         return output;
     }

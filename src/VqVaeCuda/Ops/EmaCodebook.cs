@@ -84,7 +84,7 @@ public sealed class EmaCodebook : IDisposable
         var counts = VectorQuantizer.Histogram(ctx, indices, k);
         var sums = VectorQuantizer.CodeSums(ctx, zE, m, d, hw, indices, k);
         var total = ctx.NewTensor(new Shape(), purpose: op + " total count");
-        QuantizerKernels.EmaUpdate(device, counts.Pointer, sums.Pointer, ClusterSizes.Pointer, total.Pointer, EmbeddingSums.Pointer, Codebook.Pointer,
+        CodebookUpdateKernels.EmaUpdate(device, counts.Pointer, sums.Pointer, ClusterSizes.Pointer, total.Pointer, EmbeddingSums.Pointer, Codebook.Pointer,
                                    Decay, Epsilon, k, d);
     }
 

@@ -6,8 +6,9 @@ namespace VqVaeCuda.Ops;
 /// <summary>
 /// Table lookups (kernels/embedding.cu): codebook rows for code maps, the prior's input embedding,
 /// class-label conditioning. The backward scatter-adds the output gradient into the table's rows,
-/// deterministically: each table row adds the gradients of the positions that used it in ascending
-/// position order, so results are bit-equal across thread orders and runs (no float atomics).
+/// deterministically: the gradients of the positions that used a row are summed in an order fixed by
+/// the indices alone (kernels/segment_sum.cu, the quantizer's per-code sums), so results are bit-equal
+/// across thread orders and runs (no float atomics).
 /// <para>
 /// Indices are int32 and are not checked on the host (they usually come from the device, e.g. the
 /// quantizer's argmin, and checking them would cost a copy and a sync in the middle of a step). An
@@ -80,19 +81,13 @@ public static class Embedding
         int s = (int)indices.Count;
         int m = s * dim;
         var output = ctx.NewTensor(outputShape, purpose: op);
-        ctx.LaunchElementwise("embedding_forward_f32", m, table.Pointer, indices.Pointer, output.Pointer, rows, dim, inner, m);
+        EmbeddingKernels.Gather(ctx.Device, table.Pointer, indices.Pointer, output.Pointer, rows, dim, inner, m);
         ctx.Record(op, output, [table], tape =>
         {
             if (!table.RequiresGrad) return;
-            // A CSR of the indices: counts per row → offsets → the positions of each row in ascending order.
-            var counts = ctx.Zeros(new Shape(rows), DType.Int32, $"{op} row counts");
-            var offsets = ctx.NewTensor(new Shape(rows + 1), DType.Int32, $"{op} row offsets");
-            var positions = ctx.NewTensor(new Shape(s), DType.Int32, $"{op} positions by row");
-            ctx.LaunchElementwise("embedding_count_rows", s, indices.Pointer, counts.Pointer, rows, s);
-            ctx.Launch("embedding_row_offsets", 1, ScalarReduction.Block, 0, counts.Pointer, offsets.Pointer, rows);
-            ctx.LaunchElementwise("embedding_fill_rows", rows, indices.Pointer, offsets.Pointer, positions.Pointer, rows, s);
-            ctx.LaunchElementwise("embedding_backward_rows_f32", (long)rows * dim, tape.GradOf(output).Pointer, positions.Pointer, offsets.Pointer,
-                                  tape.GradOf(table).Pointer, rows, dim, inner);
+            // The output gradient holds S vectors of D components in the [outer, D, inner] layout; sum them by index.
+            var sums = SegmentSums.ByKey(ctx, $"{op} row gradients", tape.GradOf(output), s, dim, inner, indices, rows);
+            ElementwiseKernels.Axpy(ctx.Device, sums.Pointer, tape.GradOf(table).Pointer, 1f, rows * dim);
         });
         return output;
     }

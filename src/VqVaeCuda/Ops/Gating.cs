@@ -18,11 +18,11 @@ public static class Gating
         var (output, channels, inner) = CheckGateInput(op, x);
         int m = ScalarReduction.CountAsInt(op, output, "output");
         var y = ctx.NewTensor(output, purpose: op);
-        ctx.LaunchElementwise("gated_tanh_sigmoid_forward_f32", m, x.Pointer, y.Pointer, channels, inner, m);
+        GatingKernels.Forward(ctx.Device, x.Pointer, y.Pointer, channels, inner, m);
         ctx.Record(op, y, [x], tape =>
         {
             if (!x.RequiresGrad) return;
-            ctx.LaunchElementwise("gated_tanh_sigmoid_backward_f32", m, x.Pointer, tape.GradOf(y).Pointer, tape.GradOf(x).Pointer, channels, inner, m);
+            GatingKernels.Backward(ctx.Device, x.Pointer, tape.GradOf(y).Pointer, tape.GradOf(x).Pointer, channels, inner, m);
         });
         return y;
     }
@@ -47,16 +47,15 @@ public static class Gating
         int m = ScalarReduction.CountAsInt(op, output, "output");
         int rows = (int)condition.Count;
         var y = ctx.NewTensor(output, purpose: op);
-        ctx.LaunchElementwise("gated_tanh_sigmoid_cond_forward_f32", m, x.Pointer, condition.Pointer, y.Pointer, channels, inner, m);
+        GatingKernels.ConditionalForward(ctx.Device, x.Pointer, condition.Pointer, y.Pointer, channels, inner, m);
         ctx.Record(op, y, [x, condition], tape =>
         {
             var dy = tape.GradOf(y);
             if (x.RequiresGrad)
-                ctx.LaunchElementwise("gated_tanh_sigmoid_cond_backward_f32", m, x.Pointer, condition.Pointer, dy.Pointer, tape.GradOf(x).Pointer,
-                                      channels, inner, m);
+                GatingKernels.ConditionalBackward(ctx.Device, x.Pointer, condition.Pointer, dy.Pointer, tape.GradOf(x).Pointer, channels, inner, m);
             if (condition.RequiresGrad)
-                ctx.LaunchElementwise("gate_condition_backward_f32", rows, x.Pointer, condition.Pointer, dy.Pointer, tape.GradOf(condition).Pointer,
-                                      channels, inner, rows);
+                GatingKernels.ConditionBackward(ctx.Device, x.Pointer, condition.Pointer, dy.Pointer, tape.GradOf(condition).Pointer, channels, inner,
+                                                rows);
         });
         return y;
     }

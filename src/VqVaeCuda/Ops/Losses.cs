@@ -26,7 +26,7 @@ public static class Losses
         var loss = ctx.NewTensor(new Shape(1), purpose: op);
         int blocks = ScalarReduction.Blocks(n);
         var partials = ScalarReduction.Partials(ctx, blocks, op);
-        ctx.Launch("mse_partials_f32", blocks, ScalarReduction.Block, 0, prediction.Pointer, target.Pointer, partials.Pointer, (float)(1.0 / n), n);
+        LossKernels.MsePartials(ctx.Device, prediction.Pointer, target.Pointer, partials.Pointer, (float)(1.0 / n), n, blocks);
         ScalarReduction.SumPartials(ctx, partials, loss);
 
         ctx.Record(op, loss, [prediction, target], tape =>
@@ -34,9 +34,9 @@ public static class Losses
             var dloss = tape.GradOf(loss);
             float alpha = (float)(2.0 / n);
             if (prediction.RequiresGrad)
-                ctx.LaunchElementwise("mse_backward_f32", n, prediction.Pointer, target.Pointer, dloss.Pointer, tape.GradOf(prediction).Pointer, alpha, n);
+                LossKernels.MseBackward(ctx.Device, prediction.Pointer, target.Pointer, dloss.Pointer, tape.GradOf(prediction).Pointer, alpha, n);
             if (target.RequiresGrad)
-                ctx.LaunchElementwise("mse_backward_f32", n, prediction.Pointer, target.Pointer, dloss.Pointer, tape.GradOf(target).Pointer, -alpha, n);
+                LossKernels.MseBackward(ctx.Device, prediction.Pointer, target.Pointer, dloss.Pointer, tape.GradOf(target).Pointer, -alpha, n);
         });
         return loss;
     }

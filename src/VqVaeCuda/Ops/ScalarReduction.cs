@@ -4,15 +4,15 @@ using VqVaeCuda.Tensors;
 namespace VqVaeCuda.Ops;
 
 /// <summary>
-/// The launch shape of the deterministic two-pass reductions to a scalar (losses, gradient norm):
-/// pass 1 writes one partial sum per block, pass 2 (one block) adds the partials. The grid depends
+/// The launch shape of the deterministic two-pass reductions to a scalar (losses, gradient norm;
+/// kernels/reduce_two_pass.cuh): pass 1 writes one partial sum per block, pass 2 (one block) adds the partials. The grid depends
 /// only on the element count, so the tree of additions — and the result, bit for bit — is fixed for
 /// a given size whatever order threads and blocks run in.
 /// </summary>
 internal static class ScalarReduction
 {
     /// <summary>Threads per block: VQ_REDUCE_BLOCK in kernels/block_reduce.cuh.</summary>
-    public const int Block = 256;
+    public const int Block = KernelLaunch.Block;
 
     /// <summary>
     /// At most this many partials: enough blocks to keep a GPU's memory system busy (a few per SM),
@@ -21,14 +21,17 @@ internal static class ScalarReduction
     public const int MaxBlocks = 512;
 
     /// <summary>Blocks of pass 1 for <paramref name="count"/> elements.</summary>
-    public static int Blocks(long count) => (int)Math.Clamp((count + Block - 1) / Block, 1, MaxBlocks);
+    public static int Blocks(long count) => Blocks(count, MaxBlocks);
+
+    /// <summary>Blocks of pass 1 for <paramref name="count"/> elements with at most <paramref name="maxBlocks"/> partials.</summary>
+    public static int Blocks(long count, int maxBlocks) => (int)Math.Clamp((count + Block - 1) / Block, 1, maxBlocks);
 
     /// <summary>The buffer pass 1 writes its partials to.</summary>
     public static Tensor Partials(OpContext ctx, int blocks, string op) => ctx.NewTensor(new Shape(blocks), purpose: $"{op} partial sums");
 
     /// <summary>Pass 2: <paramref name="result"/>[0] = Σ partials (reduce.cu's sum_f32_partials with one block).</summary>
     public static void SumPartials(OpContext ctx, Tensor partials, Tensor result) =>
-        ctx.Launch("sum_f32_partials", 1, Block, 0, partials.Pointer, result.Pointer, (int)partials.Count);
+        ReduceKernels.SumPartials(ctx.Device, partials.Pointer, result.Pointer, (int)partials.Count, blocks: 1);
 
     /// <summary>Element counts are int inside the kernels: refuses a tensor with more than int.MaxValue elements.</summary>
     public static int CountAsInt(string op, Tensor t, string role)

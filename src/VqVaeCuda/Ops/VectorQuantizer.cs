@@ -24,7 +24,8 @@ public enum NearestCodeAlgorithm
 public sealed record QuantizeResult(Tensor Quantized, Tensor Indices, Tensor CodebookLoss, Tensor CommitmentLoss, Tensor Counts);
 
 /// <summary>
-/// The VQ-VAE's vector quantizer (kernels/quantize.cu). For each of the M = N·H·W vectors of z_e
+/// The VQ-VAE's vector quantizer (kernels/nearest_code.cu; the gather of embedding.cu, the losses of losses.cu,
+/// the code counts and sums of segment_sum.cu, the codebook gradient of codebook_update.cu). For each of the M = N·H·W vectors of z_e
 /// ([N, D, H, W], the encoder output), k = argmin_j ‖z_e − e_j‖² over the codebook E ([K, D],
 /// PyTorch's layout), ties to the lowest j; z_q = e_k.
 /// <para>
@@ -70,25 +71,25 @@ public static class VectorQuantizer
 
         var indices = FindNearest(ctx, zE, m, d, hw, codebook, algorithm, codeSplits, new Shape(zE.Shape[0], zE.Shape[2], zE.Shape[3]));
         var zq = ctx.NewTensor(zE.Shape, purpose: op + " z_q");
-        QuantizerKernels.Gather(device, codebook.Pointer, indices.Pointer, zq.Pointer, k, d, hw, n);
+        EmbeddingKernels.Gather(device, codebook.Pointer, indices.Pointer, zq.Pointer, k, d, hw, n);
 
-        var partials = ctx.NewTensor(new Shape(QuantizerKernels.LossPartials(n)), purpose: op + " loss partials");
+        var partials = ctx.NewTensor(new Shape(LossKernels.QuantizerLossBlocks(n)), purpose: op + " loss partials");
         var codebookLoss = ctx.NewTensor(new Shape(), purpose: "codebook loss");
         var commitmentLoss = ctx.NewTensor(new Shape(), purpose: "commitment loss");
-        QuantizerKernels.Losses(device, zE.Pointer, zq.Pointer, n, partials.Pointer, codebookLoss.Pointer, commitmentLoss.Pointer);
+        LossKernels.QuantizerLosses(device, zE.Pointer, zq.Pointer, n, partials.Pointer, codebookLoss.Pointer, commitmentLoss.Pointer);
 
         var counts = ctx.Zeros(new Shape(k), DType.Int32, op + " code counts");
-        QuantizerKernels.Histogram(device, indices.Pointer, counts.Pointer, m, k);
+        SegmentSumKernels.Histogram(device, indices.Pointer, counts.Pointer, m, k);
 
         ctx.Record(op, zq, [zE, codebook], tape =>
         {
             var dzq = tape.GradOf(zq);
             if (zE.RequiresGrad)
-                QuantizerKernels.StraightThroughBackward(device, zE.Pointer, zq.Pointer, dzq.Pointer, tape.GradOf(zE).Pointer, 2f * beta / n, n);
+                LossKernels.StraightThroughBackward(device, zE.Pointer, zq.Pointer, dzq.Pointer, tape.GradOf(zE).Pointer, 2f * beta / n, n);
             if (!useEma && codebook.RequiresGrad)
             {
                 var sums = CodeSums(ctx, zE, m, d, hw, indices, k);
-                QuantizerKernels.CodebookGradient(device, codebook.Pointer, counts.Pointer, sums.Pointer, tape.GradOf(codebook).Pointer, 2f / n, k, d);
+                CodebookUpdateKernels.CodebookGradient(device, codebook.Pointer, counts.Pointer, sums.Pointer, tape.GradOf(codebook).Pointer, 2f / n, k, d);
             }
         });
         return new QuantizeResult(zq, indices, codebookLoss, commitmentLoss, counts);
@@ -131,7 +132,7 @@ public static class VectorQuantizer
             : new Shape(indices.Shape[0], d);
         int hw = indices.Shape.Rank == 3 ? indices.Shape[1] * indices.Shape[2] : 1;
         var output = ctx.NewTensor(shape, purpose: op);
-        QuantizerKernels.Gather(ctx.Device, codebook.Pointer, indices.Pointer, output.Pointer, k, d, hw, (int)output.Count);
+        EmbeddingKernels.Gather(ctx.Device, codebook.Pointer, indices.Pointer, output.Pointer, k, d, hw, (int)output.Count);
         return output;
     }
 
@@ -143,26 +144,13 @@ public static class VectorQuantizer
         OpChecks.DTypeIs(op, indices, DType.Int32, "indices");
         OpChecks.Require(codebookSize >= 2, op, $"the codebook needs at least 2 codes, got {codebookSize}");
         var counts = ctx.Zeros(new Shape(codebookSize), DType.Int32, op);
-        QuantizerKernels.Histogram(ctx.Device, indices.Pointer, counts.Pointer, (int)indices.Count, codebookSize);
+        SegmentSumKernels.Histogram(ctx.Device, indices.Pointer, counts.Pointer, (int)indices.Count, codebookSize);
         return counts;
     }
 
-    /// <summary>Σ of the vectors of z assigned to each code, [K, D], deterministic (see <see cref="QuantizerKernels.CodeSums"/>).</summary>
-    internal static Tensor CodeSums(OpContext ctx, Tensor z, int m, int d, int hw, Tensor indices, int k)
-    {
-        var (_, tileCounts, baseLength, chunks) = QuantizerKernels.CodeSumsScratch(m, k);
-        const string purpose = "code sums";
-        var sums = ctx.NewTensor(new Shape(k, d), purpose: purpose);
-        var counts = ctx.Zeros(new Shape(tileCounts), DType.Int32, purpose);
-        var @base = ctx.NewTensor(new Shape(baseLength), DType.Int32, purpose);
-        var order = ctx.NewTensor(new Shape(m), DType.Int32, purpose);
-        var sorted = ctx.NewTensor(new Shape(m), DType.Int32, purpose);
-        var head = ctx.NewTensor(new Shape(chunks, d), purpose: purpose);
-        var tail = ctx.NewTensor(new Shape(chunks, d), purpose: purpose);
-        QuantizerKernels.CodeSums(ctx.Device, z.Pointer, m, d, hw, indices.Pointer, k, sums.Pointer, counts.Pointer, @base.Pointer, order.Pointer,
-                                  sorted.Pointer, head.Pointer, tail.Pointer);
-        return sums;
-    }
+    /// <summary>Σ of the vectors of z assigned to each code, [K, D], deterministic (see <see cref="SegmentSumKernels.Sums"/>).</summary>
+    internal static Tensor CodeSums(OpContext ctx, Tensor z, int m, int d, int hw, Tensor indices, int k) =>
+        SegmentSums.ByKey(ctx, "code sums", z, m, d, hw, indices, k);
 
     private static Tensor FindNearest(OpContext ctx, Tensor z, int m, int d, int hw, Tensor codebook, NearestCodeAlgorithm algorithm,
                                       int? codeSplits, Shape indexShape)
@@ -172,12 +160,12 @@ public static class VectorQuantizer
         var indices = ctx.NewTensor(indexShape, DType.Int32, "code indices");
         var et = ctx.NewTensor(new Shape(d, k), purpose: "codebook transposed");
         var enorm = ctx.NewTensor(new Shape(k), purpose: "codebook squared norms");
-        QuantizerKernels.PrepareCodebook(device, codebook.Pointer, et.Pointer, enorm.Pointer, k, d);
+        NearestCodeKernels.PrepareCodebook(device, codebook.Pointer, et.Pointer, enorm.Pointer, k, d);
         if (algorithm == NearestCodeAlgorithm.Fused)
         {
-            var (splits, codesPerSplit) = QuantizerKernels.FusedSplits(device, m, k, codeSplits);
+            var (splits, codesPerSplit) = NearestCodeKernels.FusedSplits(device, m, k, codeSplits);
             var keys = splits > 1 ? ctx.NewTensor(new Shape(2 * splits, m), DType.Int32, "nearest-code candidates").Pointer : indices.Pointer;
-            QuantizerKernels.NearestFused(device, z.Pointer, m, d, hw, et.Pointer, enorm.Pointer, k, indices.Pointer, keys, splits, codesPerSplit);
+            NearestCodeKernels.NearestFused(device, z.Pointer, m, d, hw, et.Pointer, enorm.Pointer, k, indices.Pointer, keys, splits, codesPerSplit);
             return indices;
         }
         OpChecks.Require((long)m * k <= int.MaxValue, "nearest codes", $"the unfused path's {m}x{k} distance matrix exceeds 2^31 elements");
@@ -185,11 +173,11 @@ public static class VectorQuantizer
         if (hw > 1)
         {
             rows = ctx.NewTensor(new Shape(m, d), purpose: "z as rows");
-            QuantizerKernels.NchwToRows(device, z.Pointer, rows.Pointer, m / hw, d, hw);
+            NearestCodeKernels.NchwToRows(device, z.Pointer, rows.Pointer, m / hw, d, hw);
         }
         var s = ctx.NewTensor(new Shape(m, k), purpose: "z·e matrix");
-        QuantizerKernels.DotProducts(device, rows.Pointer, m, d, codebook.Pointer, k, s.Pointer);
-        QuantizerKernels.ArgminRows(device, s.Pointer, enorm.Pointer, indices.Pointer, m, k);
+        NearestCodeKernels.DotProducts(device, rows.Pointer, m, d, codebook.Pointer, k, s.Pointer);
+        NearestCodeKernels.ArgminRows(device, s.Pointer, enorm.Pointer, indices.Pointer, m, k);
         return indices;
     }
 

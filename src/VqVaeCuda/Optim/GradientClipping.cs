@@ -28,8 +28,8 @@ public static class GradientClipping
         var norm = ctx.NewTensor(new Shape(1), purpose: "gradient norm");
         int blocks = ScalarReduction.Blocks(n);
         var partials = ScalarReduction.Partials(ctx, blocks, Op);
-        ctx.Launch("sumsq_partials_f32", blocks, ScalarReduction.Block, 0, gradients.Pointer, partials.Pointer, n);
-        ctx.Launch("sqrt_of_sum_f32", 1, ScalarReduction.Block, 0, partials.Pointer, norm.Pointer, blocks);
+        ClipKernels.SumOfSquaresPartials(ctx.Device, gradients.Pointer, partials.Pointer, n, blocks);
+        ClipKernels.SqrtOfSum(ctx.Device, partials.Pointer, norm.Pointer, blocks);
         return norm;
     }
 
@@ -45,7 +45,7 @@ public static class GradientClipping
         OpChecks.Require(float.IsFinite(maxNorm) && maxNorm > 0, Op, $"max norm must be finite and positive, got {maxNorm}");
         var norm = GlobalNorm(ctx, gradients);
         int n = (int)gradients.Count;
-        ctx.LaunchElementwise("clip_scale_f32", n, gradients.Pointer, norm.Pointer, maxNorm, n);
+        ClipKernels.Scale(ctx.Device, gradients.Pointer, norm.Pointer, maxNorm, n);
         return norm;
     }
 

@@ -6,7 +6,7 @@ using VqVaeCuda.Tests.Support;
 
 namespace VqVaeCuda.Tests.Ops;
 
-/// <summary>Embedding lookups and their scatter-add backward (kernels/embedding.cu).</summary>
+/// <summary>Embedding lookups and their scatter-add backward (kernels/embedding.cu, kernels/segment_sum.cu).</summary>
 [TestFixture, Category("Cpu")]
 public class EmbeddingTests
 {
@@ -23,15 +23,12 @@ public class EmbeddingTests
         return g;
     }
 
-    /// <summary>The deterministic kernel's exact arithmetic: float sums over each row's positions in ascending order.</summary>
-    private static float[] OrderedFloatTableGradient(int[] idx, float[] dout, int rows, int dim, int inner)
-    {
-        var g = new float[rows * dim];
-        for (int s = 0; s < idx.Length; s++)
-            for (int d = 0; d < dim; d++)
-                g[idx[s] * dim + d] += dout[(s / inner * dim + d) * inner + s % inner];
-        return g;
-    }
+    /// <summary>
+    /// The deterministic backward's exact arithmetic: kernels/segment_sum.cuh's order (positions stably sorted by
+    /// index, summed in chunks of 64 sorted positions, the chunks' parts added in order), added to a zero table.
+    /// </summary>
+    private static float[] OrderedFloatTableGradient(int[] idx, float[] dout, int rows, int dim, int inner) =>
+        KernelOrderModels.SegmentSums(idx, rows, dim, (s, d) => dout[(s / inner * dim + d) * inner + s % inner]).Select(v => 0f + v).ToArray();
 
     [Test]
     public void Lookup_returns_the_indexed_rows_with_the_index_shape_in_front()
@@ -101,7 +98,8 @@ public class EmbeddingTests
                             (ctx, t) => Embedding.LookupNchw(ctx, t[0], ctx.Ints(codes, 2, 3, 4)), samplesPerInput: 15, relativeTolerance: 5e-3, arenaBytes: 1L << 20);
     }
 
-    // (rows, dim, positions, layout): more rows than one 256-thread scan chunk; all positions on one row (a collapsed codebook).
+    // (rows, dim, positions, layout): runs that cross 64-position chunks and 256-vector sort tiles; all positions on one row
+    // (a collapsed codebook).
     [TestCase(7, 5, 60, false, false)]
     [TestCase(700, 3, 1500, false, false)]
     [TestCase(600, 4, 8 * 8 * 8, true, false)]
@@ -120,12 +118,12 @@ public class EmbeddingTests
             tape.Backward(y, ctx.Floats(dout, y.Shape.Dims.ToArray()));
             return tape.GradOf(tt).ToArray();
         });
-        // Within float rounding of the double sums, and bit-equal to float sums in ascending position order.
+        // Within float rounding of the double sums, and bit-equal to float sums in the segment sum's order.
         var reference = ReferenceTableGradient(idx, dout, rows, dim, inner);
         var magnitude = ReferenceTableGradient(idx, dout.Select(Math.Abs).ToArray(), rows, dim, inner);
         for (int e = 0; e < reference.Length; e++)
             Assert.That(runs[0][e], Is.EqualTo(reference[e]).Within(1e-6 * magnitude[e]), $"d table[{e}]");
-        Assert.That(runs[0], Is.EqualTo(OrderedFloatTableGradient(idx, dout, rows, dim, inner)), "the sum runs in ascending position order");
+        Assert.That(runs[0], Is.EqualTo(OrderedFloatTableGradient(idx, dout, rows, dim, inner)), "the sums run in the segment sum's order");
         TensorFactory.AssertBitEqual(runs, "d table");
     }
 
@@ -154,7 +152,7 @@ public class EmbeddingTests
             using var idxBuffer = device.Upload(idx);
             using var doutBuffer = device.Upload(dout);
             using var dtable = device.Upload(new float[rows * dim]);
-            device.Launch(device.GetKernel("embedding_backward_atomic_f32"), 94, 256, 0, doutBuffer, idxBuffer, dtable, rows, dim, 1, s * dim);
+            EmbeddingKernels.BackwardAtomic(device, doutBuffer.Pointer, idxBuffer.Pointer, dtable.Pointer, rows, dim, 1, s * dim);
             TensorFactory.AssertClose(device.DownloadFloats(dtable), expected, 1e-5, $"atomic d table ({order})");
         }
     }

@@ -7,7 +7,8 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Ops;
 
 /// <summary>
-/// kernels/quantize.cu through the VectorQuantizer ops, against plain C# references in double precision.
+/// The quantizer's kernels (kernels/nearest_code.cu, and the gather, losses, segment sums and codebook update it
+/// shares with other ops) through the VectorQuantizer ops, against plain C# references in double precision.
 /// Real-valued data may hold near-ties whose winner depends on float rounding: there a different index
 /// is accepted only if its exact distance is within rounding of the best. Integer-valued data makes every
 /// distance exact in float, so there the indices — ties included — must equal the reference exactly.
@@ -93,6 +94,14 @@ public class VectorQuantizerTests
         return t;
     }
 
+    /// <summary>Quantizes random z [n, d, h, w] with a random codebook [k, d] (no tape); returns z, the codebook and the result.</summary>
+    private static (Tensor Z, Tensor Codebook, QuantizeResult Result) QuantizeRandom(OpContext ctx, int n, int d, int h, int w, int k)
+    {
+        var z = Upload(ctx, TestData.Floats(n * d * h * w), new Shape(n, d, h, w));
+        var e = Upload(ctx, TestData.Floats(k * d), new Shape(k, d));
+        return (z, e, VectorQuantizer.Quantize(ctx, z, e, 0.25f, useEma: false));
+    }
+
     private static int[] Nearest(IDevice device, float[] z, Shape zShape, float[] e, int k, NearestCodeAlgorithm algorithm, int? splits = null)
     {
         using var arena = new Arena(device, 64L << 20);
@@ -121,9 +130,9 @@ public class VectorQuantizerTests
     }
 
     [Test]
-    public void Rows_input_gives_one_index_per_row()
+    public void Rows_input_gives_one_index_per_row([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
     {
-        using var device = TestDevices.Cpu();
+        using var device = TestDevices.Cpu(order);
         int m = TestData.OddSize(130, 400, 128), d = 5, k = 200;
         var z = TestData.Floats(m * d);
         var e = TestData.Floats(k * d);
@@ -132,11 +141,13 @@ public class VectorQuantizerTests
             AssertNearest(Nearest(device, z, new Shape(m, d), e, k, algorithm), expected, z, d, 1, e, algorithm.ToString());
     }
 
-    [TestCase(2, 64, 8, 9, 300)]
-    [TestCase(3, 3, 7, 5, 41)]
-    public void Fused_equals_gemm_then_argmin(int n, int d, int h, int w, int k)
+    [TestCase(2, 64, 8, 9, 300, ThreadOrder.Ascending)]
+    [TestCase(2, 64, 8, 9, 300, ThreadOrder.Descending)]
+    [TestCase(3, 3, 7, 5, 41, ThreadOrder.Ascending)]
+    [TestCase(3, 3, 7, 5, 41, ThreadOrder.Shuffled)]
+    public void Fused_equals_gemm_then_argmin(int n, int d, int h, int w, int k, ThreadOrder order)
     {
-        using var device = TestDevices.Cpu();
+        using var device = TestDevices.Cpu(order);
         var z = TestData.Floats(n * d * h * w);
         var e = TestData.Floats(k * d);
         var shape = new Shape(n, d, h, w);
@@ -266,18 +277,34 @@ public class VectorQuantizerTests
         using var device = TestDevices.Cpu();
         using var arena = new Arena(device, 16L << 20);
         var ctx = new OpContext(arena);
-        int n = 2, d = 4, h = 3, w = 5, k = 9;
-        var z = Upload(ctx, TestData.Floats(n * d * h * w), new Shape(n, d, h, w));
-        var e = Upload(ctx, TestData.Floats(k * d), new Shape(k, d));
-        var result = VectorQuantizer.Quantize(ctx, z, e, 0.25f, useEma: false);
+        var (_, e, result) = QuantizeRandom(ctx, n: 2, d: 4, h: 3, w: 5, k: 9);
         Assert.That(VectorQuantizer.Lookup(ctx, result.Indices, e).ToArray(), Is.EqualTo(result.Quantized.ToArray()));
     }
 
     [Test]
-    public void Backward_gives_z_e_the_upstream_gradient_plus_beta_times_the_commitment_gradient_and_e_the_codebook_gradient()
+    public void Both_losses_are_the_two_pass_sum_tree_over_at_most_256_partials([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
+    {
+        // 2·64·24·24 = 73 728 elements: 288 blocks' worth, capped at 256 partials (not the MSE's 512: these losses
+        // have always been reduced so, and the checkpoint fixtures' losses depend on it). Pass 2 divides by n.
+        using var device = TestDevices.Cpu(order);
+        using var arena = new Arena(device, 16L << 20);
+        var ctx = new OpContext(arena);
+        var (z, _, result) = QuantizeRandom(ctx, n: 2, d: 64, h: 24, w: 24, k: 16);
+        var ze = z.ToArray();
+        var zq = result.Quantized.ToArray();
+        int count = ze.Length, blocks = LossKernels.QuantizerLossBlocks(count);
+        Assert.That(blocks, Is.EqualTo(256));
+        float expected = KernelOrderModels.TwoPassSum(count, blocks, i => (ze[i] - zq[i]) * (ze[i] - zq[i])) * (1f / count);
+        Assert.That(result.CodebookLoss.ToArray()[0], Is.EqualTo(expected), "codebook loss");
+        Assert.That(result.CommitmentLoss.ToArray()[0], Is.EqualTo(expected), "commitment loss");
+    }
+
+    [Test]
+    public void Backward_gives_z_e_the_upstream_gradient_plus_beta_times_the_commitment_gradient_and_e_the_codebook_gradient(
+        [Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
     {
         // K small against M: every code's vectors span several 256-vector sort tiles and 64-position chunks.
-        using var device = TestDevices.Cpu();
+        using var device = TestDevices.Cpu(order);
         int n = 2, d = 9, h = 15, w = 15, k = 6, hw = h * w, m = n * hw;
         const float beta = 0.25f;
         var z = TestData.Floats(n * d * hw);
@@ -323,9 +350,9 @@ public class VectorQuantizerTests
     }
 
     [Test]
-    public void The_ema_update_equals_the_reference_over_two_steps()
+    public void The_ema_update_equals_the_reference_over_two_steps([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
     {
-        using var device = TestDevices.Cpu();
+        using var device = TestDevices.Cpu(order);
         int n = 2, d = 7, h = 11, w = 13, k = 10, hw = h * w, m = n * hw;
         const float decay = 0.9f, eps = 1e-3f;
         var e = TestData.Floats(k * d);
@@ -392,10 +419,8 @@ public class VectorQuantizerTests
         using var device = TestDevices.Cpu();
         using var arena = new Arena(device, 16L << 20);
         var ctx = new OpContext(arena);
-        int n = 3, d = 4, h = 9, w = 10, k = 40;
-        var z = Upload(ctx, TestData.Floats(n * d * h * w), new Shape(n, d, h, w));
-        var e = Upload(ctx, TestData.Floats(k * d), new Shape(k, d));
-        var result = VectorQuantizer.Quantize(ctx, z, e, 0.25f, useEma: false);
+        const int k = 40;
+        var (_, _, result) = QuantizeRandom(ctx, n: 3, d: 4, h: 9, w: 10, k);
         var codes = result.Indices.ToIntArray();
 
         var counts = new int[k];

@@ -1,0 +1,47 @@
+using VqVaeCuda.Device;
+using static VqVaeCuda.Ops.KernelLaunch;
+
+namespace VqVaeCuda.Ops;
+
+/// <summary>
+/// Launches of kernels/losses.cu: the MSE's pass 1 (grid G from <see cref="ScalarReduction"/>, block 256),
+/// its grid-stride backward, and the quantizer's loss pass 2 (one block) and straight-through backward.
+/// </summary>
+internal static class LossKernels
+{
+    /// <summary>
+    /// Blocks of the quantizer loss's pass 1: at most 256, not <see cref="ScalarReduction.MaxBlocks"/>. The
+    /// quantizer's losses have always been reduced with this grid; changing it changes their bits (and
+    /// the checkpoint fixtures' recorded losses).
+    /// </summary>
+    public const int QuantizerLossMaxBlocks = 256;
+
+    /// <summary>Pass-1 blocks of the quantizer losses for <paramref name="count"/> elements.</summary>
+    public static int QuantizerLossBlocks(long count) => ScalarReduction.Blocks(count, QuantizerLossMaxBlocks);
+
+    /// <summary>partial[b] = scale·Σ (p − t)² over block b's slice, b &lt; <paramref name="blocks"/>.</summary>
+    public static void MsePartials(IDevice device, DevicePointer prediction, DevicePointer target, DevicePointer partials, float scale, int n, int blocks) =>
+        Launch(device, "mse_partials_f32", blocks, ScalarReduction.Block, prediction, target, partials, scale, n);
+
+    /// <summary>grad += alpha·dL·(p − t), dL read from <paramref name="dloss"/>[0].</summary>
+    public static void MseBackward(IDevice device, DevicePointer prediction, DevicePointer target, DevicePointer dloss, DevicePointer grad, float alpha,
+                                   int n) =>
+        LaunchGridStride(device, "mse_backward_f32", n, prediction, target, dloss, grad, alpha, n);
+
+    /// <summary>
+    /// Both quantizer loss scalars = mean over the n elements of (z_e − z_q)²: pass 1 with scale 1, then one block
+    /// divides the sum of the partials by n. <paramref name="partials"/> holds <see cref="QuantizerLossBlocks"/> floats.
+    /// </summary>
+    public static void QuantizerLosses(IDevice device, DevicePointer ze, DevicePointer zq, int n, DevicePointer partials, DevicePointer codebookLoss,
+                                       DevicePointer commitmentLoss)
+    {
+        int blocks = QuantizerLossBlocks(n);
+        MsePartials(device, ze, zq, partials, 1f, n, blocks);
+        Launch(device, "vq_losses_f32", 1, ScalarReduction.Block, partials, codebookLoss, commitmentLoss, blocks, 1f / n);
+    }
+
+    /// <summary>dz_e += dz_q + coef·(z_e − z_q).</summary>
+    public static void StraightThroughBackward(IDevice device, DevicePointer ze, DevicePointer zq, DevicePointer dzq, DevicePointer dze, float coef,
+                                               int n) =>
+        LaunchGridStride(device, "vq_straight_through_backward_f32", n, ze, zq, dzq, dze, coef, n);
+}
