@@ -1,7 +1,8 @@
 // adam.cu — one fused Adam step over every parameter of a model.
 //
-// The ParameterStore keeps all values, gradients and both moments in four flat buffers, so one
-// grid-stride launch updates the whole model. PyTorch's torch.optim.Adam (amsgrad=False,
+// The ParameterStore keeps all values and gradients in two flat buffers and Adam lays its two moments
+// out the same way, so one grid-stride launch updates the whole model (or one launch per parameter
+// when an optimizer holds only some of them). PyTorch's torch.optim.Adam (amsgrad=False,
 // maximize=False), element by element, with t the step number (starting at 1):
 //   g  = grad + weight_decay · θ             (PyTorch's L2 form: the decay enters the moments;
 //                                              not AdamW's decoupled decay)

@@ -1,23 +1,18 @@
 using VqVaeCuda.Device;
+using static VqVaeCuda.Ops.KernelLaunch;
 
 namespace VqVaeCuda.Optim;
 
-/// <summary>Launches of kernels/adam.cu, with the launch shape its header states. No checks: <see cref="Adam"/> validates.</summary>
+/// <summary>Launches of kernels/adam.cu: the grid-stride shape its header states. No checks: <see cref="Adam"/> validates.</summary>
 internal static class AdamKernels
 {
-    /// <summary>Threads per block.</summary>
-    public const int Block = 256;
-
     /// <summary>
     /// One Adam update of <paramref name="n"/> elements: values θ, gradients g, moments m and v (all flat,
     /// same offsets), with the step's bias corrections precomputed by the caller.
     /// </summary>
     public static void Step(IDevice device, DevicePointer values, DevicePointer grads, DevicePointer m, DevicePointer v, int n,
                             float oneMinusBeta1, float beta2, float oneMinusBeta2, float epsilon, float weightDecay, float stepSize,
-                            float biasCorrection2Sqrt)
-    {
-        var grid = (uint)Math.Clamp((n + Block - 1L) / Block, 1, 65535);
-        device.Launch(device.GetKernel("adam_step_f32"), new Dim3(grid), Block, 0, values, grads, m, v, oneMinusBeta1, beta2, oneMinusBeta2,
-                      epsilon, weightDecay, stepSize, biasCorrection2Sqrt, n);
-    }
+                            float biasCorrection2Sqrt) =>
+        LaunchGridStride(device, "adam_step_f32", n, values, grads, m, v, oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay,
+                         stepSize, biasCorrection2Sqrt, n);
 }
