@@ -1,6 +1,5 @@
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Device;
-using VqVaeCuda.Modules;
 using VqVaeCuda.Tensors;
 
 namespace VqVaeCuda.Training;

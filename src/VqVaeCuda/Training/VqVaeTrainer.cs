@@ -3,7 +3,6 @@ using VqVaeCuda.Autodiff;
 using VqVaeCuda.Data;
 using VqVaeCuda.Imaging;
 using VqVaeCuda.Models;
-using VqVaeCuda.Modules;
 using VqVaeCuda.Ops;
 using VqVaeCuda.Optim;
 using VqVaeCuda.Tensors;
@@ -66,8 +65,16 @@ public sealed class VqVaeTrainer : IDisposable
         RunDirectory = runDirectory;
         Step = step;
         _adam = new Adam(model.Parameters(), options.LearningRate);
-        if (optimizerState is not null) _adam.LoadStateDict(optimizerState, adamStep);
-        _arena = SizeArena(model, options.BatchSize);
+        try
+        {
+            if (optimizerState is not null) _adam.LoadStateDict(optimizerState, adamStep);
+            _arena = SizeArena(model, options.BatchSize);
+        }
+        catch
+        {
+            _adam.Dispose();
+            throw;
+        }
         _loader = OpenLoader(step);
         if (runDirectory is not null)
         {
