@@ -5,7 +5,10 @@ using VqVaeCuda.Benchmarks;
 
 namespace VqVaeCuda.Cli.Commands;
 
-/// <summary><c>vqvae bench --kernels</c>: per-kernel time and throughput on the chosen device, variants side by side.</summary>
+/// <summary>
+/// <c>vqvae bench --kernels|--ops|--sampling</c>: per-kernel and per-op time and throughput on the chosen device, or the prior's
+/// sampling speed naive against cached; variants side by side.
+/// </summary>
 internal static class BenchCommand
 {
     public static Command Create()
@@ -17,6 +20,20 @@ internal static class BenchCommand
         var ops = new Option<bool>("--ops")
         {
             Description = "Benchmark every op forward and backward at the fashion-mnist model's shapes, and the fused quantizer against GEMM-then-argmin.",
+        };
+        var sampling = new Option<bool>("--sampling")
+        {
+            Description = "Benchmark sampling from the prior, naive against cached, on 7x7 and 8x8 code maps (runs on its own).",
+        };
+        var priorPreset = new Option<string>("--prior-preset")
+        {
+            Description = "With --sampling: the prior's architecture (randomly initialised, K = 512).",
+            DefaultValueFactory = _ => "fashion-mnist",
+        };
+        var count = new Option<int>("--n")
+        {
+            Description = "With --sampling: code maps sampled at once by each method.",
+            DefaultValueFactory = _ => 64,
         };
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
@@ -32,13 +49,19 @@ internal static class BenchCommand
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results to this JSON file." };
         var command = new Command("bench", "Measure time and throughput on a device, with the H100 floor beside each figure: " +
-                                            "--kernels for the individual kernels, --ops for every op forward and backward.");
-        foreach (var o in new Option[] { kernels, ops, device, cache, elements, repetitions, json }) command.Options.Add(o);
+                                            "--kernels for the individual kernels, --ops for every op forward and backward, " +
+                                            "--sampling for the prior's samples per second, naive against cached.");
+        foreach (var o in new Option[] { kernels, ops, sampling, priorPreset, count, device, cache, elements, repetitions, json }) command.Options.Add(o);
         command.SetAction(result => CommonOptions.Guard(() =>
         {
             bool runKernels = result.GetValue(kernels), runOps = result.GetValue(ops);
+            if (result.GetValue(sampling))
+            {
+                if (runKernels || runOps) throw new ArgumentException("--sampling runs on its own: benchmark --kernels or --ops in another run");
+                return RunSampling(result.GetValue(device)!, result.GetValue(cache), result.GetValue(priorPreset)!, result.GetValue(count), result.GetValue(json));
+            }
             if (!runKernels && !runOps)
-                throw new ArgumentException("choose what to benchmark: --kernels and/or --ops");
+                throw new ArgumentException("choose what to benchmark: --kernels and/or --ops, or --sampling");
             int n = result.GetValue(elements), reps = result.GetValue(repetitions);
             if (n < 1024) throw new ArgumentException($"--elements {n}: at least 1024");
             if (reps < 1) throw new ArgumentException($"--repetitions {reps}: at least 1");
@@ -72,6 +95,33 @@ internal static class BenchCommand
             return 0;
         }));
         return command;
+    }
+
+    private static int RunSampling(string deviceName, string? cache, string preset, int count, FileInfo? json)
+    {
+        if (count < 1) throw new ArgumentException($"--n {count}: sample at least 1 code map");
+        using var dev = CommonOptions.OpenDevice(deviceName, cache);
+        var options = new SamplingBenchmarkOptions { PriorPreset = preset, Count = count };
+        IReadOnlyList<SamplingBenchmarkResult> results = [];
+        AnsiConsole.Status().Start("benchmarking sampling", ctx =>
+            results = SamplingBenchmarks.Run(dev, options, what => ctx.Status(Markup.Escape($"sampling: {what}"))));
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumns("code maps", "n", "device", "naive s", "naive samples/s", "cached s", "cached samples/s", "cached speedup", "same codes");
+        foreach (var r in results)
+            table.AddRow(r.Map, $"{r.Count}", Markup.Escape(r.Device), $"{r.NaiveSeconds:F2}", $"{r.NaiveSamplesPerSecond:F2}", $"{r.CachedSeconds:F2}",
+                         $"{r.CachedSamplesPerSecond:F2}", $"[green]{r.CachedSpeedup:F1}x[/]", r.SameCodes ? "yes" : "no");
+        AnsiConsole.MarkupLineInterpolated($"prior preset [bold]{preset}[/] (randomly initialised, K = {options.CodebookSize}), seed {options.Seed}");
+        AnsiConsole.Write(table);
+        if (json is not null)
+        {
+            File.WriteAllText(json.FullName, JsonSerializer.Serialize(results, new JsonSerializerOptions
+            {
+                WriteIndented = true,
+                PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            }));
+            AnsiConsole.MarkupLineInterpolated($"[grey]wrote {json.FullName}[/]");
+        }
+        return 0;
     }
 
     private static void Print(IReadOnlyList<BenchmarkResult> results, ReferenceGpu reference)
