@@ -55,9 +55,9 @@ internal sealed class CachedSampler : IDisposable
         long stateBytes = PriorSampler.RunState.Bytes(o) + 4 * (map * (2L * _layers - 1) + linkRow * _layers + 2 * bias * _layers)
                           + Arena.Alignment * (6L * _layers + 8);
         _state = new Arena(_device, stateBytes);
-        _scratch = new Arena(_device, ScratchBytes(config));
         try
         {
+            _scratch = new Arena(_device, ScratchBytes(config));
             _run = PriorSampler.RunState.Create(_state, o, uniforms);
             var ctx = new OpContext(_state);
             _x = prior.EmbeddingLayer.ForwardNchw(ctx, _run.Codes);
@@ -195,6 +195,6 @@ internal sealed class CachedSampler : IDisposable
     public void Dispose()
     {
         _scratch?.Dispose();
-        _state?.Dispose();
+        _state.Dispose();
     }
 }

@@ -60,6 +60,24 @@ public class PriorSamplerTests
             }
     }
 
+    [TestCase(3, 4)]
+    [TestCase(1, 5)]
+    [TestCase(6, 1)]
+    public void Naive_and_cached_agree_when_the_kernels_are_wider_than_the_map(int h, int w)
+    {
+        using var device = TestDevices.Cpu();
+        var config = Tiny(classes: 2) with { FirstKernel = 7, Kernel = 5, Layers = 2 };
+        using var prior = new GatedPixelCnn(device, config, seed: h * 10 + w);
+        var options = new SamplingOptions { Count = 2, Height = h, Width = w, Seed = 3, Labels = [1, 0] };
+        var naiveLogits = Observe(prior, options with { Method = SamplingMethod.Naive }, out var naive);
+        var cachedLogits = Observe(prior, options with { Method = SamplingMethod.Cached }, out var cached);
+        Assert.That(cached, Is.EqualTo(naive));
+        for (int q = 0; q < h * w; q++)
+            for (int i = 0; i < naiveLogits[q].Length; i++)
+                Assert.That(cachedLogits[q][i], Is.EqualTo(naiveLogits[q][i]).Within(1e-5f * Math.Max(1f, Math.Abs(naiveLogits[q][i]))),
+                            $"logits at position {q}, element {i}");
+    }
+
     [Test]
     public void A_seed_reproduces_its_samples_and_another_seed_gives_others()
     {
