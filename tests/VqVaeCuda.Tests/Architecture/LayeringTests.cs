@@ -33,9 +33,10 @@ public class LayeringTests
         ["Data"] = UpToTensors,
         ["Imaging"] = UpToTensors,
         ["Checkpoints"] = UpToTensors,
+        ["Sampling"] = UpToModels,  // ancestral sampling of code maps from the prior: above Models, below Training (which uses it)
         // "Training / Sampling / Tools": the trainers, benchmarks, and the reports about the machine and the kernels
         // ("Reports about kernels sit above Device, which never depends on them"). Side by side, not on each other.
-        ["Training"] = [.. UpToModels, .. BesideTraining],
+        ["Training"] = [.. UpToModels, "Sampling", .. BesideTraining],
         ["Benchmarks"] = [.. UpToModels, .. BesideTraining],
         ["Diagnostics"] = [.. UpToModels, .. BesideTraining],
     };
