@@ -30,7 +30,11 @@ internal static class PriorCommands
     private static Command Train()
     {
         var vqvae = VqVaeCheckpointOption();
-        var data = new DataOptions();
+        var dataset = new Option<string?>("--dataset")
+        {
+            Description = $"The images whose code maps the prior learns: {string.Join(" | ", DatasetCatalog.Specs)} (default: the data set the VQ-VAE was trained on, from its checkpoint).",
+        };
+        var dataFolder = new Option<string?>("--data") { Description = "Folder holding the data set's files (IDX, CIFAR-10 binary batches)." };
         var preset = new Option<string>("--preset")
         {
             Description = $"Prior size: {string.Join(" | ", GatedPixelCnnConfig.Presets.Keys)} (K comes from the VQ-VAE).",
@@ -56,8 +60,7 @@ internal static class PriorCommands
             "(from its checkpoint) unless --dataset is given. Writes the run folder: codes.safetensors (the code-map cache), " +
             "prior-config.json, metrics.jsonl (NLL in nats and bits per position; test lines carry the unigram entropy of the test codes), " +
             "checkpoints/, prior-latest.safetensors, loss.png, samples.png.");
-        command.Options.Add(vqvae);
-        data.AddTo(command);
+        foreach (var o in new Option[] { vqvae, dataset, dataFolder }) command.Options.Add(o);
         foreach (var o in new Option[] { preset, steps, batch, lr, seed, conditional, device, cache, output, resume, codesCache, logEvery, evalEvery, checkpointEvery, samples })
             command.Options.Add(o);
 
@@ -96,8 +99,8 @@ internal static class PriorCommands
                 config.Validate();
             }
             bool wantClasses = resumed is null ? result.GetValue(conditional) : resumed.Config.IsClassConditional;
-            var spec = DatasetSpec(result, data, vqvaePath, vqvaeHeader, resumed);
-            var dataPath = result.GetValue(data.Data);
+            var spec = DatasetSpec(result.GetValue(dataset), vqvaePath, vqvaeHeader, resumed);
+            var dataPath = result.GetValue(dataFolder);
             int dataSeed = vqvaeHeader.DataSeed;
             var datasetKey = $"{spec}{(dataPath is null ? "" : $" at {Path.GetFullPath(dataPath)}")}, seed {dataSeed}";
             var runDirectory = result.GetValue(output) ?? (resumePath is not null
@@ -109,7 +112,9 @@ internal static class PriorCommands
 
             using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
             using var model = VqVaeCheckpoint.LoadModel(vqvaePath, dev);
-            var (train, test) = CodeMaps(cachePath, key, model, () => DatasetCatalog.Open(spec, dataPath, model.Config.ImageSize, model.Config.InputChannels, dataSeed), wantClasses);
+            int batchSize = resumed?.State!.Options.BatchSize ?? options.BatchSize;
+            var (train, test) = CodeMaps(cachePath, key, model, () => DatasetCatalog.Open(spec, dataPath, model.Config.ImageSize, model.Config.InputChannels, dataSeed),
+                                         wantClasses, batchSize);
             if (resumed is null && wantClasses) config = config with { Classes = train.Classes };
             var info = new PriorCheckpointInfo(vqvaeHeader.Sha256, l, l, spec);
 
@@ -252,9 +257,9 @@ internal static class PriorCommands
     }
 
     // --dataset when given; else the data set of a resumed prior; else the one the VQ-VAE was trained on ("shapes/train" → shapes).
-    private static string DatasetSpec(ParseResult result, DataOptions data, string vqvaePath, VqVaeHeader vqvae, PriorCheckpoint.Header? resumed)
+    private static string DatasetSpec(string? given, string vqvaePath, VqVaeHeader vqvae, PriorCheckpoint.Header? resumed)
     {
-        if (result.GetResult(data.Dataset) is { Implicit: false }) return result.GetValue(data.Dataset)!;
+        if (given is not null) return given;
         if (resumed is not null && resumed.Info.Dataset.Length > 0) return resumed.Info.Dataset;
         if (string.IsNullOrEmpty(vqvae.Dataset))
             throw new ArgumentException($"{vqvaePath} records no data set (it was saved without training state): pass --dataset");
@@ -268,7 +273,7 @@ internal static class PriorCommands
 
     // The cached code maps, or new ones extracted with a progress bar (the cache is written only once they are known to fit).
     private static (CodeMapSet Train, CodeMapSet Test) CodeMaps(string cachePath, CodeMapCacheKey key, VqVae model,
-                                                                Func<(ImageDataset Train, ImageDataset Test)> open, bool wantClasses)
+                                                                Func<(ImageDataset Train, ImageDataset Test)> open, bool wantClasses, int batchSize)
     {
         var cached = CodeMapCache.TryLoad(cachePath, key, out var reason);
         CodeMapSet train, test;
@@ -283,6 +288,8 @@ internal static class PriorCommands
             var (trainImages, testImages) = open();
             if (wantClasses && (trainImages.Labels is null || testImages.Labels is null))
                 throw new ArgumentException($"--class-conditional: '{trainImages.Name}' has no labels to condition on");
+            if (trainImages.Count < batchSize)
+                throw new ArgumentException($"--batch {batchSize}: '{trainImages.Name}' has only {trainImages.Count} images, fewer than one batch");
             (CodeMapSet Train, CodeMapSet Test)? extracted = null;
             AnsiConsole.Progress().Start(ctx =>
             {

@@ -164,6 +164,7 @@ public class PriorCliTests
     [TestCase("--steps", "0", "steps = 0")]
     [TestCase("--preset", "huge", "unknown prior preset 'huge'")]
     [TestCase("--dataset", "mnist", "mnist needs --data")]
+    [TestCase("--batch", "20000", "--batch 20000: 'shapes/train' has only 10000 images")]
     public void Prior_train_refuses_bad_options_before_writing(string option, string value, string expected)
     {
         var run = Path.Combine(_dir, "run");
