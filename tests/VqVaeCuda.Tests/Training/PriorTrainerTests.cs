@@ -1,8 +1,11 @@
 using System.Text.Json.Nodes;
+using VqVaeCuda.Autodiff;
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Data;
 using VqVaeCuda.Models;
+using VqVaeCuda.Optim;
 using VqVaeCuda.Sampling;
+using VqVaeCuda.Tensors;
 using VqVaeCuda.Training;
 using VqVaeCuda.Tests.Support;
 
@@ -70,6 +73,41 @@ public class PriorTrainerTests
         var expected = whole.Optimizer.StateDict();
         foreach (var (name, t) in resumed.Optimizer.StateDict()) Assert.That(t.ToArray(), Is.EqualTo(expected[name].ToArray()), name);
         Assert.That(uninterrupted[^1].NllNats, Is.LessThan(uninterrupted[0].NllNats), "the loss falls");
+    }
+
+    [Test]
+    public void A_hand_written_loop_equals_the_prior_trainer_bit_for_bit()
+    {
+        using var device = TestDevices.Cpu();
+        var train = Maps("train", 24, 11);
+        const int steps = 7, batch = 8, seed = 4;
+        var options = new PriorTrainingOptions { Steps = steps, BatchSize = batch, LearningRate = 2e-3, Seed = seed, EvaluateEvery = 0 };
+        using var trainer = new PriorTrainer(new GatedPixelCnn(device, Small, seed), train, Maps("test", 4, 12), options, Info, null);
+        var expected = Enumerable.Range(0, steps).Select(_ => trainer.TrainStep().NllNats).ToList();
+
+        using var prior = new GatedPixelCnn(device, Small, seed);
+        using var adam = new Adam(prior.Parameters(), learningRate: 2e-3);
+        using var arena = new Arena(device, 16L << 20);
+        var losses = new List<double>();
+        int perEpoch = train.Count / batch, per = Side * Side;
+        for (int step = 0; step < steps; step++)
+        {
+            var order = BatchLoader.EpochOrder(train.Count, seed, step / perEpoch, shuffle: true);
+            var codes = order.Skip(step % perEpoch * batch).Take(batch).SelectMany(i => train.Codes.Skip(i * per).Take(per)).ToArray();
+            arena.Reset();
+            adam.ZeroGrad();
+            var tape = new Tape(arena);
+            var ctx = new OpContext(arena, tape);
+            var k = ctx.NewTensor(new Shape(batch, Side, Side), DType.Int32);
+            k.CopyFrom(codes);
+            var loss = GatedPixelCnn.Loss(ctx, prior.Forward(ctx, k), k);
+            tape.Backward(loss);
+            adam.Step();
+            losses.Add(loss.ToArray()[0]);
+        }
+
+        Assert.That(losses, Is.EqualTo(expected), "every step's loss");
+        Assert.That(prior.ParameterStore.FlatValues.ToArray(), Is.EqualTo(trainer.Prior.ParameterStore.FlatValues.ToArray()), "final parameters");
     }
 
     [Test]
