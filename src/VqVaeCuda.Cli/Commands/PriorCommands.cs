@@ -127,7 +127,16 @@ internal static class PriorCommands
             }
             else
             {
-                trainer = new PriorTrainer(new GatedPixelCnn(dev, config, options.Seed), train, test, options, info, runDirectory, model);
+                var prior = new GatedPixelCnn(dev, config, options.Seed);
+                try
+                {
+                    trainer = new PriorTrainer(prior, train, test, options, info, runDirectory, model);
+                }
+                catch
+                {
+                    prior.Dispose();
+                    throw;
+                }
             }
             using (trainer)
             {
