@@ -13,12 +13,14 @@ public static class Program
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         var root = new RootCommand(
             "VqVaeCuda: VQ-VAE training where every numeric operation is a hand-written CUDA kernel, compiled at run time " +
-            "with NVRTC — or, on the `cpu` device, the same kernel sources compiled as C++. (The Gated PixelCNN prior's ops " +
-            "are in place; its training and sampling commands are not yet.)");
+            "with NVRTC — or, on the `cpu` device, the same kernel sources compiled as C++. Train a VQ-VAE (`train`), a Gated " +
+            "PixelCNN prior over its codes (`prior train`), and generate images from the two (`sample`).");
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(InferenceCommands.Reconstruct());
         root.Subcommands.Add(InferenceCommands.Encode());
         root.Subcommands.Add(InferenceCommands.Decode());
+        root.Subcommands.Add(PriorCommands.Prior());
+        root.Subcommands.Add(PriorCommands.Sample());
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(KernelsCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());

@@ -1,0 +1,41 @@
+namespace VqVaeCuda.Training;
+
+/// <summary>How a Gated PixelCNN prior is trained over a frozen VQ-VAE's code maps.</summary>
+public sealed record PriorTrainingOptions
+{
+    /// <summary>Optimizer steps to run (in total: a resumed run continues up to this).</summary>
+    public int Steps { get; init; } = 2000;
+
+    /// <summary>Code maps per step.</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Adam's learning rate.</summary>
+    public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>Seed of parameter initialisation, data order and the end-of-run samples.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Write a metrics line (and update progress) every this many steps.</summary>
+    public int LogEvery { get; init; } = 50;
+
+    /// <summary>Evaluate on the whole test split every this many steps (and at the end); 0 = only at the end.</summary>
+    public int EvaluateEvery { get; init; } = 500;
+
+    /// <summary>Write a checkpoint every this many steps (and at the end); 0 = only at the end.</summary>
+    public int CheckpointEvery { get; init; } = 500;
+
+    /// <summary>Code maps sampled and decoded into <c>samples.png</c> at the end of a run with a run folder (0 = none).</summary>
+    public int SampleCount { get; init; } = 64;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
+    public PriorTrainingOptions Validate()
+    {
+        if (Steps < 1) throw new ArgumentException($"steps = {Steps}: must be at least 1");
+        if (BatchSize < 1) throw new ArgumentException($"batch = {BatchSize}: must be at least 1");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentException($"learning rate = {LearningRate}: must be positive");
+        if (LogEvery < 1) throw new ArgumentException($"log every = {LogEvery}: must be at least 1");
+        if (EvaluateEvery < 0 || CheckpointEvery < 0) throw new ArgumentException("evaluate/checkpoint intervals must be >= 0");
+        if (SampleCount < 0) throw new ArgumentException($"samples = {SampleCount}: must be >= 0");
+        return this;
+    }
+}
