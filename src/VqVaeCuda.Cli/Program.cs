@@ -13,8 +13,9 @@ public static class Program
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         var root = new RootCommand(
             "VqVaeCuda: VQ-VAE training where every numeric operation is a hand-written CUDA kernel, compiled at run time " +
-            "with NVRTC — or, on the `cpu` device, the same kernel sources compiled as C++. Train a VQ-VAE (`train`), a Gated " +
-            "PixelCNN prior over its codes (`prior train`), and generate images from the two (`sample`).");
+            "with NVRTC — or, on the `cpu` device, the same kernel sources compiled as C++. Run the whole paper in one command (`pipeline`), " +
+            "or its stages: train a VQ-VAE (`train`), a Gated PixelCNN prior over its codes (`prior train`), and generate images from the two (`sample`).");
+        root.Subcommands.Add(PipelineCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(InferenceCommands.Reconstruct());
         root.Subcommands.Add(InferenceCommands.Encode());

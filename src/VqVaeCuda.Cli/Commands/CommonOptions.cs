@@ -46,6 +46,8 @@ internal static class CommonOptions
                                       or FileNotFoundException)
         {
             var error = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            // Into a file or a pipe, the message stays one line: wrapping at 80 columns would split paths mid-name.
+            if (Console.IsErrorRedirected) error.Profile.Width = 100_000;
             error.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return 1;
         }

@@ -53,6 +53,9 @@ public sealed record VqVaeConfig
     {
         // Small enough for tests and for `vqvae train` to finish in about a minute on two CPU cores.
         ["tiny"] = new() { InputChannels = 1, ImageSize = 28, Hidden = 32, ResidualHidden = 8, ResidualLayers = 1, CodebookSize = 64, EmbeddingDim = 16 },
+        // The pipeline's demo on the built-in shapes: twice the residual width and depth of tiny and K = 128, which
+        // took the test PSNR from 20.6 dB (tiny, 600 steps at 2e-4) to ~26 dB at 1500 steps of 2e-3 in the same minute or two.
+        ["shapes"] = new() { InputChannels = 1, ImageSize = 28, Hidden = 32, ResidualHidden = 16, ResidualLayers = 2, CodebookSize = 128, EmbeddingDim = 16 },
         ["fashion-mnist"] = new() { InputChannels = 1, ImageSize = 28, Hidden = 128, ResidualHidden = 32, ResidualLayers = 2, CodebookSize = 512, EmbeddingDim = 64 },
         // The paper's CIFAR-10 model: 256 hidden units, K = 512.
         ["cifar10"] = new() { InputChannels = 3, ImageSize = 32, Hidden = 256, ResidualHidden = 256, ResidualLayers = 2, CodebookSize = 512, EmbeddingDim = 64 },

@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using System.Text.Json;
+using VqVaeCuda.Data;
+using VqVaeCuda.Device;
+using VqVaeCuda.Models;
+
+namespace VqVaeCuda.Training;
+
+/// <summary>What the whole-paper pipeline runs: the data, the VQ-VAE and its training, the prior and its training.</summary>
+public sealed record PipelineOptions
+{
+    /// <summary>Data set spec (<see cref="DatasetCatalog"/>): the built-in shapes by default.</summary>
+    public string Dataset { get; init; } = "shapes";
+
+    /// <summary>Folder of the data set's files, for data sets that need one.</summary>
+    public string? DataPath { get; init; }
+
+    /// <summary>The VQ-VAE (the <c>shapes</c> preset by default).</summary>
+    public VqVaeConfig VqVae { get; init; } = VqVaeConfig.Preset("shapes");
+
+    /// <summary>How the VQ-VAE trains.</summary>
+    public TrainingOptions VqVaeTraining { get; init; } = new()
+    {
+        Steps = 1500, BatchSize = 32, LearningRate = 2e-3, LogEvery = 50, EvaluateEvery = 0, CheckpointEvery = 0,
+    };
+
+    /// <summary>The prior's architecture (K and the classes come from the VQ-VAE and the data).</summary>
+    public GatedPixelCnnConfig Prior { get; init; } = GatedPixelCnnConfig.Preset("tiny");
+
+    /// <summary>How the prior trains; <see cref="PriorTrainingOptions.SampleCount"/> samples end the run.</summary>
+    public PriorTrainingOptions PriorTraining { get; init; } = new()
+    {
+        Steps = 600, BatchSize = 32, LearningRate = 2e-3, LogEvery = 25, EvaluateEvery = 0, CheckpointEvery = 0, SampleCount = 64,
+    };
+
+    /// <summary>Condition the prior on the images' classes (one class per row of samples.png).</summary>
+    public bool ClassConditional { get; init; } = true;
+}
+
+/// <summary>Where the pipeline is: a stage ("vqvae", "codes", "prior", "samples") and its progress.</summary>
+public sealed record PipelineProgress(string Stage, int Done, int Total, string? Message = null);
+
+/// <summary>The pipeline's outcome: the run folder and the figures that summarise it.</summary>
+public sealed record PipelineResult(string RunDirectory, MetricsRecord VqVaeTest, PriorMetricsRecord PriorTest, double UnigramEntropyNats,
+                                    double Seconds)
+{
+    /// <summary>The VQ-VAE's checkpoint (<c>vqvae/latest.safetensors</c>).</summary>
+    public string VqVaeCheckpoint => Path.Combine(RunDirectory, "vqvae", "latest.safetensors");
+
+    /// <summary>The prior's checkpoint (<c>prior/prior-latest.safetensors</c>).</summary>
+    public string PriorCheckpoint => Path.Combine(RunDirectory, "prior", "prior-latest.safetensors");
+}
+
+/// <summary>
+/// The paper end to end, into one run folder: train a VQ-VAE (<c>vqvae/</c>), extract the code maps of both splits
+/// with it frozen, fit a Gated PixelCNN prior over them (<c>prior/</c>), sample code maps and decode them. The top
+/// of the run folder gets <c>reconstructions.png</c>, <c>samples.png</c> (one class per row when class-conditional)
+/// and <c>summary.json</c>; each stage's own folder is what its own command (<c>vqvae train</c>,
+/// <c>vqvae prior train</c>) writes, so <c>vqvae sample</c> and <c>--resume</c> work on them as usual.
+/// </summary>
+public static class Pipeline
+{
+    /// <summary>Runs every stage on <paramref name="device"/> into <paramref name="runDirectory"/>.</summary>
+    /// <exception cref="ArgumentException">Bad options, or a data set without labels for a class-conditional prior.</exception>
+    public static PipelineResult Run(IDevice device, PipelineOptions options, string runDirectory, IProgress<PipelineProgress>? progress = null,
+                                     CancellationToken cancellation = default)
+    {
+        var config = options.VqVae.Validate();
+        var (train, test) = DatasetCatalog.Open(options.Dataset, options.DataPath, config.ImageSize, config.InputChannels, options.VqVaeTraining.Seed);
+        return Run(device, options, train, test, runDirectory, progress, cancellation);
+    }
+
+    /// <summary>Runs every stage on images the caller already holds (<see cref="PipelineOptions.Dataset"/> only names them).</summary>
+    public static PipelineResult Run(IDevice device, PipelineOptions options, ImageDataset train, ImageDataset test, string runDirectory,
+                                     IProgress<PipelineProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        var clock = Stopwatch.StartNew();
+        var vqvaeConfig = options.VqVae.Validate();
+        var vqvaeOptions = options.VqVaeTraining.Validate();
+        var priorOptions = options.PriorTraining.Validate();
+        options.Prior.Validate();
+        if (options.ClassConditional && (train.Labels is null || test.Labels is null))
+            throw new ArgumentException($"'{options.Dataset}' has no class labels: a class-conditional prior needs them (run the pipeline unconditional)");
+        Directory.CreateDirectory(runDirectory);
+        string vqvaeDirectory = Path.Combine(runDirectory, "vqvae"), priorDirectory = Path.Combine(runDirectory, "prior");
+
+        using var vqvaeTrainer = new VqVaeTrainer(new VqVae(device, vqvaeConfig, vqvaeOptions.Seed), train, test, vqvaeOptions, vqvaeDirectory);
+        vqvaeTrainer.Train(progress is null ? null : new Relay<TrainingProgress>(p => progress.Report(new PipelineProgress("vqvae", p.Step, p.TotalSteps,
+            p.Message ?? (p.Latest is { } m ? $"step {m.Step} {m.Split}: PSNR {m.Psnr:F1} dB, {m.CodesUsed} codes" : null)))),
+                           cancellation);
+        var vqvae = vqvaeTrainer.Model;
+        var vqvaeTest = vqvaeTrainer.History.Last(r => r.Split == "test");
+
+        int l = vqvaeConfig.LatentSize;
+        string vqvaePath = Path.Combine(vqvaeDirectory, "latest.safetensors");
+        string sha = PriorCheckpoint.Sha256OfFile(vqvaePath);
+        var key = new CodeMapCacheKey(sha, $"{options.Dataset}, seed {vqvaeOptions.Seed}", vqvaeConfig.CodebookSize, l, l);
+        int images = train.Count + test.Count;
+        var codes = CodeMapCache.LoadOrBuild(Path.Combine(priorDirectory, "codes.safetensors"), key, vqvae, () => (train, test),
+                                             progress is null ? null : new Relay<int>(done => progress.Report(new PipelineProgress("codes", done, images))));
+
+        var priorConfig = options.Prior with
+        {
+            CodebookSize = vqvaeConfig.CodebookSize,
+            Classes = options.ClassConditional ? codes.Train.Classes : 0,
+        };
+        var info = new PriorCheckpointInfo(sha, l, l, train.Name);
+        var prior = new GatedPixelCnn(device, priorConfig, priorOptions.Seed);
+        PriorTrainer priorTrainer;
+        try
+        {
+            priorTrainer = new PriorTrainer(prior, codes.Train, codes.Test, priorOptions, info, priorDirectory, vqvae);
+        }
+        catch
+        {
+            prior.Dispose();
+            throw;
+        }
+        using (priorTrainer)
+        {
+            priorTrainer.Train(progress is null ? null : new Relay<PriorTrainingProgress>(p =>
+                progress.Report(new PipelineProgress(p.Message is not null && p.Message.StartsWith("sampling", StringComparison.Ordinal) ? "samples" : "prior",
+                                                     p.Step, p.TotalSteps,
+                                                     p.Message ?? (p.Latest is { } m ? $"step {m.Step} {m.Split}: NLL {m.NllNats:F3} nats/position" : null)))),
+                               cancellation);
+            var priorTest = priorTrainer.History.Last(r => r.Split == "test");
+            foreach (var picture in new[] { Path.Combine(vqvaeDirectory, "reconstructions.png"), Path.Combine(priorDirectory, "samples.png") })
+                if (File.Exists(picture)) File.Copy(picture, Path.Combine(runDirectory, Path.GetFileName(picture)), overwrite: true);
+            var result = new PipelineResult(runDirectory, vqvaeTest, priorTest, priorTrainer.UnigramEntropyNats, clock.Elapsed.TotalSeconds);
+            WriteSummary(result, options, priorConfig);
+            return result;
+        }
+    }
+
+    private static void WriteSummary(PipelineResult result, PipelineOptions options, GatedPixelCnnConfig prior)
+    {
+        var summary = new Dictionary<string, object>
+        {
+            ["dataset"] = options.Dataset,
+            ["vqvae_config"] = JsonDocument.Parse(options.VqVae.ToJson()).RootElement,
+            ["vqvae_steps"] = options.VqVaeTraining.Steps,
+            ["vqvae_test_mse"] = result.VqVaeTest.ReconstructionMse,
+            ["vqvae_test_psnr_db"] = result.VqVaeTest.Psnr,
+            ["vqvae_codes_used"] = result.VqVaeTest.CodesUsed,
+            ["prior_config"] = JsonDocument.Parse(prior.ToJson()).RootElement,
+            ["prior_steps"] = options.PriorTraining.Steps,
+            ["prior_test_nll_nats"] = result.PriorTest.NllNats,
+            ["prior_test_nll_bits"] = result.PriorTest.NllBits,
+            ["unigram_entropy_nats"] = result.UnigramEntropyNats,
+            ["seconds"] = result.Seconds,
+        };
+        File.WriteAllText(Path.Combine(result.RunDirectory, "summary.json"), JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    // Reports on the calling thread (Progress<T> would post to the thread pool, out of order).
+    private sealed class Relay<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
