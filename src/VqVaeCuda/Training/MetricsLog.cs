@@ -25,14 +25,17 @@ public sealed record MetricsRecord(
     double ImagesPerSecond,
     double ElapsedSeconds);
 
-/// <summary>Appends <see cref="MetricsRecord"/>s as JSON lines, flushed per line so a crash keeps what was logged.</summary>
-public sealed class MetricsLog : IDisposable
+/// <summary>
+/// Appends records as JSON lines (snake_case names), flushed per line so a crash keeps what was logged: the one
+/// writer of every run's metrics.jsonl (<see cref="MetricsLog"/>, <see cref="PriorMetricsLog"/>).
+/// </summary>
+public class JsonLinesLog<TRecord> : IDisposable
 {
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private readonly StreamWriter _writer;
 
     /// <summary>Opens (appending) <paramref name="path"/>.</summary>
-    public MetricsLog(string path)
+    public JsonLinesLog(string path)
     {
         Path = path;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
@@ -43,15 +46,23 @@ public sealed class MetricsLog : IDisposable
     public string Path { get; }
 
     /// <summary>Appends one record.</summary>
-    public void Write(MetricsRecord record) => _writer.WriteLine(JsonSerializer.Serialize(record, Json));
+    public void Write(TRecord record) => _writer.WriteLine(JsonSerializer.Serialize(record, Json));
 
     /// <summary>Reads every record of a metrics file.</summary>
-    public static IReadOnlyList<MetricsRecord> ReadAll(string path) =>
-        File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<MetricsRecord>(l, Json)!).ToList();
-
-    /// <summary>PSNR in dB of an MSE on [0,1] pixels.</summary>
-    public static double PsnrOf(double mse) => mse > 0 ? 10 * Math.Log10(1 / mse) : double.PositiveInfinity;
+    public static IReadOnlyList<TRecord> ReadAll(string path) =>
+        File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<TRecord>(l, Json)!).ToList();
 
     /// <inheritdoc />
-    public void Dispose() => _writer.Dispose();
+    public void Dispose()
+    {
+        _writer.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>A VQ-VAE run's metrics.jsonl: <see cref="MetricsRecord"/>s.</summary>
+public sealed class MetricsLog(string path) : JsonLinesLog<MetricsRecord>(path)
+{
+    /// <summary>PSNR in dB of an MSE on [0,1] pixels.</summary>
+    public static double PsnrOf(double mse) => mse > 0 ? 10 * Math.Log10(1 / mse) : double.PositiveInfinity;
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace VqVaeCuda.Training;
@@ -23,30 +22,5 @@ public sealed record PriorMetricsRecord(
     double ElapsedSeconds,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? UnigramEntropyNats = null);
 
-/// <summary>Appends <see cref="PriorMetricsRecord"/>s as JSON lines, flushed per line so a crash keeps what was logged.</summary>
-public sealed class PriorMetricsLog : IDisposable
-{
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-    private readonly StreamWriter _writer;
-
-    /// <summary>Opens (appending) <paramref name="path"/>.</summary>
-    public PriorMetricsLog(string path)
-    {
-        Path = path;
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
-        _writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
-    }
-
-    /// <summary>The file.</summary>
-    public string Path { get; }
-
-    /// <summary>Appends one record.</summary>
-    public void Write(PriorMetricsRecord record) => _writer.WriteLine(JsonSerializer.Serialize(record, Json));
-
-    /// <summary>Reads every record of a prior metrics file.</summary>
-    public static IReadOnlyList<PriorMetricsRecord> ReadAll(string path) =>
-        File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<PriorMetricsRecord>(l, Json)!).ToList();
-
-    /// <inheritdoc />
-    public void Dispose() => _writer.Dispose();
-}
+/// <summary>A prior run's metrics.jsonl: <see cref="PriorMetricsRecord"/>s.</summary>
+public sealed class PriorMetricsLog(string path) : JsonLinesLog<PriorMetricsRecord>(path);
