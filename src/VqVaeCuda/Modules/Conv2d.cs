@@ -97,6 +97,9 @@ public sealed class MaskedConv2d : ConvolutionLayer
     /// <summary>The causal mask, [kh, kw].</summary>
     public ConvMask Mask { get; }
 
+    /// <summary>The mask on the device (the <c>mask</c> buffer), [kh, kw].</summary>
+    public Tensor MaskTensor => _mask ?? throw new InvalidOperationException("MaskedConv2d is not allocated");
+
     private static ConvMask Required(ConvMask? mask) => mask ?? throw new ArgumentNullException(nameof(mask));
 
     /// <summary>Vertical padding.</summary>
@@ -110,7 +113,7 @@ public sealed class MaskedConv2d : ConvolutionLayer
 
     /// <summary>y = conv(x, W ⊙ mask) + b.</summary>
     public Tensor Forward(OpContext ctx, Tensor x) =>
-        Convolution.MaskedConv2d(ctx, x, Weight.Value, Bias.Value, _mask ?? throw new InvalidOperationException("MaskedConv2d is not allocated"), PadH, PadW);
+        Convolution.MaskedConv2d(ctx, x, Weight.Value, Bias.Value, MaskTensor, PadH, PadW);
 
     /// <inheritdoc />
     protected override void DisposeOwned() => _mask?.Dispose();

@@ -114,7 +114,7 @@ internal sealed class CachedSampler : IDisposable
             int kh = conv.Mask.Height, kw = conv.Mask.Width, ph = conv.PadH, pw = conv.PadW;
             // The rows r − ph … r − ph + kh − 1 and columns −pw … W − 1 + pw, padding as zeros: one output row.
             var strip = Window(ctx, _vertical[l], r - ph, -pw, kh, _w + 2 * pw);
-            var vPre = Convolution.MaskedConv2d(ctx, strip, conv.Weight.Value, conv.Bias.Value, MaskOf(conv), 0, 0);
+            var vPre = Convolution.MaskedConv2d(ctx, strip, conv.Weight.Value, conv.Bias.Value, conv.MaskTensor, 0, 0);
             var link = layer.VerticalToHorizontal.Forward(ctx, vPre);
             _device.Copy(link.Pointer, _link[l].Pointer, link.Bytes);
             if (l + 1 < _layers)
@@ -139,7 +139,7 @@ internal sealed class CachedSampler : IDisposable
             var conv = layer.Horizontal;
             int kw = conv.Mask.Width, pw = conv.PadW;
             var strip = Window(ctx, _horizontal[l], r, c - pw, 1, kw);
-            var hConv = Convolution.MaskedConv2d(ctx, strip, conv.Weight.Value, conv.Bias.Value, MaskOf(conv), 0, 0);
+            var hConv = Convolution.MaskedConv2d(ctx, strip, conv.Weight.Value, conv.Bias.Value, conv.MaskTensor, 0, 0);
             var link = Window(ctx, _link[l], 0, c, 1, 1);
             var hPre = Elementwise.Add(ctx, hConv, link);
             hOut = layer.HorizontalOut.Forward(ctx, Gate(ctx, hPre, _horizontalBias[l]));
@@ -172,8 +172,6 @@ internal sealed class CachedSampler : IDisposable
     // GatedLayer's gate, with the class's bias looked up once per run instead of once per call.
     private static Tensor Gate(OpContext ctx, Tensor x, Tensor? classBias) =>
         classBias is null ? Gating.GatedTanhSigmoid(ctx, x) : Gating.GatedTanhSigmoid(ctx, x, classBias);
-
-    private static Tensor MaskOf(MaskedConv2d conv) => conv.NamedBuffers().Single(b => b.Name == "mask").Buffer;
 
     /// <summary>
     /// The most one layer's row or one position needs at once: the first layer's vertical row (its strip, masked
