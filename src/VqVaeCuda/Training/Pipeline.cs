@@ -30,7 +30,7 @@ public sealed record PipelineOptions
     /// <summary>How the prior trains; <see cref="PriorTrainingOptions.SampleCount"/> samples end the run.</summary>
     public PriorTrainingOptions PriorTraining { get; init; } = new()
     {
-        Steps = 600, BatchSize = 32, LearningRate = 2e-3, LogEvery = 25, EvaluateEvery = 0, CheckpointEvery = 0, SampleCount = 64,
+        Steps = 600, BatchSize = 32, LearningRate = 5e-3, LogEvery = 25, EvaluateEvery = 0, CheckpointEvery = 0, SampleCount = 64,
     };
 
     /// <summary>Condition the prior on the images' classes (one class per row of samples.png).</summary>
