@@ -193,19 +193,7 @@ public class GatedPixelCnnTests
             int compared = 0;
             foreach (int j in candidates.OrderBy(_ => random.Next()))
             {
-                double Difference(float hStep)
-                {
-                    float original = values[j];
-                    values[j] = original + hStep;
-                    p.Value.CopyFrom(values);
-                    double plus = Loss();
-                    values[j] = original - hStep;
-                    p.Value.CopyFrom(values);
-                    double minus = Loss();
-                    values[j] = original;
-                    p.Value.CopyFrom(values);
-                    return (plus - minus) / (2 * hStep);
-                }
+                double Difference(float hStep) => GradientCheck.CentralDifference(p, values, j, hStep, Loss);
                 double numeric = Difference(step), half = Difference(step / 2);
                 // A ReLU of the head that switches inside ±h makes the loss non-smooth there: the two steps disagree, and a
                 // finite difference measures nothing. Such an element is skipped (at least two per tensor must be compared).

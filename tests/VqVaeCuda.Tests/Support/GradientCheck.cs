@@ -13,6 +13,24 @@ namespace VqVaeCuda.Tests.Support;
 /// </summary>
 public static class GradientCheck
 {
+    /// <summary>
+    /// (L(θ + h·e_j) − L(θ − h·e_j)) / 2h for element <paramref name="j"/> of a model parameter, whose current values
+    /// are <paramref name="values"/> (restored afterwards, in the array and on the device).
+    /// </summary>
+    public static double CentralDifference(Parameter parameter, float[] values, int j, float h, Func<double> loss)
+    {
+        float original = values[j];
+        values[j] = original + h;
+        parameter.Value.CopyFrom(values);
+        double plus = loss();
+        values[j] = original - h;
+        parameter.Value.CopyFrom(values);
+        double minus = loss();
+        values[j] = original;
+        parameter.Value.CopyFrom(values);
+        return (plus - minus) / (2 * h);
+    }
+
     /// <summary>One differentiable input: its values and shape.</summary>
     public sealed record Input(float[] Values, Shape Shape, string Name);
 

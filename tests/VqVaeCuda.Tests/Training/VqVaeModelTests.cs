@@ -101,16 +101,7 @@ public class VqVaeModelTests
         for (int s = 0; s < 4; s++)
         {
             int j = random.Next(values.Length);
-            float original = values[j];
-            values[j] = original + h;
-            p.Value.CopyFrom(values);
-            double plus = loss();
-            values[j] = original - h;
-            p.Value.CopyFrom(values);
-            double minus = loss();
-            values[j] = original;
-            p.Value.CopyFrom(values);
-            double numeric = (plus - minus) / (2 * h);
+            double numeric = GradientCheck.CentralDifference(p, values, j, h, loss);
             double scale = Math.Max(Math.Abs(numeric), Math.Max(Math.Abs(analytic[j]), 1e-3));
             Assert.That(Math.Abs(analytic[j] - numeric), Is.LessThanOrEqualTo(tolerance * scale + 2e-4),
                         $"d/d{p.Name}[{j}]: analytic {analytic[j]:G6}, finite difference {numeric:G6}");
