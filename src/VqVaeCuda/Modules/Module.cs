@@ -190,21 +190,8 @@ public abstract class Module : IDisposable
     /// <exception cref="StateDictException">The state does not fit this module; nothing was changed.</exception>
     public StateDictLoadResult LoadStateDict(IReadOnlyDictionary<string, Tensor> state, bool strict = true)
     {
-        ArgumentNullException.ThrowIfNull(state);
         RequireAllocated("LoadStateDict");
-        var own = StateDict();
-        var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
-        var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        var mismatched = new List<string>();
-        foreach (var (name, target) in own)
-            if (state.TryGetValue(name, out var source) && (source.Shape != target.Shape || source.DType != target.DType))
-                mismatched.Add($"{name}: the state has {source.Shape} {Lower(source.DType)}, this {GetType().Name} has {target.Shape} {Lower(target.DType)}");
-        if (mismatched.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
-            throw new StateDictException(GetType().Name, missing, unexpected, mismatched, strict);
-        foreach (var (name, target) in own)
-            if (state.TryGetValue(name, out var source))
-                CopyInto(source, target);
-        return new StateDictLoadResult(missing, unexpected);
+        return Tensors.StateDict.Load(StateDict(), state, strict, GetType().Name);
     }
 
     /// <summary>Sets the mode of this module and every descendant; returns this module.</summary>
@@ -254,18 +241,6 @@ public abstract class Module : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    private static void CopyInto(Tensor source, Tensor target)
-    {
-        if (ReferenceEquals(source, target) || source.Pointer == target.Pointer && source.Device == target.Device) return;
-        if (source.Device == target.Device)
-        {
-            target.Device.Copy(source.Pointer, target.Pointer, target.Bytes);
-            return;
-        }
-        if (source.DType == DType.Int32) target.CopyFrom(source.ToIntArray());
-        else target.CopyFrom(source.ToArray());
-    }
-
     private void Claim(string name, string kind)
     {
         if (string.IsNullOrEmpty(name) || name.Contains('.'))
@@ -282,6 +257,4 @@ public abstract class Module : IDisposable
         new($"{GetType().Name} is not allocated yet: call Allocate(device) on the root module first");
 
     private static string Join(string prefix, string name) => prefix.Length == 0 ? name : name.Length == 0 ? prefix : prefix + "." + name;
-
-    private static string Lower(DType t) => t.ToString().ToLowerInvariant();
 }

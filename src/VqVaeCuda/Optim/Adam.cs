@@ -174,21 +174,8 @@ public sealed class Adam : IDisposable
     /// <exception cref="StateDictException">The state does not fit these parameters.</exception>
     public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, long stepCount)
     {
-        ArgumentNullException.ThrowIfNull(state);
         ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
-        var own = StateDict();
-        var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
-        var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        var mismatched = own.Where(e => state.TryGetValue(e.Key, out var s) && (s.Shape != e.Value.Shape || s.DType != DType.Float32))
-                            .Select(e => $"{e.Key}: the state has {state[e.Key].Shape}, the parameter has {e.Value.Shape}").ToList();
-        if (missing.Count > 0 || unexpected.Count > 0 || mismatched.Count > 0)
-            throw new StateDictException("Adam optimizer", missing, unexpected, mismatched, strict: true);
-        foreach (var (name, target) in own)
-        {
-            var source = state[name];
-            if (source.Device == Device) Device.Copy(source.Pointer, target.Pointer, target.Bytes);
-            else target.CopyFrom(source.ToArray());
-        }
+        Tensors.StateDict.Load(StateDict(), state, strict: true, "Adam optimizer");
         StepCount = stepCount;
     }
 

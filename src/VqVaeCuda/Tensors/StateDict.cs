@@ -20,6 +20,45 @@ public sealed class StateDict : IReadOnlyDictionary<string, Tensor>, IDisposable
         _order.Add(name);
     }
 
+    /// <summary>
+    /// Copies <paramref name="state"/> into <paramref name="target"/> (the live tensors of a module or optimizer, named
+    /// <paramref name="targetName"/> in messages). Every entry is checked before anything is copied: a shape or type
+    /// mismatch always refuses; with <paramref name="strict"/> a missing or an unexpected name refuses too. A refusal
+    /// names every offending entry and changes nothing. Source tensors may live on any device.
+    /// </summary>
+    /// <exception cref="StateDictException">The state does not fit; nothing was changed.</exception>
+    public static StateDictLoadResult Load(IReadOnlyDictionary<string, Tensor> target, IReadOnlyDictionary<string, Tensor> state, bool strict,
+                                           string targetName)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var missing = target.Keys.Where(k => !state.ContainsKey(k)).ToList();
+        var unexpected = state.Keys.Where(k => !target.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var mismatched = new List<string>();
+        foreach (var (name, t) in target)
+            if (state.TryGetValue(name, out var source) && (source.Shape != t.Shape || source.DType != t.DType))
+                mismatched.Add($"{name}: the state has {source.Shape} {Lower(source.DType)}, this {targetName} has {t.Shape} {Lower(t.DType)}");
+        if (mismatched.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
+            throw new StateDictException(targetName, missing, unexpected, mismatched, strict);
+        foreach (var (name, t) in target)
+            if (state.TryGetValue(name, out var source))
+                CopyInto(source, t);
+        return new StateDictLoadResult(missing, unexpected);
+    }
+
+    private static void CopyInto(Tensor source, Tensor target)
+    {
+        if (ReferenceEquals(source, target) || source.Pointer == target.Pointer && source.Device == target.Device) return;
+        if (source.Device == target.Device)
+        {
+            target.Device.Copy(source.Pointer, target.Pointer, target.Bytes);
+            return;
+        }
+        if (source.DType == DType.Int32) target.CopyFrom(source.ToIntArray());
+        else target.CopyFrom(source.ToArray());
+    }
+
+    private static string Lower(DType t) => t.ToString().ToLowerInvariant();
+
     /// <summary>The entries whose names start with <paramref name="prefix"/>, with the prefix removed (views of the same tensors).</summary>
     public StateDict WithPrefixRemoved(string prefix)
     {
