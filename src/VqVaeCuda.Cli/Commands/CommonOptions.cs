@@ -32,6 +32,16 @@ internal static class CommonOptions
         return selected.Device;
     }
 
+    /// <summary>
+    /// The run folder a checkpoint belongs to: runs/&lt;name&gt;/latest.safetensors and
+    /// runs/&lt;name&gt;/checkpoints/step-N.safetensors (likewise the prior's) both belong to runs/&lt;name&gt;.
+    /// </summary>
+    public static string RunFolderOf(string checkpoint)
+    {
+        var folder = Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
+        return Path.GetFileName(folder) == "checkpoints" ? Path.GetDirectoryName(folder)! : folder;
+    }
+
     /// <summary>Runs a command body; a known failure becomes one red line on stderr and exit code 1.</summary>
     public static int Guard(Func<int> body)
     {

@@ -79,7 +79,7 @@ internal static class PipelineCommand
                         ["codes"] = ctx.AddTask("2/3 code maps", maxValue: 1),
                         ["prior"] = ctx.AddTask("3/3 prior", maxValue: options.PriorTraining.Steps),
                     };
-                    outcome = Pipeline.Run(dev, options, runDirectory, new InlineProgress(p =>
+                    outcome = Pipeline.Run(dev, options, runDirectory, new InlineProgress<PipelineProgress>(p =>
                     {
                         var stage = p.Stage == "samples" ? "prior" : p.Stage;
                         var task = tasks[stage];
@@ -103,10 +103,4 @@ internal static class PipelineCommand
     }
 
     private static string Label(string stage) => stage switch { "vqvae" => "1/3 VQ-VAE", "codes" => "2/3 code maps", _ => "3/3 prior" };
-
-    /// <summary>IProgress that runs on the reporting thread.</summary>
-    private sealed class InlineProgress(Action<PipelineProgress> report) : IProgress<PipelineProgress>
-    {
-        public void Report(PipelineProgress value) => report(value);
-    }
 }

@@ -104,7 +104,7 @@ internal static class PriorCommands
             int dataSeed = vqvaeHeader.DataSeed;
             var datasetKey = $"{spec}{(dataPath is null ? "" : $" at {Path.GetFullPath(dataPath)}")}, seed {dataSeed}";
             var runDirectory = result.GetValue(output) ?? (resumePath is not null
-                ? RunFolderOf(resumePath)
+                ? CommonOptions.RunFolderOf(resumePath)
                 : Path.Combine("runs", $"prior-{spec.Replace(':', '-').Replace('/', '-')}-{result.GetValue(preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
             var cachePath = result.GetValue(codesCache) ?? Path.Combine(runDirectory, CacheFileName);
             int l = vqvaeHeader.Config.LatentSize;
@@ -244,25 +244,9 @@ internal static class PriorCommands
     private static VqVaeHeader ReadVqVaeHeader(string path)
     {
         RequireFile(path, "VQ-VAE checkpoint");
-        var metadata = Safetensors.Read(path).Metadata;
-        metadata.TryGetValue("format", out var format);
-        if (format is not (VqVaeCheckpoint.Format or VqVaeCheckpoint.Format1))
-            throw new CheckpointFormatException($"{path}: not a VQ-VAE checkpoint of this program (format '{format ?? "missing"}', expected '{VqVaeCheckpoint.Format}')" +
-                                                (format == PriorCheckpoint.Format ? ": it is a prior checkpoint; give it as --prior or --resume" : ""));
-        VqVaeConfig config;
-        try
-        {
-            config = VqVaeConfig.FromJson(metadata["config"]);
-        }
-        catch (Exception e) when (e is ConfigException or System.Text.Json.JsonException or KeyNotFoundException)
-        {
-            throw new CheckpointFormatException($"{path}: bad model config in the metadata ({e.Message})");
-        }
+        var header = VqVaeCheckpoint.ReadHeader(path);
         // The images a VQ-VAE was trained on depend on the run's seed (the synthetic set, a folder's split): reuse it.
-        int seed = 0;
-        if (metadata.TryGetValue("training", out var training))
-            seed = System.Text.Json.JsonSerializer.Deserialize<TrainingOptions>(training)?.Seed ?? 0;
-        return new VqVaeHeader(config, PriorCheckpoint.Sha256OfFile(path), metadata.GetValueOrDefault("dataset"), seed);
+        return new VqVaeHeader(header.Config, PriorCheckpoint.Sha256OfFile(path), header.Dataset, header.Training?.Seed ?? 0);
     }
 
     // --dataset when given; else the data set of a resumed prior; else the one the VQ-VAE was trained on ("shapes/train" → shapes).
@@ -313,13 +297,6 @@ internal static class PriorCommands
         return (train, test);
     }
 
-    // runs/<name>/prior-latest.safetensors and runs/<name>/checkpoints/prior-step-N.safetensors both belong to runs/<name>.
-    private static string RunFolderOf(string checkpoint)
-    {
-        var folder = Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
-        return Path.GetFileName(folder) == "checkpoints" ? Path.GetDirectoryName(folder)! : folder;
-    }
-
     private static void RequireFile(string path, string what)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such {what}");
@@ -344,11 +321,5 @@ internal static class PriorCommands
                             (m.ImagesPerSecond > 0 ? $" {m.ImagesPerSecond:F0} maps/s" : ""));
                 }));
             });
-    }
-
-    /// <summary>IProgress that runs on the reporting thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

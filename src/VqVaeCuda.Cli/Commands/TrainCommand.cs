@@ -62,8 +62,7 @@ internal static class TrainCommand
             if (resumePath is not null)
             {
                 if (!File.Exists(resumePath)) throw new FileNotFoundException($"{resumePath}: no such checkpoint");
-                config = VqVaeConfig.FromJson(Checkpoints.Safetensors.Read(resumePath).Metadata.GetValueOrDefault("config") ??
-                                              throw new Checkpoints.CheckpointFormatException($"{resumePath}: no model config in its metadata"));
+                config = VqVaeCheckpoint.ReadHeader(resumePath).Config;
             }
             else
             {
@@ -74,7 +73,7 @@ internal static class TrainCommand
             }
             var (train, test) = data.Open(result, config, options.Seed);
             var runDirectory = result.GetValue(output) ?? (resumePath is not null
-                ? RunFolderOf(resumePath)
+                ? CommonOptions.RunFolderOf(resumePath)
                 : Path.Combine("runs", $"{result.GetValue(data.Dataset)!.Replace(':', '-').Replace('/', '-')}-{result.GetValue(preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
 
             var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
@@ -108,13 +107,6 @@ internal static class TrainCommand
         return command;
     }
 
-    // runs/<name>/latest.safetensors and runs/<name>/checkpoints/step-N.safetensors both belong to runs/<name>.
-    private static string RunFolderOf(string checkpoint)
-    {
-        var folder = Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
-        return Path.GetFileName(folder) == "checkpoints" ? Path.GetDirectoryName(folder)! : folder;
-    }
-
     private static void Run(VqVaeTrainer trainer)
     {
         AnsiConsole.Progress()
@@ -133,11 +125,5 @@ internal static class TrainCommand
                             (m.ImagesPerSecond > 0 ? $" {m.ImagesPerSecond:F0} img/s" : ""));
                 }));
             });
-    }
-
-    /// <summary>IProgress that runs on the reporting thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

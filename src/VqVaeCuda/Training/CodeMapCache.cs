@@ -116,7 +116,7 @@ public static class CodeMapCache
             : train.ClassNames?.Length ?? Math.Max(train.Labels.DefaultIfEmpty(-1).Max(), test.Labels.DefaultIfEmpty(-1).Max()) + 1;
         CodeMapSet One(ImageDataset set, int offset)
         {
-            var report = progress is null ? null : new ForwardProgress(done => progress.Report(offset + done));
+            var report = progress is null ? null : new InlineProgress<int>(done => progress.Report(offset + done));
             var codes = VqVaeInference.EncodeCodes(vqvae, set, progress: report);
             return new CodeMapSet(set.Name, codes, classes > 0 ? set.Labels : null, set.Count, l, l, classes);
         }
@@ -178,10 +178,4 @@ public static class CodeMapCache
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static string Short(string hash) => hash.Length > 12 ? hash[..12] + "…" : hash.Length == 0 ? "(none)" : hash;
-
-    /// <summary>IProgress that runs on the reporting thread.</summary>
-    private sealed class ForwardProgress(Action<int> report) : IProgress<int>
-    {
-        public void Report(int value) => report(value);
-    }
 }

@@ -85,7 +85,7 @@ public static class Pipeline
         string vqvaeDirectory = Path.Combine(runDirectory, "vqvae"), priorDirectory = Path.Combine(runDirectory, "prior");
 
         using var vqvaeTrainer = new VqVaeTrainer(new VqVae(device, vqvaeConfig, vqvaeOptions.Seed), train, test, vqvaeOptions, vqvaeDirectory);
-        vqvaeTrainer.Train(progress is null ? null : new Relay<TrainingProgress>(p => progress.Report(new PipelineProgress("vqvae", p.Step, p.TotalSteps,
+        vqvaeTrainer.Train(progress is null ? null : new InlineProgress<TrainingProgress>(p => progress.Report(new PipelineProgress("vqvae", p.Step, p.TotalSteps,
             p.Message ?? (p.Latest is { } m ? $"step {m.Step} {m.Split}: PSNR {m.Psnr:F1} dB, {m.CodesUsed} codes" : null)))),
                            cancellation);
         var vqvae = vqvaeTrainer.Model;
@@ -97,7 +97,7 @@ public static class Pipeline
         var key = new CodeMapCacheKey(sha, $"{options.Dataset}, seed {vqvaeOptions.Seed}", vqvaeConfig.CodebookSize, l, l);
         int images = train.Count + test.Count;
         var codes = CodeMapCache.LoadOrBuild(Path.Combine(priorDirectory, "codes.safetensors"), key, vqvae, () => (train, test),
-                                             progress is null ? null : new Relay<int>(done => progress.Report(new PipelineProgress("codes", done, images))));
+                                             progress is null ? null : new InlineProgress<int>(done => progress.Report(new PipelineProgress("codes", done, images))));
 
         var priorConfig = options.Prior with
         {
@@ -118,7 +118,7 @@ public static class Pipeline
         }
         using (priorTrainer)
         {
-            priorTrainer.Train(progress is null ? null : new Relay<PriorTrainingProgress>(p =>
+            priorTrainer.Train(progress is null ? null : new InlineProgress<PriorTrainingProgress>(p =>
                 progress.Report(new PipelineProgress(p.Message is not null && p.Message.StartsWith("sampling", StringComparison.Ordinal) ? "samples" : "prior",
                                                      p.Step, p.TotalSteps,
                                                      p.Message ?? (p.Latest is { } m ? $"step {m.Step} {m.Split}: NLL {m.NllNats:F3} nats/position" : null)))),
@@ -150,11 +150,5 @@ public static class Pipeline
             ["seconds"] = result.Seconds,
         };
         File.WriteAllText(Path.Combine(result.RunDirectory, "summary.json"), JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
-    }
-
-    // Reports on the calling thread (Progress<T> would post to the thread pool, out of order).
-    private sealed class Relay<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

@@ -84,17 +84,7 @@ public static class PriorCheckpoint
         StateDict? optimizerState = null;
         try
         {
-            using (var state = StateDictFiles.Upload(device, tensors.Values.Where(t => !t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal)), path))
-            {
-                try
-                {
-                    prior.LoadStateDict(state);
-                }
-                catch (StateDictException e)
-                {
-                    throw new CheckpointFormatException($"{path}: {e.Message}");
-                }
-            }
+            StateDictFiles.LoadInto(prior, tensors.Values.Where(t => !t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal)), path);
             if (header.State is not null) optimizerState = StateDictFiles.Upload(device, tensors.Values, path, OptimizerPrefix);
             return new Loaded(prior, header.Info, header.State, optimizerState);
         }

@@ -1,5 +1,6 @@
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Device;
+using VqVaeCuda.Modules;
 using VqVaeCuda.Tensors;
 
 namespace VqVaeCuda.Training;
@@ -16,6 +17,24 @@ public static class StateDictFiles
             yield return t.DType == DType.Int32
                 ? SafetensorsTensor.FromInts(prefix + name, dims, t.ToIntArray())
                 : SafetensorsTensor.FromFloats(prefix + name, dims, t.ToArray());
+        }
+    }
+
+    /// <summary>
+    /// Loads <paramref name="tensors"/> (a checkpoint's model entries) into <paramref name="module"/>, strictly: every
+    /// missing, unexpected and mismatched name refuses, and the module is left unchanged.
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">The entries do not fit the module (each offending name listed, with the file).</exception>
+    public static void LoadInto(Module module, IEnumerable<SafetensorsTensor> tensors, string path)
+    {
+        using var state = Upload(module.Device, tensors, path);
+        try
+        {
+            module.LoadStateDict(state);
+        }
+        catch (StateDictException e)
+        {
+            throw new CheckpointFormatException($"{path}: {e.Message}");
         }
     }
 

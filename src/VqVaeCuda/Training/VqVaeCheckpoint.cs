@@ -79,39 +79,18 @@ public static class VqVaeCheckpoint
     public static Loaded Load(string path, IDevice device)
     {
         var (tensors, metadata) = Safetensors.Read(path);
-        metadata.TryGetValue("format", out var format);
-        if (format != Format && format != Format1)
-            throw new CheckpointFormatException($"{path}: not a VQ-VAE checkpoint of this program (format '{format ?? "missing"}', expected '{Format}' or '{Format1}')");
-        VqVaeConfig config;
-        try
-        {
-            config = VqVaeConfig.FromJson(metadata["config"]);
-        }
-        catch (Exception e) when (e is ConfigException or System.Text.Json.JsonException or KeyNotFoundException)
-        {
-            throw new CheckpointFormatException($"{path}: bad model config in the metadata ({e.Message})");
-        }
+        var header = ParseHeader(path, metadata);
+        var config = header.Config;
         var model = new VqVae(device, config);
         StateDict? optimizerState = null;
         try
         {
-            var modelTensors = tensors.Values.Where(t => !t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal) &&
-                                                         !t.Name.StartsWith(TrainerPrefix, StringComparison.Ordinal));
-            using (var state = StateDictFiles.Upload(device, modelTensors, path))
-            {
-                try
-                {
-                    model.LoadStateDict(state);
-                }
-                catch (StateDictException e)
-                {
-                    throw new CheckpointFormatException($"{path}: {e.Message}");
-                }
-            }
+            StateDictFiles.LoadInto(model, tensors.Values.Where(t => !t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal) &&
+                                                                     !t.Name.StartsWith(TrainerPrefix, StringComparison.Ordinal)), path);
             if (!metadata.TryGetValue("step", out var stepText)) return new Loaded(model, null, null);
 
-            optimizerState = format == Format1 ? Format1Moments(path, tensors, model) : StateDictFiles.Upload(device, tensors.Values, path, OptimizerPrefix);
-            var options = System.Text.Json.JsonSerializer.Deserialize<TrainingOptions>(metadata["training"])!;
+            optimizerState = header.Format == Format1 ? Format1Moments(path, tensors, model) : StateDictFiles.Upload(device, tensors.Values, path, OptimizerPrefix);
+            var options = header.Training ?? throw new CheckpointFormatException($"{path}: training state without its training options");
             var training = new TrainingStateInfo(int.Parse(stepText, CultureInfo.InvariantCulture),
                                                  long.Parse(metadata["adam_step"], CultureInfo.InvariantCulture), options,
                                                  metadata.GetValueOrDefault("dataset", ""));
@@ -129,6 +108,35 @@ public static class VqVaeCheckpoint
             optimizerState?.Dispose();
             model.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>What a checkpoint's metadata says, read without a device.</summary>
+    /// <param name="Format">The format tag (<see cref="Format"/> or <see cref="Format1"/>).</param>
+    /// <param name="Config">The model's configuration.</param>
+    /// <param name="Training">The run's training options, when the checkpoint has training state.</param>
+    /// <param name="Dataset">The training data's name ("shapes/train"), when recorded.</param>
+    public sealed record Header(string Format, VqVaeConfig Config, TrainingOptions? Training, string? Dataset);
+
+    /// <summary>Reads and checks a VQ-VAE checkpoint's metadata (no device needed).</summary>
+    /// <exception cref="CheckpointFormatException">Not safetensors, not a VQ-VAE checkpoint of this program (the format seen is named), or a bad config.</exception>
+    public static Header ReadHeader(string path) => ParseHeader(path, Safetensors.Read(path).Metadata);
+
+    private static Header ParseHeader(string path, IReadOnlyDictionary<string, string> metadata)
+    {
+        metadata.TryGetValue("format", out var format);
+        if (format is not (Format or Format1))
+            throw new CheckpointFormatException($"{path}: not a VQ-VAE checkpoint of this program (format '{format ?? "missing"}', expected '{Format}' or '{Format1}')" +
+                                                (format == PriorCheckpoint.Format ? ": it is a prior checkpoint; give it where a prior is expected (--prior, or --resume of prior train)" : ""));
+        try
+        {
+            var config = VqVaeConfig.FromJson(metadata["config"]);
+            var training = metadata.TryGetValue("training", out var json) ? System.Text.Json.JsonSerializer.Deserialize<TrainingOptions>(json) : null;
+            return new Header(format, config, training, metadata.GetValueOrDefault("dataset"));
+        }
+        catch (Exception e) when (e is ConfigException or System.Text.Json.JsonException or KeyNotFoundException)
+        {
+            throw new CheckpointFormatException($"{path}: bad model config or training options in the metadata ({e.Message})");
         }
     }
 
