@@ -63,8 +63,9 @@ public sealed class GatedPixelCnn : Module
     {
         CheckInputs(codes, labels);
         var x = EmbeddingLayer.ForwardNchw(ctx, codes);
-        Tensor v = x, h = x;
-        foreach (var layer in _layers) (v, h) = layer.Forward(ctx, v, h, labels);
+        Tensor? v = x;
+        Tensor h = x;
+        for (int i = 0; i < _layers.Length; i++) (v, h) = _layers[i].Forward(ctx, v!, h, labels, verticalOutput: i + 1 < _layers.Length);
         return Head(ctx, h);
     }
 

@@ -73,13 +73,14 @@ public sealed class GatedLayer : Module
 
     /// <summary>
     /// One layer on v and h ([N, Cin, H, W] each); <paramref name="labels"/> (int32 [N]) is required exactly when the
-    /// layer is class-conditioned. Returns (v', h'), each [N, C, H, W].
+    /// layer is class-conditioned. Returns (v', h'), each [N, C, H, W]; v' is null when <paramref name="verticalOutput"/>
+    /// is false — the last layer's, which nothing reads (the head sees the horizontal stack only).
     /// </summary>
-    public (Tensor Vertical, Tensor Horizontal) Forward(OpContext ctx, Tensor v, Tensor h, Tensor? labels)
+    public (Tensor? Vertical, Tensor Horizontal) Forward(OpContext ctx, Tensor v, Tensor h, Tensor? labels, bool verticalOutput = true)
     {
         var vPre = Vertical.Forward(ctx, v);
         var hPre = Elementwise.Add(ctx, Horizontal.Forward(ctx, h), VerticalToHorizontal.Forward(ctx, vPre));
-        var vOut = Gate(ctx, vPre, VerticalCondition, labels);
+        var vOut = verticalOutput ? Gate(ctx, vPre, VerticalCondition, labels) : null;
         var hOut = HorizontalOut.Forward(ctx, Gate(ctx, hPre, HorizontalCondition, labels));
         if (Residual) hOut = Elementwise.Add(ctx, hOut, h);
         return (vOut, hOut);

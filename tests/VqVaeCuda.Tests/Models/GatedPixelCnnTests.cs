@@ -81,8 +81,9 @@ public class GatedPixelCnnTests
         var codes = ctx.Ints(Codes(random, h * w, config.CodebookSize), 1, h, w);
         // GatedPixelCnn.Forward step by step, to hold on to the embedding's output.
         var x = prior.EmbeddingLayer.ForwardNchw(ctx, codes);
-        Tensor v = x, hStack = x;
-        foreach (var layer in prior.Layers) (v, hStack) = layer.Forward(ctx, v, hStack, null);
+        Tensor? v = x;
+        Tensor hStack = x;
+        foreach (var layer in prior.Layers) (v, hStack) = layer.Forward(ctx, v!, hStack, null);
         var logits = prior.Head(ctx, hStack);
         var seed = new float[logits.Count];
         for (int c = 0; c < config.CodebookSize; c++) seed[c * h * w + target] = random.Next(2) == 0 ? -1f : 1f;
