@@ -25,6 +25,9 @@ public sealed class OpContext
     /// <summary>The tape, or null when not recording.</summary>
     public Tape? Tape { get; }
 
+    /// <summary>Told of every op's forward and (when recorded) backward: timing, non-finite checks. Null: none.</summary>
+    public IOpObserver? Observer { get; init; }
+
     /// <summary>A fresh output tensor from the arena.</summary>
     public Tensor NewTensor(Shape shape, DType dtype = DType.Float32, string? purpose = null) => Arena.Allocate(shape, dtype, purpose);
 
@@ -37,27 +40,31 @@ public sealed class OpContext
     /// </summary>
     public void Record(string op, Tensor output, Tensor[] inputs, Action<Tape> backward)
     {
+        Observer?.ForwardDone(op, [output]);
         if (Tape is null || !inputs.Any(i => i.RequiresGrad)) return;
         output.RequiresGrad = true;
         var tape = Tape;
+        var observer = Observer;
         tape.Record(op, () =>
         {
             // No gradient reached this output (it did not feed the loss): nothing to propagate.
-            if (tape.TryGradOf(output) is null) return;
-            backward(tape);
+            if (tape.TryGradOf(output) is not null) backward(tape);
+            observer?.BackwardDone(op);
         }, output);
     }
 
     /// <summary>As <see cref="Record(string, Tensor, Tensor[], Action{Tape})"/> for ops with several outputs.</summary>
     public void Record(string op, Tensor[] outputs, Tensor[] inputs, Action<Tape> backward)
     {
+        Observer?.ForwardDone(op, outputs);
         if (Tape is null || !inputs.Any(i => i.RequiresGrad)) return;
         foreach (var o in outputs) o.RequiresGrad = true;
         var tape = Tape;
+        var observer = Observer;
         tape.Record(op, () =>
         {
-            if (outputs.All(o => tape.TryGradOf(o) is null)) return;
-            backward(tape);
+            if (outputs.Any(o => tape.TryGradOf(o) is not null)) backward(tape);
+            observer?.BackwardDone(op);
         }, outputs);
     }
 }

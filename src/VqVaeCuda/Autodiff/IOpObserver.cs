@@ -1,0 +1,19 @@
+using VqVaeCuda.Tensors;
+
+namespace VqVaeCuda.Autodiff;
+
+/// <summary>
+/// Watches ops as they run: each op's forward calls <see cref="ForwardDone"/> once its kernels are launched,
+/// and each recorded backward calls <see cref="BackwardDone"/> once its kernels are launched. The step
+/// benchmark times ops with it (it synchronises the device at each call); a trainer can check outputs for
+/// non-finite values with it. Ops launch asynchronously on a GPU: an observer that reads outputs or times
+/// must synchronise itself.
+/// </summary>
+public interface IOpObserver
+{
+    /// <summary>The forward of <paramref name="op"/> has launched everything that produces <paramref name="outputs"/>.</summary>
+    void ForwardDone(string op, IReadOnlyList<Tensor> outputs);
+
+    /// <summary>The backward of <paramref name="op"/> has launched everything that adds into its inputs' gradients.</summary>
+    void BackwardDone(string op);
+}
