@@ -151,7 +151,12 @@ static inline T from_bits(uint64_t bits) {
 #define gridDim (::vqh::t_gridDim)
 #define warpSize 32
 
-#define __global__
+// Kernels inline into the registry's loops (KernelTraits::run_block_plain runs a block's threads as plain
+// calls): inlined, the thread-local index variables are looked up once per block instead of on every call
+// (libvqvae_host is dlopen()ed, so each lookup is a call to _dl_tlsdesc_dynamic), and the compiler sees
+// the loop over threads. GCC otherwise declined to inline the larger kernels (im2col, col2im), and the
+// per-thread lookups cost 6–8 % of a training step.
+#define __global__ __attribute__((always_inline)) inline
 #define __device__ static
 #define __host__
 #define __forceinline__ __attribute__((always_inline)) inline

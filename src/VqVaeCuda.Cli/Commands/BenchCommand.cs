@@ -25,6 +25,21 @@ internal static class BenchCommand
         {
             Description = "Benchmark sampling from the prior, naive against cached, on 7x7 and 8x8 code maps (runs on its own).",
         };
+        var step = new Option<bool>("--step")
+        {
+            Description = "Benchmark a whole VQ-VAE training step (forward, backward, Adam, EMA codebook update) after warm-up: median and spread, " +
+                          "images/s, launches, memory, FLOPs and bytes against the device's floor, and the time by op (runs on its own).",
+        };
+        var preset = new Option<string>("--preset")
+        {
+            Description = "With --step: the VQ-VAE preset (tiny | shapes | fashion-mnist | cifar10).",
+            DefaultValueFactory = _ => "fashion-mnist",
+        };
+        var batch = new Option<int>("--batch")
+        {
+            Description = "With --step: images per step.",
+            DefaultValueFactory = _ => 64,
+        };
         var priorPreset = new Option<string>("--prior-preset")
         {
             Description = "With --sampling: the prior's architecture (randomly initialised, K = 512).",
@@ -44,25 +59,37 @@ internal static class BenchCommand
         };
         var repetitions = new Option<int>("--repetitions")
         {
-            Description = "Timed repetitions per variant (the median is reported).",
-            DefaultValueFactory = _ => 7,
+            Description = "Timed repetitions per variant (the median is reported); with --step, timed steps (default 10).",
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results to this JSON file." };
         var command = new Command("bench", "Measure time and throughput on a device, with the H100 floor beside each figure: " +
                                             "--kernels for the individual kernels, --ops for every op forward and backward, " +
-                                            "--sampling for the prior's samples per second, naive against cached.");
-        foreach (var o in new Option[] { kernels, ops, sampling, priorPreset, count, device, cache, elements, repetitions, json }) command.Options.Add(o);
+                                            "--sampling for the prior's samples per second, naive against cached, " +
+                                            "--step for a whole training step with its time by op.");
+        foreach (var o in new Option[] { kernels, ops, step, preset, batch, sampling, priorPreset, count, device, cache, elements, repetitions, json })
+            command.Options.Add(o);
         command.SetAction(result => CommonOptions.Guard(() =>
         {
             bool runKernels = result.GetValue(kernels), runOps = result.GetValue(ops);
+            int? repetitionsGiven = result.GetResult(repetitions) is { Implicit: false } ? result.GetValue(repetitions) : null;
+            if (result.GetValue(step))
+            {
+                if (runKernels || runOps || result.GetValue(sampling))
+                    throw new ArgumentException("--step runs on its own: benchmark --kernels, --ops or --sampling in another run");
+                int stepReps = repetitionsGiven ?? 10, images = result.GetValue(batch);
+                if (stepReps < 1) throw new ArgumentException($"--repetitions {stepReps}: at least 1");
+                if (images < 1) throw new ArgumentException($"--batch {images}: at least 1");
+                return BenchStep.Run(result.GetValue(device)!, result.GetValue(cache),
+                                     new StepBenchmarkOptions { Preset = result.GetValue(preset)!, Batch = images, Repetitions = stepReps }, result.GetValue(json));
+            }
             if (result.GetValue(sampling))
             {
                 if (runKernels || runOps) throw new ArgumentException("--sampling runs on its own: benchmark --kernels or --ops in another run");
                 return RunSampling(result.GetValue(device)!, result.GetValue(cache), result.GetValue(priorPreset)!, result.GetValue(count), result.GetValue(json));
             }
             if (!runKernels && !runOps)
-                throw new ArgumentException("choose what to benchmark: --kernels and/or --ops, or --sampling");
-            int n = result.GetValue(elements), reps = result.GetValue(repetitions);
+                throw new ArgumentException("choose what to benchmark: --kernels and/or --ops, or --sampling, or --step");
+            int n = result.GetValue(elements), reps = repetitionsGiven ?? 7;
             if (n < 1024) throw new ArgumentException($"--elements {n}: at least 1024");
             if (reps < 1) throw new ArgumentException($"--repetitions {reps}: at least 1");
             using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));

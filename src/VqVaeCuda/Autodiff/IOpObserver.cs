@@ -11,8 +11,12 @@ namespace VqVaeCuda.Autodiff;
 /// </summary>
 public interface IOpObserver
 {
-    /// <summary>The forward of <paramref name="op"/> has launched everything that produces <paramref name="outputs"/>.</summary>
-    void ForwardDone(string op, IReadOnlyList<Tensor> outputs);
+    /// <summary>
+    /// The forward of <paramref name="op"/> has launched everything that produces <paramref name="outputs"/> from
+    /// <paramref name="inputs"/> (the op's differentiable inputs, e.g. x, weight, bias). Called before the op marks its
+    /// outputs as needing gradients; the op is recorded on the tape when any input <see cref="Tensor.RequiresGrad"/>.
+    /// </summary>
+    void ForwardDone(string op, IReadOnlyList<Tensor> inputs, IReadOnlyList<Tensor> outputs);
 
     /// <summary>The backward of <paramref name="op"/> has launched everything that adds into its inputs' gradients.</summary>
     void BackwardDone(string op);

@@ -40,7 +40,7 @@ public sealed class OpContext
     /// </summary>
     public void Record(string op, Tensor output, Tensor[] inputs, Action<Tape> backward)
     {
-        Observer?.ForwardDone(op, [output]);
+        Observer?.ForwardDone(op, inputs, [output]);
         if (Tape is null || !inputs.Any(i => i.RequiresGrad)) return;
         output.RequiresGrad = true;
         var tape = Tape;
@@ -56,7 +56,7 @@ public sealed class OpContext
     /// <summary>As <see cref="Record(string, Tensor, Tensor[], Action{Tape})"/> for ops with several outputs.</summary>
     public void Record(string op, Tensor[] outputs, Tensor[] inputs, Action<Tape> backward)
     {
-        Observer?.ForwardDone(op, outputs);
+        Observer?.ForwardDone(op, inputs, outputs);
         if (Tape is null || !inputs.Any(i => i.RequiresGrad)) return;
         foreach (var o in outputs) o.RequiresGrad = true;
         var tape = Tape;

@@ -6,10 +6,14 @@ namespace VqVaeCuda.Benchmarks;
 /// <param name="Name">e.g. "H100 SXM".</param>
 /// <param name="PeakFlops">FP32 FLOP/s (non-tensor).</param>
 /// <param name="PeakBytesPerSecond">Memory bandwidth.</param>
-public sealed record ReferenceGpu(string Name, double PeakFlops, double PeakBytesPerSecond)
+/// <param name="Source">Where the figures come from.</param>
+public sealed record ReferenceGpu(string Name, double PeakFlops, double PeakBytesPerSecond, string Source = "")
 {
     /// <summary>DESIGN.md's reference: H100 SXM, ~67 TFLOP/s FP32, ~3.35 TB/s HBM3.</summary>
-    public static ReferenceGpu H100Sxm { get; } = new("H100 SXM", 67e12, 3.35e12);
+    public static ReferenceGpu H100Sxm { get; } = new("H100 SXM", 67e12, 3.35e12, "NVIDIA H100 datasheet: 67 TFLOP/s FP32 (non-tensor), 3.35 TB/s HBM3");
+
+    /// <summary>H200 (SXM): the same GH100 compute as the H100 SXM, 4.8 TB/s HBM3e.</summary>
+    public static ReferenceGpu H200 { get; } = new("H200", 67e12, 4.8e12, "NVIDIA H200 datasheet: 67 TFLOP/s FP32 (non-tensor), 4.8 TB/s HBM3e");
 
     /// <summary>The larger of FLOPs/peak and bytes/bandwidth, in milliseconds.</summary>
     public double FloorMilliseconds(double flops, double bytes) => 1e3 * Math.Max(flops / PeakFlops, bytes / PeakBytesPerSecond);

@@ -70,6 +70,12 @@ public interface IDevice : IDisposable
     void GemmStridedBatched(GemmOp transA, GemmOp transB, int m, int n, int k, float alpha, DevicePointer a, int lda, long strideA,
                             DevicePointer b, int ldb, long strideB, float beta, DevicePointer c, int ldc, long strideC, int batch);
 
+    /// <summary>Kernel launches submitted since the device was created (GEMM calls not included): the step benchmark's launch count.</summary>
+    long KernelLaunches { get; }
+
+    /// <summary>GEMM calls submitted since the device was created (a strided-batched call counts once).</summary>
+    long GemmCalls { get; }
+
     /// <summary>Waits until all submitted work has finished.</summary>
     void Synchronize();
 

@@ -239,6 +239,14 @@ public sealed unsafe class CudaDevice : IDevice
     }
 
     /// <inheritdoc />
+    public long KernelLaunches => _kernelLaunches;
+
+    /// <inheritdoc />
+    public long GemmCalls => _gemmCalls;
+
+    private long _kernelLaunches, _gemmCalls;
+
+    /// <inheritdoc />
     public void Launch(Kernel kernel, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args)
     {
         ArgumentNullException.ThrowIfNull(kernel);
@@ -247,6 +255,7 @@ public sealed unsafe class CudaDevice : IDevice
         if (!_kernels.TryGetValue(kernel.Name, out var own) || !ReferenceEquals(own, kernel))
             throw new KernelLaunchException($"launch of '{kernel.Name}': the kernel was not obtained from {Name}; use {Name}.GetKernel");
         LaunchValidator.Validate(kernel, grid, block, dynamicSharedBytes, args, Capabilities);
+        _kernelLaunches++;
         MakeCurrent();
         ulong* values = stackalloc ulong[Math.Max(1, args.Length)];
         void** pointers = stackalloc void*[Math.Max(1, args.Length)];
@@ -264,6 +273,7 @@ public sealed unsafe class CudaDevice : IDevice
         ThrowIfDisposed();
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc);
         if (m == 0 || n == 0) return;
+        _gemmCalls++;
         var handle = CublasHandle();
         if (Options.AllowTf32)
         {
@@ -290,6 +300,7 @@ public sealed unsafe class CudaDevice : IDevice
         ThrowIfDisposed();
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc, batch);
         if (m == 0 || n == 0 || batch == 0) return;
+        _gemmCalls++;
         // With AllowTf32 the handle's math mode (set at creation) lets this FP32 routine use TF32 as well.
         Cublas.Check(
             Cublas.cublasSgemmStridedBatched(CublasHandle(), Op(transA), Op(transB), m, n, k, alpha, a.Address, lda, strideA,

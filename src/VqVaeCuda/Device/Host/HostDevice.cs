@@ -141,10 +141,19 @@ public sealed unsafe class HostDevice : IDevice
     }
 
     /// <inheritdoc />
+    public long KernelLaunches => _kernelLaunches;
+
+    /// <inheritdoc />
+    public long GemmCalls => _gemmCalls;
+
+    private long _kernelLaunches, _gemmCalls;
+
+    /// <inheritdoc />
     public void Launch(Kernel kernel, Dim3 grid, Dim3 block, int dynamicSharedBytes, params ReadOnlySpan<KernelArg> args)
     {
         ThrowIfDisposed();
         LaunchValidator.Validate(kernel, grid, block, dynamicSharedBytes, args, Capabilities);
+        _kernelLaunches++;
         ulong* values = stackalloc ulong[Math.Max(1, args.Length)];
         void** pointers = stackalloc void*[Math.Max(1, args.Length)];
         KernelArg.ToLaunchParameters(args, values, pointers);
@@ -164,6 +173,7 @@ public sealed unsafe class HostDevice : IDevice
         ThrowIfDisposed();
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc);
         if (m == 0 || n == 0) return;
+        _gemmCalls++;
         RequireBlas();
         OpenBlas.Sgemm(transA, transB, m, n, k, alpha, (float*)a.Address, lda, (float*)b.Address, ldb, beta, (float*)c.Address, ldc);
         if (Options.Checked) VerifyCanaries("GEMM");
@@ -176,6 +186,7 @@ public sealed unsafe class HostDevice : IDevice
         ThrowIfDisposed();
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc, batch);
         if (m == 0 || n == 0 || batch == 0) return;
+        _gemmCalls++;
         RequireBlas();
         for (int i = 0; i < batch; i++)
             OpenBlas.Sgemm(transA, transB, m, n, k, alpha, (float*)a.Address + i * strideA, lda, (float*)b.Address + i * strideB, ldb,

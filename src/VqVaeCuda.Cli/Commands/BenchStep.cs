@@ -1,0 +1,66 @@
+using System.Text.Json;
+using Spectre.Console;
+using VqVaeCuda.Benchmarks;
+
+namespace VqVaeCuda.Cli.Commands;
+
+/// <summary><c>vqvae bench --step</c>: a whole training step, its time by op, its floor.</summary>
+internal static class BenchStep
+{
+    public static int Run(string deviceName, string? cache, StepBenchmarkOptions options, FileInfo? json)
+    {
+        using var dev = CommonOptions.OpenDevice(deviceName, cache);
+        StepBenchmarkResult result = null!;
+        AnsiConsole.Status().Start("benchmarking the training step", ctx =>
+            result = StepBenchmark.Run(dev, options, what => ctx.Status(Markup.Escape($"training step: {what}"))));
+        Print(result);
+        if (json is not null)
+        {
+            File.WriteAllText(json.FullName, JsonSerializer.Serialize(result, JsonOptions));
+            AnsiConsole.MarkupLineInterpolated($"[grey]wrote {json.FullName}[/]");
+        }
+        return 0;
+    }
+
+    internal static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    private static void Print(StepBenchmarkResult r)
+    {
+        var ops = new Table().Border(TableBorder.Rounded).Title("time by op (profiled steps: the device is synchronised at every op)")
+            .AddColumns("op", "phase", "calls", "ms", "share", "launches", "GEMMs", "GFLOP", "GFLOP/s", "MB", "GB/s");
+        foreach (var o in r.ByOp.OrderByDescending(o => o.Milliseconds))
+        {
+            ops.AddRow(Markup.Escape(o.Op), o.Phase, $"{o.Calls}", $"{o.Milliseconds:F2}", $"{100 * o.Milliseconds / r.ProfiledStepMs:F1}%",
+                       $"{o.KernelLaunches}", $"{o.GemmCalls}", o.Flops > 0 ? $"{o.Flops / 1e9:F3}" : "-",
+                       o.Flops > 0 ? $"{o.Flops / 1e9 / (o.Milliseconds / 1e3):F1}" : "-", o.Bytes > 0 ? $"{o.Bytes / 1e6:F1}" : "-",
+                       o.Bytes > 0 ? $"{o.Bytes / 1e9 / (o.Milliseconds / 1e3):F1}" : "-");
+        }
+        double forward = r.ByOp.Where(o => o.Phase == "forward").Sum(o => o.Milliseconds);
+        double backward = r.ByOp.Where(o => o.Phase == "backward").Sum(o => o.Milliseconds);
+        double update = r.ByOp.Where(o => o.Phase == "update").Sum(o => o.Milliseconds);
+        ops.AddEmptyRow();
+        ops.AddRow("[bold]forward[/]", "", "", $"{forward:F2}", $"{100 * forward / r.ProfiledStepMs:F1}%", "", "", "", "", "", "");
+        ops.AddRow("[bold]backward[/]", "", "", $"{backward:F2}", $"{100 * backward / r.ProfiledStepMs:F1}%", "", "", "", "", "", "");
+        ops.AddRow("[bold]update[/]", "", "", $"{update:F2}", $"{100 * update / r.ProfiledStepMs:F1}%", "", "", "", "", "", "");
+        ops.AddRow("[bold]profiled step[/]", "", "", $"{r.ProfiledStepMs:F2}", "100%", "", "", "", "", "", "");
+        AnsiConsole.Write(ops);
+
+        var summary = new Table().Border(TableBorder.Rounded).AddColumns("training step", "value");
+        summary.AddRow("model", Markup.Escape($"{r.Preset}, batch {r.Batch}, {r.ParameterCount:N0} parameters"));
+        summary.AddRow("device", Markup.Escape(r.Device));
+        summary.AddRow("step ms (median)", $"[bold]{r.StepMs:F1}[/]");
+        summary.AddRow("spread (min / p10 / p90 / max)", $"{r.StepMsMin:F1} / {r.StepMsP10:F1} / {r.StepMsP90:F1} / {r.StepMsMax:F1}");
+        summary.AddRow("images/s", $"{r.ImagesPerSecond:F0}");
+        summary.AddRow("kernel launches / GEMM calls per step", $"{r.LaunchesPerStep} / {r.GemmCallsPerStep}");
+        summary.AddRow("work per step", $"{r.Flops / 1e9:F2} GFLOP, {r.Bytes / 1e6:F0} MB (fewest bytes)");
+        summary.AddRow("arena peak / device memory", $"{r.ArenaPeakBytes / 1048576.0:F1} MiB / {r.DeviceBytes / 1048576.0:F1} MiB");
+        foreach (var f in r.Floors)
+            summary.AddRow(Markup.Escape($"floor: {f.Reference}"),
+                           Markup.Escape($"{f.FloorMs:F2} ms at {f.PeakGflops:F0} GFLOP/s{(f.PeakGigabytesPerSecond > 0 ? $", {f.PeakGigabytesPerSecond:F0} GB/s" : "")}: step = {r.StepMs / f.FloorMs:F2}x floor"));
+        AnsiConsole.Write(summary);
+    }
+}

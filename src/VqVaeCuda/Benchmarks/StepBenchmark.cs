@@ -1,0 +1,247 @@
+using System.Diagnostics;
+using VqVaeCuda.Autodiff;
+using VqVaeCuda.Data;
+using VqVaeCuda.Device;
+using VqVaeCuda.Models;
+using VqVaeCuda.Optim;
+using VqVaeCuda.Tensors;
+
+namespace VqVaeCuda.Benchmarks;
+
+/// <summary>What <see cref="StepBenchmark.Run"/> measures: model, batch and how many steps.</summary>
+public sealed record StepBenchmarkOptions
+{
+    /// <summary>VQ-VAE preset (<see cref="VqVaeConfig.Presets"/>).</summary>
+    public string Preset { get; init; } = "fashion-mnist";
+
+    /// <summary>Images per step.</summary>
+    public int Batch { get; init; } = 64;
+
+    /// <summary>Untimed steps first (kernel compilation, caches, allocator).</summary>
+    public int Warmup { get; init; } = 3;
+
+    /// <summary>Timed steps (the median is reported).</summary>
+    public int Repetitions { get; init; } = 10;
+
+    /// <summary>Profiled steps (time by op; they synchronise at every op).</summary>
+    public int ProfiledSteps { get; init; } = 3;
+
+    /// <summary>Learning rate of the Adam step (the trainer's default).</summary>
+    public double LearningRate { get; init; } = 2e-4;
+
+    /// <summary>Seed of the model and the batch.</summary>
+    public int Seed { get; init; }
+}
+
+/// <summary>One measured training step.</summary>
+/// <param name="Preset">The model preset.</param>
+/// <param name="Batch">Images per step.</param>
+/// <param name="Device">"cpu" or "cuda:0".</param>
+/// <param name="Workers">CPU worker threads (the cpu device), or 0 on a GPU.</param>
+/// <param name="StepMs">Median step time, unprofiled.</param>
+/// <param name="StepMsMin">Fastest step.</param>
+/// <param name="StepMsMax">Slowest step.</param>
+/// <param name="StepMsP10">10th percentile.</param>
+/// <param name="StepMsP90">90th percentile.</param>
+/// <param name="ImagesPerSecond">Batch / median step time.</param>
+/// <param name="LaunchesPerStep">Kernel launches in one step (GEMM calls not included).</param>
+/// <param name="GemmCallsPerStep">GEMM calls in one step.</param>
+/// <param name="ArenaPeakBytes">Most arena memory the step used.</param>
+/// <param name="DeviceBytes">Device memory the run holds: arena capacity, parameters and gradients, Adam's moments, the batch.</param>
+/// <param name="ParameterCount">Parameters of the model.</param>
+/// <param name="Flops">FLOPs of one step (<see cref="OpCosts"/>).</param>
+/// <param name="Bytes">Fewest bytes one step moves.</param>
+/// <param name="Floors">The step's floor on each reference: the measured CPU GEMM rate on the cpu device, the H100/H200 table on a GPU.</param>
+/// <param name="ProfiledStepMs">Mean step time of the profiled steps (the sum of <paramref name="ByOp"/>).</param>
+/// <param name="ByOp">Time, launches and work per op and phase, summing to <paramref name="ProfiledStepMs"/>.</param>
+public sealed record StepBenchmarkResult(
+    string Preset, int Batch, string Device, int Workers, double StepMs, double StepMsMin, double StepMsMax, double StepMsP10, double StepMsP90,
+    double ImagesPerSecond, long LaunchesPerStep, long GemmCallsPerStep, long ArenaPeakBytes, long DeviceBytes, long ParameterCount,
+    double Flops, double Bytes, IReadOnlyList<StepFloor> Floors, double ProfiledStepMs, IReadOnlyList<OpTime> ByOp);
+
+/// <summary>The fastest a step could run on one reference: FLOPs at its peak rate or bytes at its bandwidth, whichever is slower.</summary>
+/// <param name="Reference">e.g. "cpu (measured sgemm)", "H100 SXM".</param>
+/// <param name="PeakGflops">The FLOP rate used.</param>
+/// <param name="PeakGigabytesPerSecond">The bandwidth used (0: not counted).</param>
+/// <param name="FloorMs">The floor.</param>
+/// <param name="Source">Where the figures come from.</param>
+public sealed record StepFloor(string Reference, double PeakGflops, double PeakGigabytesPerSecond, double FloorMs, string Source);
+
+/// <summary>
+/// <c>vqvae bench --step</c>: one full VQ-VAE training step — zero gradients, forward, loss, backward, Adam, EMA
+/// codebook update, the losses and code counts read back, code usage and dead-code restarts — exactly the
+/// trainer's <c>VqVaeTrainer.TrainStep</c> (a test holds the two to the same losses), on one fixed
+/// batch of the built-in shapes, timed after warm-up. Then a few profiled steps split the time by op
+/// (<see cref="StepProfiler"/>), forward and backward separately.
+/// </summary>
+public static class StepBenchmark
+{
+    /// <summary>The references a GPU step is compared with (DESIGN.md's H100 SXM and the H200 we may borrow).</summary>
+    public static IReadOnlyList<ReferenceGpu> GpuReferences { get; } = [ReferenceGpu.H100Sxm, ReferenceGpu.H200];
+
+    /// <summary>Measures the step on <paramref name="device"/>.</summary>
+    public static StepBenchmarkResult Run(IDevice device, StepBenchmarkOptions options, Action<string>? progress = null)
+    {
+        var config = VqVaeConfig.Preset(options.Preset);
+        if (options.Batch < 1) throw new ArgumentOutOfRangeException(nameof(options), $"batch must be at least 1, got {options.Batch}");
+        if (options.Repetitions < 1) throw new ArgumentOutOfRangeException(nameof(options), "repetitions must be at least 1");
+        var data = SyntheticShapes.Generate(options.Batch, options.Seed, size: config.ImageSize, channels: config.InputChannels);
+        using var step = new BenchmarkStep(device, config, data, options);
+
+        progress?.Invoke($"warm-up: {options.Warmup} steps");
+        for (int i = 0; i < options.Warmup; i++) step.Run(null);
+        var samples = new double[options.Repetitions];
+        long launches0 = device.KernelLaunches, gemms0 = device.GemmCalls;
+        for (int i = 0; i < options.Repetitions; i++)
+        {
+            progress?.Invoke($"step {i + 1}/{options.Repetitions}");
+            device.Synchronize();
+            long t0 = Stopwatch.GetTimestamp();
+            step.Run(null);
+            device.Synchronize();
+            samples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        long launches = (device.KernelLaunches - launches0) / options.Repetitions;
+        long gemms = (device.GemmCalls - gemms0) / options.Repetitions;
+
+        var profiler = new StepProfiler(device);
+        for (int i = 0; i < options.ProfiledSteps; i++)
+        {
+            progress?.Invoke($"profiled step {i + 1}/{options.ProfiledSteps}");
+            step.Run(profiler);
+        }
+        var byOp = profiler.PerStep();
+        double flops = byOp.Sum(o => o.Flops), bytes = byOp.Sum(o => o.Bytes);
+
+        Array.Sort(samples);
+        double median = Percentile(samples, 0.5);
+        return new StepBenchmarkResult(
+            options.Preset, options.Batch, device.Name, device.Kind == DeviceKind.Host ? device.Capabilities.Multiprocessors : 0,
+            median, samples[0], samples[^1], Percentile(samples, 0.1), Percentile(samples, 0.9), options.Batch / (median / 1e3),
+            launches, gemms, step.ArenaPeakBytes, step.DeviceBytes, step.ParameterCount, flops, bytes,
+            Floors(device, flops, bytes), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp);
+    }
+
+    /// <summary>
+    /// The floors of a step of <paramref name="flops"/> and <paramref name="bytes"/>: on the CPU the FLOPs at the GEMM rate
+    /// measured now (1024³ sgemm through the device, the best the machine does on dense work); on a GPU each reference's
+    /// FP32 peak and bandwidth.
+    /// </summary>
+    public static IReadOnlyList<StepFloor> Floors(IDevice device, double flops, double bytes)
+    {
+        if (device.Kind == DeviceKind.Host)
+        {
+            double gflops = MeasureGemmGflops(device);
+            return [new StepFloor("cpu (measured sgemm 1024³)", gflops, 0, flops / (gflops * 1e9) * 1e3,
+                                  $"sgemm 1024x1024x1024 timed now on {device.Name} ({device.Capabilities.Multiprocessors} worker threads)")];
+        }
+        return GpuReferences.Select(r => new StepFloor(r.Name, r.PeakFlops / 1e9, r.PeakBytesPerSecond / 1e9, r.FloorMilliseconds(flops, bytes), r.Source))
+                            .ToList();
+    }
+
+    private static double MeasureGemmGflops(IDevice device)
+    {
+        const int n = 1024;
+        using var a = device.Allocate(4L * n * n);
+        using var b = device.Allocate(4L * n * n);
+        using var c = device.Allocate(4L * n * n);
+        device.FillBytes(a.Pointer, 0, 4L * n * n);
+        device.FillBytes(b.Pointer, 0, 4L * n * n);
+        double ms = Timing.MedianMilliseconds(device, () => device.Gemm(GemmOp.None, GemmOp.None, n, n, n, 1f, a.Pointer, n, b.Pointer, n, 0f, c.Pointer, n),
+                                              warmup: 2, repetitions: 5);
+        return 2.0 * n * n * n / (ms * 1e-3) / 1e9;
+    }
+
+    private static double Percentile(double[] sorted, double q)
+    {
+        double position = q * (sorted.Length - 1);
+        int lo = (int)Math.Floor(position), hi = (int)Math.Ceiling(position);
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo);
+    }
+}
+
+/// <summary>
+/// The trainer's step on a fixed batch, with optional profiling marks. It is the loop of README and
+/// <c>VqVaeTrainer.TrainStep</c>; StepBenchmarkTests hold the two to the same losses.
+/// </summary>
+internal sealed class BenchmarkStep : IDisposable
+{
+    private const int DeadCodeSteps = 200;  // TrainingOptions' default
+    private readonly VqVae _model;
+    private readonly Adam _adam;
+    private readonly Arena _arena;
+    private readonly ImageDataset _data;
+    private readonly int _seed;
+    private int _step;
+
+    public BenchmarkStep(IDevice device, VqVaeConfig config, ImageDataset data, StepBenchmarkOptions options)
+    {
+        _data = data;
+        _seed = options.Seed;
+        _model = new VqVae(device, config, seed: options.Seed);
+        _adam = new Adam(_model.Parameters(), options.LearningRate);
+        long bytes = Arena.Measure(device, probe =>
+        {
+            var tape = new Tape(probe);
+            var ctx = new OpContext(probe, tape);
+            var x = ctx.Zeros(new Shape(data.Count, config.InputChannels, config.ImageSize, config.ImageSize));
+            tape.Backward(VqVae.ReconstructionLoss(ctx, x, _model.Forward(ctx, x)));
+        });
+        _model.ZeroGrad();
+        _arena = new Arena(device, bytes);
+    }
+
+    public long ArenaPeakBytes => _arena.HighWater;
+
+    public long ParameterCount => _model.ParameterStore.Count;
+
+    // Parameters and gradients (2 floats each), Adam's two moments, the arena.
+    public long DeviceBytes => 4 * 4 * _model.ParameterStore.Count + _arena.Capacity;
+
+    /// <summary>One step; returns the reconstruction loss.</summary>
+    public float Run(StepProfiler? profiler)
+    {
+        var config = _model.Config;
+        long parameters = _model.ParameterStore.Count;
+        profiler?.BeginStep();
+        _arena.Reset();
+        _adam.ZeroGrad();
+        var tape = new Tape(_arena);
+        var ctx = new OpContext(_arena, tape) { Observer = profiler };
+        var x = ctx.NewTensor(new Shape(_data.Count, config.InputChannels, config.ImageSize, config.ImageSize), purpose: "batch");
+        x.CopyFrom(_data.Pixels);
+        var zero = OpCosts.ZeroGradients(parameters);
+        profiler?.Mark("zero gradients + batch upload", "forward", zero.Flops, zero.Bytes);
+
+        var output = _model.Forward(ctx, x);
+        var loss = VqVae.ReconstructionLoss(ctx, x, output);
+        tape.Backward(loss);
+
+        var adam = OpCosts.AdamStep(parameters);
+        _adam.Step();
+        profiler?.Mark("adam", "update", adam.Flops, adam.Bytes);
+        var plain = new OpContext(_arena);
+        _model.Quantizer.UpdateCodebook(plain, output.EncoderOutput, output.Quantized);
+        long m = output.EncoderOutput.Count / config.EmbeddingDim;
+        var ema = _model.Quantizer.Ema is null ? (0.0, 0.0) : OpCosts.EmaUpdate(m, config.CodebookSize, config.EmbeddingDim);
+        profiler?.Mark("ema codebook update", "update", ema.Item1, ema.Item2);
+        _step++;
+
+        var counts = output.Quantized.Counts.ToIntArray();
+        float value = loss.ToArray()[0];
+        _ = output.Quantized.CodebookLoss.ToArray()[0];
+        _ = output.Quantized.CommitmentLoss.ToArray()[0];
+        profiler?.Mark("read losses and counts", "update");
+        _model.Quantizer.RecordUsage(counts, _step);
+        _model.Quantizer.RestartDeadCodes(output.EncoderOutput, _step, DeadCodeSteps, _seed);
+        profiler?.EndStep("code usage + dead-code restarts");
+        return value;
+    }
+
+    public void Dispose()
+    {
+        _arena.Dispose();
+        _adam.Dispose();
+        _model.Dispose();
+    }
+}
