@@ -32,4 +32,11 @@ void* vqh_alloc(size_t bytes, int checked, char* err, int err_cap);
 int vqh_free(void* ptr, char* err, int err_cap);
 int vqh_check_allocations(char* err, int err_cap);
 long long vqh_live_allocation_count();
+
+// GEMM (gemm.cpp): CBLAS sgemm, column-major, split over the worker threads. vqh_set_sgemm registers
+// cblas_sgemm's address (OpenBLAS set to one thread per call); transA/transB: 0 as stored, 1 transposed.
+void vqh_set_sgemm(void* cblas_sgemm);
+int vqh_sgemm_strided_batched(int transA, int transB, int m, int n, int k, float alpha, const float* a, int lda, long long strideA,
+                              const float* b, int ldb, long long strideB, float beta, float* c, int ldc, long long strideC, int batch,
+                              char* err, int err_cap);
 }

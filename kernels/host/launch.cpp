@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 
 #include "block_scheduler.h"
 #include "host_api.h"
+#include "parallel.h"
 
 namespace vqh {
 
@@ -40,6 +42,7 @@ uint64_t splitmix64(uint64_t& state) {
 
 struct LaunchJob {
     const KernelInfo* kernel = nullptr;
+    const std::function<void(uint64_t)>* task = nullptr;  // a parallel_for job instead of a kernel
     void** args = nullptr;
     dim3 grid, block;
     uint32_t dynamic_shared_bytes = 0;
@@ -60,8 +63,28 @@ struct LaunchJob {
 
 __thread void* t_dynamic_shared = nullptr;
 
+// Runs the tasks of a parallel_for job on the calling OS thread until none are left.
+void work_on_tasks(LaunchJob& job) {
+    for (;;) {
+        if (job.failed.load(std::memory_order_relaxed)) return;
+        const uint64_t start = job.next_block.fetch_add(job.chunk, std::memory_order_relaxed);
+        if (start >= job.total_blocks) return;
+        const uint64_t end = std::min(start + job.chunk, job.total_blocks);
+        try {
+            for (uint64_t i = start; i < end; ++i) (*job.task)(i);
+        } catch (const std::exception& e) {
+            job.fail(e.what());
+            return;
+        }
+    }
+}
+
 // Runs blocks of `job` on the calling OS thread until none are left.
 void work_on(LaunchJob& job) {
+    if (job.task != nullptr) {
+        work_on_tasks(job);
+        return;
+    }
     BlockScheduler& scheduler = BlockScheduler::current();
     t_gridDim = job.grid;
     t_blockDim = job.block;
@@ -185,13 +208,28 @@ int register_kernel(const KernelInfo& info) {
 
 void* dynamic_shared() { return t_dynamic_shared; }
 
+int worker_count() { return WorkerPool::instance().size(); }
+
+bool parallel_for(uint64_t count, const std::function<void(uint64_t)>& task, std::string& error) {
+    if (count == 0) return true;
+    LaunchJob job;
+    job.task = &task;
+    job.total_blocks = count;
+    WorkerPool::instance().run(job);
+    if (job.failed.load()) {
+        error = job.error;
+        return false;
+    }
+    return true;
+}
+
 }  // namespace vqh
 
 using namespace vqh;
 
 extern "C" {
 
-int vqh_abi_version() { return 2; }
+int vqh_abi_version() { return 3; }
 
 int vqh_kernel_count() { return static_cast<int>(registry().size()); }
 

@@ -1,4 +1,5 @@
 using VqVaeCuda.Device;
+using VqVaeCuda.Device.Host;
 using VqVaeCuda.Tests.Support;
 
 namespace VqVaeCuda.Tests.Devices;
@@ -95,6 +96,51 @@ public class GemmTests
         {
             var expected = Reference(GemmOp.None, GemmOp.None, m, n, k, 1f, a[(i * m * k)..], m, b[(i * k * n)..], k, 0f, new float[m * n], m);
             Assert.That(result[(i * m * n)..((i + 1) * m * n)], Is.EqualTo(expected).Within(1e-4f), $"matrix {i}");
+        }
+    }
+
+    // The cpu device splits a large product over its worker threads (kernels/host/gemm.cpp): column panels of C
+    // when C is wide, row panels when it is tall, whole products when a batch has one per worker. Three workers
+    // so that panels are uneven and the last one is short; sizes not multiples of the 16-wide panels; every
+    // transpose. Each call is over the 4 MFLOP below which the caller runs it alone.
+    [TestCase(GemmOp.None, GemmOp.None, 100, 190, 130, 1, TestName = "Split GEMM, wide C by column panels (N,N)")]
+    [TestCase(GemmOp.Transpose, GemmOp.Transpose, 100, 190, 130, 1, TestName = "Split GEMM, wide C by column panels (T,T)")]
+    [TestCase(GemmOp.None, GemmOp.Transpose, 210, 70, 150, 1, TestName = "Split GEMM, tall C by row panels (N,T)")]
+    [TestCase(GemmOp.Transpose, GemmOp.None, 210, 70, 150, 1, TestName = "Split GEMM, tall C by row panels (T,N)")]
+    [TestCase(GemmOp.None, GemmOp.None, 90, 60, 200, 2, TestName = "Split GEMM, batch below the workers: panels of each product")]
+    [TestCase(GemmOp.Transpose, GemmOp.None, 64, 49, 300, 7, TestName = "Split GEMM, batch of whole products over the workers")]
+    public void A_gemm_split_over_worker_threads_equals_the_reference(GemmOp ta, GemmOp tb, int m, int n, int k, int batch)
+    {
+        int lda = (ta == GemmOp.None ? m : k) + 3, ldb = (tb == GemmOp.None ? k : n) + 1, ldc = m + 2;
+        long strideA = (long)lda * (ta == GemmOp.None ? k : m), strideB = (long)ldb * (tb == GemmOp.None ? n : k), strideC = (long)ldc * n;
+        Assert.That(2.0 * m * n * k * batch, Is.GreaterThan(4e6), "the work must be large enough to be split");
+        var a = TestData.Floats((int)strideA * batch);
+        var b = TestData.Floats((int)strideB * batch);
+        var c = TestData.Floats((int)strideC * batch);
+        float alpha = 0.75f, beta = 0.5f;
+        try
+        {
+            using var device = new HostDevice(new HostDeviceOptions { Workers = 3 });
+            Assert.That(device.Capabilities.Multiprocessors, Is.EqualTo(3));
+            using var ab = device.Upload(a);
+            using var bb = device.Upload(b);
+            using var cb = device.Upload(c);
+            if (batch == 1) device.Gemm(ta, tb, m, n, k, alpha, ab.Pointer, lda, bb.Pointer, ldb, beta, cb.Pointer, ldc);
+            else
+                device.GemmStridedBatched(ta, tb, m, n, k, alpha, ab.Pointer, lda, strideA, bb.Pointer, ldb, strideB, beta, cb.Pointer, ldc, strideC,
+                                          batch);
+            var result = device.DownloadFloats(cb);
+            for (int i = 0; i < batch; i++)
+            {
+                var expected = Reference(ta, tb, m, n, k, alpha, a[(int)(i * strideA)..], lda, b[(int)(i * strideB)..], ldb, beta,
+                                         c[(int)(i * strideC)..(int)((i + 1) * strideC)], ldc);
+                Assert.That(result[(int)(i * strideC)..(int)((i + 1) * strideC)], Is.EqualTo(expected).Within(2e-3f), $"product {i}");
+            }
+        }
+        finally
+        {
+            // The worker pool is one per process: give the other tests their usual one thread per core back.
+            using var restore = new HostDevice(new HostDeviceOptions { Workers = Environment.ProcessorCount });
         }
     }
 

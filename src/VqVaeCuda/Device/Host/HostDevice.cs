@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using VqVaeCuda.Device.Native;
 using VqVaeCuda.Kernels;
 
 namespace VqVaeCuda.Device.Host;
@@ -174,8 +175,7 @@ public sealed unsafe class HostDevice : IDevice
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc);
         if (m == 0 || n == 0) return;
         _gemmCalls++;
-        RequireBlas();
-        OpenBlas.Sgemm(transA, transB, m, n, k, alpha, (float*)a.Address, lda, (float*)b.Address, ldb, beta, (float*)c.Address, ldc);
+        RunGemm(transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
         if (Options.Checked) VerifyCanaries("GEMM");
     }
 
@@ -187,10 +187,7 @@ public sealed unsafe class HostDevice : IDevice
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc, batch);
         if (m == 0 || n == 0 || batch == 0) return;
         _gemmCalls++;
-        RequireBlas();
-        for (int i = 0; i < batch; i++)
-            OpenBlas.Sgemm(transA, transB, m, n, k, alpha, (float*)a.Address + i * strideA, lda, (float*)b.Address + i * strideB, ldb,
-                           beta, (float*)c.Address + i * strideC, ldc);
+        RunGemm(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch);
         if (Options.Checked) VerifyCanaries("batched GEMM");
     }
 
@@ -215,6 +212,29 @@ public sealed unsafe class HostDevice : IDevice
     private static void RequireBlas()
     {
         if (!OpenBlas.IsAvailable(out var whyNot)) throw new DeviceUnavailableException("cpu", $"GEMM needs a CBLAS library: {whyNot}");
+    }
+
+    // cblas_sgemm registered with libvqvae_host once per process: the library splits each product over its
+    // worker threads, OpenBLAS running single-threaded on each (kernels/host/gemm.cpp says why).
+    private static readonly Lazy<bool> SgemmRegistered = new(() =>
+    {
+        RequireBlas();
+        var sgemm = OpenBlas.SingleThreadedSgemm();
+        if (sgemm == IntPtr.Zero)
+            throw new DeviceUnavailableException("cpu", $"{NativeLibraries.LoadedFrom(NativeLibraries.Blas)} has no cblas_sgemm");
+        HostRuntime.vqh_set_sgemm(sgemm);
+        return true;
+    });
+
+    private static void RunGemm(GemmOp transA, GemmOp transB, int m, int n, int k, float alpha, DevicePointer a, int lda, long strideA,
+                                DevicePointer b, int ldb, long strideB, float beta, DevicePointer c, int ldc, long strideC, int batch)
+    {
+        _ = SgemmRegistered.Value;
+        byte* err = stackalloc byte[ErrorCapacity];
+        int rc = HostRuntime.vqh_sgemm_strided_batched(transA == GemmOp.Transpose ? 1 : 0, transB == GemmOp.Transpose ? 1 : 0, m, n, k, alpha,
+                                                       (float*)a.Address, lda, strideA, (float*)b.Address, ldb, strideB, beta,
+                                                       (float*)c.Address, ldc, strideC, batch, err, ErrorCapacity);
+        HostRuntime.Check(rc, new ReadOnlySpan<byte>(err, ErrorCapacity), "cpu device: GEMM failed");
     }
 
     private static void VerifyCanaries(string after)

@@ -10,7 +10,7 @@ namespace VqVaeCuda.Device.Host;
 internal static unsafe partial class HostRuntime
 {
     /// <summary>The ABI this binding was written for; must equal vqh_abi_version().</summary>
-    public const int AbiVersion = 2;
+    public const int AbiVersion = 3;
     public const string LibraryFileName = "libvqvae_host.so";
     public const string UnavailableFileName = "libvqvae_host.unavailable.txt";
     public const string LibraryEnvironmentVariable = "VQVAE_HOST_LIBRARY";
@@ -90,6 +90,14 @@ internal static unsafe partial class HostRuntime
 
     [LibraryImport(NativeLibraries.Host)]
     public static partial long vqh_live_allocation_count();
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial void vqh_set_sgemm(IntPtr cblasSgemm);
+
+    [LibraryImport(NativeLibraries.Host)]
+    public static partial int vqh_sgemm_strided_batched(int transA, int transB, int m, int n, int k, float alpha, float* a, int lda, long strideA,
+                                                        float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC, int batch,
+                                                        byte* err, int errCap);
 
     /// <summary>One registry entry, as the library reports it.</summary>
     public sealed record RegisteredKernel(int Index, string Name, int SyncKind, string ArgKinds, ushort[] ArgSizes);

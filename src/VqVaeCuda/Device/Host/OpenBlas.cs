@@ -4,26 +4,26 @@ using VqVaeCuda.Device.Native;
 namespace VqVaeCuda.Device.Host;
 
 /// <summary>
-/// CBLAS single-precision GEMM (OpenBLAS, or any CBLAS), called in column-major order so that the CPU
-/// device's GEMM has exactly cuBLAS's calling convention.
+/// CBLAS single-precision GEMM (OpenBLAS, or any CBLAS) for the CPU device: libvqvae_host calls <c>cblas_sgemm</c>
+/// in column-major order (cuBLAS's calling convention) on its worker threads, from the address found here.
 /// </summary>
 internal static unsafe partial class OpenBlas
 {
-    private const int ColMajor = 102;
-    private const int NoTrans = 111;
-    private const int Trans = 112;
-
     static OpenBlas() => NativeLibraries.EnsureResolver();
 
     public static bool IsAvailable(out string? whyNot) => NativeLibraries.TryLoad(NativeLibraries.Blas, out whyNot);
 
-    [LibraryImport(NativeLibraries.Blas)]
-    private static partial void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, float* a, int lda,
-                                            float* b, int ldb, float beta, float* c, int ldc);
-
-    /// <summary>C = alpha·op(A)·op(B) + beta·C, column-major, as cublasSgemm.</summary>
-    public static void Sgemm(GemmOp transA, GemmOp transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb,
-                             float beta, float* c, int ldc) =>
-        cblas_sgemm(ColMajor, transA == GemmOp.Transpose ? Trans : NoTrans, transB == GemmOp.Transpose ? Trans : NoTrans,
-                    m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    /// <summary>
+    /// The address of <c>cblas_sgemm</c> for libvqvae_host, which runs it on its own worker threads; OpenBLAS is set to
+    /// one thread per call first (its own threads would spin beside ours: see kernels/host/gemm.cpp). Zero when the
+    /// library lacks the symbol.
+    /// </summary>
+    public static IntPtr SingleThreadedSgemm()
+    {
+        var handle = NativeLibraries.Require(NativeLibraries.Blas);
+        // OpenBLAS's setter; other CBLAS libraries (the reference BLAS) have no threads to set.
+        if (NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out var setThreads))
+            ((delegate* unmanaged<int, void>)setThreads)(1);
+        return NativeLibrary.TryGetExport(handle, "cblas_sgemm", out var sgemm) ? sgemm : IntPtr.Zero;
+    }
 }
