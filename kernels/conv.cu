@@ -15,21 +15,31 @@
 // dimension N·P (strided batched, stride P).
 //
 // Shapes in the table: NP = N·P, K = C·kh·kw, X = N·C·H·W (image elements). All kernels index with
-// int: the op checks every count fits. Grid-stride kernels: block (256,1,1), grid
-// (min(ceil(count/256), 65535),1,1); any grid is correct.
+// int: the op checks every count fits.
+//
+// Launch shapes. The layout kernels run one thread per element of one (channel, image) plane: grid
+// (ceil(S/B), C, min(N, 65535)), block (B,1,1) with S the plane's size (P or H·W) and B = min(256, S
+// rounded up to 32); x and z loop grid-stride, so any grid.x and grid.z are correct. The channel and image
+// come from blockIdx.y/z, so a thread divides at most once (by the row length) to find its position —
+// the earlier flat grid-stride form divided three to four times per element, which on the CPU device
+// (idiv ≈ 25 cycles) cost more than the memory traffic, and on a GPU is ~20 instructions each. On a GPU
+// the accesses are the same as before (consecutive threads, consecutive positions in a plane: coalesced);
+// up to 1/8 of the threads of a block idle when S is not a multiple of 32 (49 of 64 for 7×7 planes).
+// Limit: C at most 65535 (grid.y; the launcher checks). The mask kernels stay flat grid-stride:
+// block (256,1,1), grid (min(ceil(count/256), 65535),1,1).
 //
 //   kernel                         computes                                      launch            FLOPs       bytes (fewest)
-//   conv_im2col_f32                col from x, as above                          grid-stride over  0           4X + 4·K·NP
-//                                  (thread per (c,n,oh,ow), loops over i,j)      C·N·P threads
-//   conv_col2im_f32                x[n,c,h,w] (=|+=) Σ of the col entries that   grid-stride over  K·NP        4·K·NP + 4X (8X
-//                                  im2col copied from (n,c,h,w); one thread      X threads         (adds)      when accumulating)
+//   conv_im2col_f32                col from x, as above                          planes of P,      0           4X + 4·K·NP
+//                                  (thread per (p, c, n), loops over i,j)        grid (·, C, N)
+//   conv_col2im_f32                x[n,c,h,w] (=|+=) Σ of the col entries that   planes of H·W,    K·NP        4·K·NP + 4X (8X
+//                                  im2col copied from (n,c,h,w); one thread      grid (·, C, N)    (adds)      when accumulating)
 //                                  gathers all of one element's contributions
 //                                  in a fixed order: no atomics, the result does
 //                                  not depend on thread order
-//   conv_nchw_to_cnhw_f32          y[c][n][p] = x[n][c][p] (batched transpose of  grid-stride over  0           8·N·C·P
-//                                  the two outer axes; runs of p stay contiguous) N·C·P threads
-//   channel_bias_forward_f32       y[i] = x[i] + b[(i / P) % C]; x == y allowed   grid-stride over  n           8n + 4C
-//                                                                                 n threads
+//   conv_nchw_to_cnhw_f32          y[c][n][p] = x[n][c][p] (batched transpose of  planes of P,      0           8·N·C·P
+//                                  the two outer axes; runs of p stay contiguous) grid (·, C, N)
+//   channel_bias_forward_f32       y[i] = x[i] + b[(i / P) % C]; x == y allowed   planes of P,      n           8n + 4C
+//                                                                                 grid (·, C, n/(C·P))
 //   channel_bias_backward_f32      db[c] += Σ_{n,p} dy[n,c,p]                     grid (C,1,1),     N·C·P       4·N·C·P + 8C
 //                                  one block per channel: reduce_two_pass.cuh's   block (B,1,1),
 //                                  block_strided_sum (shuffles, one barrier);     B a multiple of
@@ -41,23 +51,24 @@
 #include "common.cuh"
 #include "reduce_two_pass.cuh"
 
+// a / s for a ≥ 0 and a stride s ≥ 1: the strides of these models are 1 and 2, which need no divide.
+__device__ __forceinline__ int divide_by_stride(int a, int s) { return s == 1 ? a : s == 2 ? (a >> 1) : a / s; }
+
 extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* __restrict__ col, int N, int C, int H, int W,
                                            int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
     const int P = Ho * Wo;
     const int NP = N * P;
-    const int total = C * NP;
-    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
-        // t = c·NP + q with q = n·P + oh·Wo + ow: consecutive threads write consecutive columns (coalesced).
-        const int c = t / NP;
-        const int q = t - c * NP;
-        const int n = q / P;
-        const int p = q - n * P;
+    const int c = blockIdx.y;
+    for (int n = blockIdx.z; n < N; n += gridDim.z)
+    for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) {
+        const float* image = x + (n * C + c) * H * W;
+        float* plane = col + (c * kh * kw) * NP + n * P;
+        // Column q = n·P + p: consecutive threads write consecutive columns of every row (coalesced).
         const int oh = p / Wo;
         const int ow = p - oh * Wo;
         const int h0 = oh * sh - ph;
         const int w0 = ow * sw - pw;
-        const float* image = x + (n * C + c) * H * W;
-        float* out = col + (c * kh * kw) * NP + q;
+        float* out = plane + p;
         for (int i = 0; i < kh; i++) {
             const int h = h0 + i;
             const bool rowInside = h >= 0 && h < H;
@@ -76,20 +87,21 @@ extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float*
                                            int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int accumulate) {
     const int P = Ho * Wo;
     const int NP = N * P;
-    const int total = N * C * H * W;
-    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
-        const int w = t % W;
-        const int h = (t / W) % H;
-        const int c = (t / (W * H)) % C;
-        const int n = t / (W * H * C);
+    const int HW = H * W;
+    const int c = blockIdx.y;
+    for (int n = blockIdx.z; n < N; n += gridDim.z)
+    for (int s = blockIdx.x * blockDim.x + threadIdx.x; s < HW; s += blockDim.x * gridDim.x) {
+        const float* base = col + (c * kh * kw) * NP + n * P;
+        float* image = x + (n * C + c) * HW;
+        const int h = s / W;
+        const int w = s - h * W;
         // Output rows oh that touched row h: oh·sh − ph + i = h for some tap 0 ≤ i < kh.
         const int hp = h + ph;
         const int wp = w + pw;
-        const int ohLo = hp < kh ? 0 : (hp - kh) / sh + 1;
-        const int ohHi = min(hp / sh, Ho - 1);
-        const int owLo = wp < kw ? 0 : (wp - kw) / sw + 1;
-        const int owHi = min(wp / sw, Wo - 1);
-        const float* base = col + (c * kh * kw) * NP + n * P;
+        const int ohLo = hp < kh ? 0 : divide_by_stride(hp - kh, sh) + 1;
+        const int ohHi = min(divide_by_stride(hp, sh), Ho - 1);
+        const int owLo = wp < kw ? 0 : divide_by_stride(wp - kw, sw) + 1;
+        const int owHi = min(divide_by_stride(wp, sw), Wo - 1);
         float sum = 0.0f;
         for (int oh = ohLo; oh <= ohHi; oh++) {
             const int i = hp - oh * sh;
@@ -98,26 +110,29 @@ extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float*
                 sum += base[(i * kw + j) * NP + oh * Wo + ow];
             }
         }
-        x[t] = accumulate ? x[t] + sum : sum;
+        image[s] = accumulate ? image[s] + sum : sum;
     }
 }
 VQ_KERNEL_NO_SYNC(conv_col2im_f32)
 
 extern "C" __global__ void conv_nchw_to_cnhw_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P) {
-    const int total = N * C * P;
-    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += blockDim.x * gridDim.x) {
-        // t indexes the output [C][N][P], so writes are coalesced; reads are too within a run of P.
-        const int p = t % P;
-        const int n = (t / P) % N;
-        const int c = t / (P * N);
-        y[t] = x[(n * C + c) * P + p];
-    }
+    const int c = blockIdx.y;
+    for (int n = blockIdx.z; n < N; n += gridDim.z)
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) y[(c * N + n) * P + p] = x[(n * C + c) * P + p];
 }
 VQ_KERNEL_NO_SYNC(conv_nchw_to_cnhw_f32)
 
 // No __restrict__: the convolutions add their bias in place (x == y).
+// n = N·C·P.
 extern "C" __global__ void channel_bias_forward_f32(const float* x, const float* bias, float* y, int C, int P, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) y[i] = x[i] + bias[(i / P) % C];
+    const int c = blockIdx.y;
+    const int N = n / (C * P);
+    const float b = bias[c];
+    for (int image = blockIdx.z; image < N; image += gridDim.z)
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) {
+            const int i = (image * C + c) * P + p;
+            y[i] = x[i] + b;
+        }
 }
 VQ_KERNEL_NO_SYNC(channel_bias_forward_f32)
 

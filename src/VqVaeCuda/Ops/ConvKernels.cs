@@ -4,31 +4,48 @@ using static VqVaeCuda.Ops.KernelLaunch;
 namespace VqVaeCuda.Ops;
 
 /// <summary>
-/// Launches of kernels/conv.cu: grid-stride kernels with block 256 over the counts the file's header
-/// states; the bias backward is one block of <see cref="BiasReductionBlock"/> per channel.
+/// Launches of kernels/conv.cu: the layout kernels take one (channel, image) plane per blockIdx.y/z
+/// (<see cref="LaunchPlanes"/>); the mask kernels are grid-stride with block 256; the bias backward is one
+/// block of <see cref="BiasReductionBlock"/> per channel.
 /// </summary>
 internal static class ConvKernels
 {
     /// <summary>Threads per channel block of the bias gradient (a multiple of 32, at most 1024).</summary>
     public const int BiasReductionBlock = 256;
 
-    /// <summary>col [C·kh·kw, N·P] from the image [N, C, H, W]; grid-stride over C·N·P.</summary>
+    /// <summary>The most channels a plane launch takes (grid.y; images beyond grid.z's 65535 are looped over).</summary>
+    public const int MaxPlanes = 65535;
+
+    /// <summary>col [C·kh·kw, N·P] from the image [N, C, H, W]; planes of P, grid (·, C, N).</summary>
     public static void Im2Col(IDevice device, DevicePointer image, DevicePointer col, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
                               int pw, int ho, int wo) =>
-        LaunchGridStride(device, "conv_im2col_f32", (long)c * n * ho * wo, image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+        LaunchPlanes(device, "conv_im2col_f32", ho * wo, c, n, image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
 
-    /// <summary>image (= or +=) the gathered col entries; grid-stride over N·C·H·W.</summary>
+    /// <summary>image (= or +=) the gathered col entries; planes of H·W, grid (·, C, N).</summary>
     public static void Col2Im(IDevice device, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
                               int pw, int ho, int wo, bool accumulate) =>
-        LaunchGridStride(device, "conv_col2im_f32", (long)n * c * h * w, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0);
+        LaunchPlanes(device, "conv_col2im_f32", h * w, c, n, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0);
 
-    /// <summary>y[c][n][p] = x[n][c][p]; grid-stride over N·C·P.</summary>
+    /// <summary>y[c][n][p] = x[n][c][p]; planes of P, grid (·, C, N).</summary>
     public static void NchwToCnhw(IDevice device, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p) =>
-        LaunchGridStride(device, "conv_nchw_to_cnhw_f32", (long)n * c * p, nchw, cnhw, n, c, p);
+        LaunchPlanes(device, "conv_nchw_to_cnhw_f32", p, c, n, nchw, cnhw, n, c, p);
 
-    /// <summary>y[i] = x[i] + bias[(i / P) % C] (x == y allowed); grid-stride over count.</summary>
+    /// <summary>y[i] = x[i] + bias[(i / P) % C] (x == y allowed) over count = N·C·P; planes of P, grid (·, C, N).</summary>
     public static void ChannelBiasForward(IDevice device, DevicePointer x, DevicePointer bias, DevicePointer y, int c, int p, int count) =>
-        LaunchGridStride(device, "channel_bias_forward_f32", count, x, bias, y, c, p, count);
+        LaunchPlanes(device, "channel_bias_forward_f32", p, c, count / (c * p), x, bias, y, c, p, count);
+
+    /// <summary>
+    /// One thread per element of each of <paramref name="y"/> × <paramref name="z"/> planes of <paramref name="plane"/>
+    /// elements: block min(256, plane rounded up to 32), grid (ceil(plane / block) up to 65535, y, z up to 65535).
+    /// </summary>
+    private static void LaunchPlanes(IDevice device, string kernel, int plane, int y, int z, params ReadOnlySpan<KernelArg> args)
+    {
+        if (y > MaxPlanes)
+            throw new ArgumentOutOfRangeException(nameof(y), $"{kernel}: {y} channels exceed the launch's {MaxPlanes} (grid.y)");
+        int block = Math.Min(Block, Math.Max(32, (plane + 31) / 32 * 32));
+        var grid = new Dim3((uint)Math.Clamp((plane + block - 1) / block, 1, MaxGridStrideBlocks), (uint)Math.Max(1, y), (uint)Math.Clamp(z, 1, MaxPlanes));
+        Launch(device, kernel, grid, new Dim3((uint)block), args);
+    }
 
     /// <summary>dbias[c] += Σ_{n,p} dy[n, c, p]: grid (C), block <see cref="BiasReductionBlock"/>.</summary>
     public static void ChannelBiasBackward(IDevice device, DevicePointer dy, DevicePointer dbias, int n, int c, int p) =>

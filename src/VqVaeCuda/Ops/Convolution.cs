@@ -149,6 +149,7 @@ public static class Convolution
         int n = x.Shape[0], c = x.Shape[1];
         OpChecks.Require(bias.Shape.Rank == 1 && bias.Shape[0] == c, op, $"bias {bias.Describe()} must be [{c}] for input {x.Describe()}");
         OpChecks.Require(x.Count <= int.MaxValue, op, $"input {x.Describe()} has more than {int.MaxValue} elements");
+        OpChecks.Require(c <= ConvKernels.MaxPlanes, op, $"{c} channels: the bias kernel takes at most {ConvKernels.MaxPlanes}");
         int count = (int)x.Count, p = count / (n * c);
 
         var y = ctx.NewTensor(x.Shape, purpose: op);
@@ -315,6 +316,8 @@ public static class Convolution
         double largest = Math.Max(image, Math.Max(output, columns));
         OpChecks.Require(largest <= int.MaxValue, op,
                          $"{largest:0} elements in one buffer (image {image:0}, output {output:0}, columns {columns:0}) exceed the kernels' int indexing; split the batch");
+        OpChecks.Require(c <= ConvKernels.MaxPlanes && co <= ConvKernels.MaxPlanes, op,
+                         $"{Math.Max(c, co)} channels: the convolution kernels take at most {ConvKernels.MaxPlanes} (one grid row per channel)");
     }
 
     /// <summary>
