@@ -2,8 +2,9 @@
 // channel bias forward and backward, weight masks for the masked (PixelCNN) convolutions.
 //
 // How a convolution uses them (src/VqVaeCuda/Ops/Convolution.cs has the whole story):
-//   conv2d forward      im2col(x) -> col; y[n] = W · col[:, n] (one strided-batched GEMM); bias
-//   conv2d backward     dY -> dYᵀ in [Cout][N·P]; dW += dYᵀ · colᵀ; dcol = Wᵀ · dYᵀ; col2im(dcol) += dx
+//   conv2d forward      im2col(x) -> col; yᵀ = W · col (one GEMM, [Cout][N·P]); y = NCHW(yᵀ) + bias (one pass)
+//   conv2d backward     dY -> dYᵀ in [Cout][N·P]; db += row sums of dYᵀ; dW += dYᵀ · colᵀ; dcol = Wᵀ · dYᵀ;
+//                       col2im(dcol) += dx
 //   conv_transpose2d    the same pieces with forward and backward-data exchanged.
 //
 // The column matrix. For a convolution of an image [N,C,H,W] with a kh×kw kernel, stride (sh,sw),
@@ -18,14 +19,14 @@
 // int: the op checks every count fits.
 //
 // Launch shapes. The layout kernels run one thread per element of one (channel, image) plane: grid
-// (ceil(S/B), C, min(N, 65535)), block (B,1,1) with S the plane's size (P or H·W) and B = min(256, S
-// rounded up to 32); x and z loop grid-stride, so any grid.x and grid.z are correct. The channel and image
+// (ceil(S/B), min(C, 65535), min(N, 65535)), block (B,1,1) with S the plane's size (P or H·W) and
+// B = min(256, S rounded up to 32); all three axes loop grid-stride, so any grid is correct. The channel and image
 // come from blockIdx.y/z, so a thread divides at most once (by the row length) to find its position —
 // the earlier flat grid-stride form divided three to four times per element, which on the CPU device
 // (idiv ≈ 25 cycles) cost more than the memory traffic, and on a GPU is ~20 instructions each. On a GPU
 // the accesses are the same as before (consecutive threads, consecutive positions in a plane: coalesced);
-// up to 1/8 of the threads of a block idle when S is not a multiple of 32 (49 of 64 for 7×7 planes).
-// Limit: C at most 65535 (grid.y; the launcher checks). The mask kernels stay flat grid-stride:
+// up to 31 threads of a block idle when S is not a multiple of 32 (15 of 64 for 7×7 planes). The mask
+// kernels stay flat grid-stride:
 // block (256,1,1), grid (min(ceil(count/256), 65535),1,1).
 //
 //   kernel                         computes                                      launch            FLOPs       bytes (fewest)
@@ -38,6 +39,10 @@
 //                                  not depend on thread order
 //   conv_nchw_to_cnhw_f32          y[c][n][p] = x[n][c][p] (batched transpose of  planes of P,      0           8·N·C·P
 //                                  the two outer axes; runs of p stay contiguous) grid (·, C, N)
+//   conv_cnhw_to_nchw_bias_f32     y[n][c][p] = x[c][n][p] + b[c] (the forward's  planes of P,      N·C·P       8·N·C·P + 4C
+//                                  GEMM output to NCHW, bias fused)               grid (·, C, N)
+//   conv_cnhw_to_nchw_add_f32      y[n][c][p] += x[c][n][p] (a transposed conv's  planes of P,      N·C·P       12·N·C·P
+//                                  input gradient from its GEMM's layout)         grid (·, C, N)
 //   channel_bias_forward_f32       y[i] = x[i] + b[(i / P) % C]; x == y allowed   planes of P,      n           8n + 4C
 //                                                                                 grid (·, C, n/(C·P))
 //   channel_bias_backward_f32      db[c] += Σ_{n,p} dy[n,c,p]                     grid (C,1,1),     N·C·P       4·N·C·P + 8C
@@ -58,7 +63,7 @@ extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* _
                                            int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
     const int P = Ho * Wo;
     const int NP = N * P;
-    const int c = blockIdx.y;
+    for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z)
     for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) {
         const float* image = x + (n * C + c) * H * W;
@@ -88,7 +93,7 @@ extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float*
     const int P = Ho * Wo;
     const int NP = N * P;
     const int HW = H * W;
-    const int c = blockIdx.y;
+    for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z)
     for (int s = blockIdx.x * blockDim.x + threadIdx.x; s < HW; s += blockDim.x * gridDim.x) {
         const float* base = col + (c * kh * kw) * NP + n * P;
@@ -116,22 +121,38 @@ extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float*
 VQ_KERNEL_NO_SYNC(conv_col2im_f32)
 
 extern "C" __global__ void conv_nchw_to_cnhw_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P) {
-    const int c = blockIdx.y;
+    for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z)
         for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) y[(c * N + n) * P + p] = x[(n * C + c) * P + p];
 }
 VQ_KERNEL_NO_SYNC(conv_nchw_to_cnhw_f32)
 
+// The way back from the GEMM's [C][N·P] layout, fused with what follows it: the convolution's forward adds
+// its bias, the transposed convolution's backward adds into the input gradient.
+extern "C" __global__ void conv_cnhw_to_nchw_bias_f32(const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y,
+                                                      int N, int C, int P) {
+    for (int c = blockIdx.y; c < C; c += gridDim.y)
+    for (int n = blockIdx.z; n < N; n += gridDim.z)
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) y[(n * C + c) * P + p] = x[(c * N + n) * P + p] + bias[c];
+}
+VQ_KERNEL_NO_SYNC(conv_cnhw_to_nchw_bias_f32)
+
+extern "C" __global__ void conv_cnhw_to_nchw_add_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P) {
+    for (int c = blockIdx.y; c < C; c += gridDim.y)
+    for (int n = blockIdx.z; n < N; n += gridDim.z)
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) y[(n * C + c) * P + p] += x[(c * N + n) * P + p];
+}
+VQ_KERNEL_NO_SYNC(conv_cnhw_to_nchw_add_f32)
+
 // No __restrict__: the convolutions add their bias in place (x == y).
 // n = N·C·P.
 extern "C" __global__ void channel_bias_forward_f32(const float* x, const float* bias, float* y, int C, int P, int n) {
-    const int c = blockIdx.y;
     const int N = n / (C * P);
-    const float b = bias[c];
+    for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int image = blockIdx.z; image < N; image += gridDim.z)
         for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) {
             const int i = (image * C + c) * P + p;
-            y[i] = x[i] + b;
+            y[i] = x[i] + bias[c];
         }
 }
 VQ_KERNEL_NO_SYNC(channel_bias_forward_f32)

@@ -13,7 +13,7 @@ internal static class ConvKernels
     /// <summary>Threads per channel block of the bias gradient (a multiple of 32, at most 1024).</summary>
     public const int BiasReductionBlock = 256;
 
-    /// <summary>The most channels a plane launch takes (grid.y; images beyond grid.z's 65535 are looped over).</summary>
+    /// <summary>The most blocks a plane launch puts on grid.y and grid.z; the kernels loop over more channels or images.</summary>
     public const int MaxPlanes = 65535;
 
     /// <summary>col [C·kh·kw, N·P] from the image [N, C, H, W]; planes of P, grid (·, C, N).</summary>
@@ -30,20 +30,26 @@ internal static class ConvKernels
     public static void NchwToCnhw(IDevice device, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p) =>
         LaunchPlanes(device, "conv_nchw_to_cnhw_f32", p, c, n, nchw, cnhw, n, c, p);
 
+    /// <summary>y[n][c][p] = x[c][n·P + p] + bias[c]: a GEMM's [C][N·P] output to NCHW with the bias added; planes of P, grid (·, C, N).</summary>
+    public static void CnhwToNchwBias(IDevice device, DevicePointer cnhw, DevicePointer bias, DevicePointer nchw, int n, int c, int p) =>
+        LaunchPlanes(device, "conv_cnhw_to_nchw_bias_f32", p, c, n, cnhw, bias, nchw, n, c, p);
+
+    /// <summary>y[n][c][p] += x[c][n·P + p]; planes of P, grid (·, C, N).</summary>
+    public static void CnhwToNchwAdd(IDevice device, DevicePointer cnhw, DevicePointer nchw, int n, int c, int p) =>
+        LaunchPlanes(device, "conv_cnhw_to_nchw_add_f32", p, c, n, cnhw, nchw, n, c, p);
+
     /// <summary>y[i] = x[i] + bias[(i / P) % C] (x == y allowed) over count = N·C·P; planes of P, grid (·, C, N).</summary>
     public static void ChannelBiasForward(IDevice device, DevicePointer x, DevicePointer bias, DevicePointer y, int c, int p, int count) =>
         LaunchPlanes(device, "channel_bias_forward_f32", p, c, count / (c * p), x, bias, y, c, p, count);
 
     /// <summary>
     /// One thread per element of each of <paramref name="y"/> × <paramref name="z"/> planes of <paramref name="plane"/>
-    /// elements: block min(256, plane rounded up to 32), grid (ceil(plane / block) up to 65535, y, z up to 65535).
+    /// elements: block min(256, plane rounded up to 32), grid (ceil(plane / block), y, z), each axis at most 65535.
     /// </summary>
     private static void LaunchPlanes(IDevice device, string kernel, int plane, int y, int z, params ReadOnlySpan<KernelArg> args)
     {
-        if (y > MaxPlanes)
-            throw new ArgumentOutOfRangeException(nameof(y), $"{kernel}: {y} channels exceed the launch's {MaxPlanes} (grid.y)");
         int block = Math.Min(Block, Math.Max(32, (plane + 31) / 32 * 32));
-        var grid = new Dim3((uint)Math.Clamp((plane + block - 1) / block, 1, MaxGridStrideBlocks), (uint)Math.Max(1, y), (uint)Math.Clamp(z, 1, MaxPlanes));
+        var grid = new Dim3((uint)Math.Clamp((plane + block - 1) / block, 1, MaxGridStrideBlocks), (uint)Math.Clamp(y, 1, MaxPlanes), (uint)Math.Clamp(z, 1, MaxPlanes));
         Launch(device, kernel, grid, new Dim3((uint)block), args);
     }
 
