@@ -8,7 +8,8 @@ namespace VqVaeCuda.Tests.Training;
 
 /// <summary>
 /// Checkpoints of the first format (Fixtures/README.md: written by the code before the module layer) still
-/// load and resume exactly; today's format stores optimizer state per parameter.
+/// load and resume: like the run that wrote them (to float rounding: see below), and bit for bit like the same
+/// state saved in today's format, which stores optimizer state per parameter.
 /// </summary>
 [TestFixture, Category("Cpu")]
 public class CheckpointCompatibilityTests
@@ -28,8 +29,17 @@ public class CheckpointCompatibilityTests
                                   int.Parse(f[4], CultureInfo.InvariantCulture));
         }).ToArray();
 
+    // The fixture run's numbers were computed by the code of its day. Since then the summation order of one
+    // reduction has changed on purpose (on the cpu device the bias gradient runs one warp per channel,
+    // 2026-12-01: kernels/NOTES.md), so today's continuation agrees with the original run to float rounding, not
+    // bit for bit: measured, parameters within 1.5e-8 and Adam moments within 7e-6 relative after 3 steps. The
+    // bounds below are ~10x that. Bit-exact resume within today's code is the next test and the trainer's.
+    private const double LossTolerance = 1e-5;         // relative
+    private const double ParameterTolerance = 2e-7;    // absolute, weights and EMA statistics of ~0.01–1
+    private const double MomentTolerance = 1e-4;       // relative, Adam moments (plus 1e-12 absolute for the ~0 ones)
+
     [Test]
-    public void A_format_1_checkpoint_resumes_to_the_same_losses_and_parameters_as_the_run_that_wrote_it()
+    public void A_format_1_checkpoint_resumes_like_the_run_that_wrote_it()
     {
         using var device = TestDevices.Cpu();
         var (train, test) = FixtureData();
@@ -37,7 +47,16 @@ public class CheckpointCompatibilityTests
         Assert.That(trainer.Step, Is.EqualTo(5));
         Assert.That(trainer.Optimizer.StepCount, Is.EqualTo(5));
         var resumed = Enumerable.Range(0, 3).Select(_ => trainer.TrainStep()).ToArray();
-        Assert.That(resumed, Is.EqualTo(FixtureLosses()[5..8]), "steps 6 to 8, bit for bit");
+        var original = FixtureLosses()[5..8];
+        for (int i = 0; i < 3; i++)
+        {
+            string step = $"step {original[i].Step}";
+            Assert.That(resumed[i].Step, Is.EqualTo(original[i].Step));
+            Assert.That(resumed[i].CodesUsed, Is.EqualTo(original[i].CodesUsed), $"{step}: codes used");
+            Assert.That(resumed[i].ReconstructionMse, Is.EqualTo(original[i].ReconstructionMse).Within(LossTolerance * 100).Percent, $"{step}: reconstruction");
+            Assert.That(resumed[i].CodebookLoss, Is.EqualTo(original[i].CodebookLoss).Within(LossTolerance * 100).Percent, $"{step}: codebook loss");
+            Assert.That(resumed[i].CommitmentLoss, Is.EqualTo(original[i].CommitmentLoss).Within(LossTolerance * 100).Percent, $"{step}: commitment");
+        }
 
         // The step-8 checkpoint of the original run: every weight, EMA statistic and Adam moment.
         var step8 = VqVaeCheckpoint.Load(Fixture("vqvae-format1-step8.safetensors"), device);
@@ -46,9 +65,39 @@ public class CheckpointCompatibilityTests
         var expected = model8.StateDict();
         var actual = trainer.Model.StateDict();
         Assert.That(actual.Keys, Is.EqualTo(expected.Keys));
-        foreach (var (name, t) in expected) Assert.That(actual[name].ToArray(), Is.EqualTo(t.ToArray()), name);
-        foreach (var (name, t) in trainer.Optimizer.StateDict()) Assert.That(t.ToArray(), Is.EqualTo(moments8[name].ToArray()), name);
+        foreach (var (name, t) in expected) Assert.That(actual[name].ToArray(), Is.EqualTo(t.ToArray()).Within(ParameterTolerance), name);
+        foreach (var (name, t) in trainer.Optimizer.StateDict())
+        {
+            var (a, e) = (t.ToArray(), moments8[name].ToArray());
+            for (int i = 0; i < a.Length; i++)
+                Assert.That(Math.Abs(a[i] - e[i]), Is.LessThanOrEqualTo(MomentTolerance * Math.Abs(e[i]) + 1e-12), $"{name}[{i}]");
+        }
         Assert.That(trainer.Model.Quantizer.CodeLastUsed, Is.EqualTo(model8.Quantizer.CodeLastUsed));
+    }
+
+    [Test]
+    public void A_format_1_checkpoint_saved_as_format_2_resumes_bit_for_bit_like_the_original_file()
+    {
+        using var device = TestDevices.Cpu();
+        var (train, test) = FixtureData();
+        var converted = Path.Combine(Path.GetTempPath(), $"vqvae-format1-as-2-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            using (var fromFormat1 = VqVaeTrainer.Resume(device, Fixture("vqvae-format1-step5.safetensors"), train, test, null, runDirectory: null))
+                fromFormat1.SaveCheckpoint(converted);
+            using var a = VqVaeTrainer.Resume(device, Fixture("vqvae-format1-step5.safetensors"), train, test, null, runDirectory: null);
+            using var b = VqVaeTrainer.Resume(device, converted, train, test, null, runDirectory: null);
+            var lossesA = Enumerable.Range(0, 3).Select(_ => a.TrainStep()).ToArray();
+            var lossesB = Enumerable.Range(0, 3).Select(_ => b.TrainStep()).ToArray();
+            Assert.That(lossesB, Is.EqualTo(lossesA), "steps 6 to 8, bit for bit");
+            foreach (var (name, t) in a.Model.StateDict()) Assert.That(b.Model.StateDict()[name].ToArray(), Is.EqualTo(t.ToArray()), name);
+            foreach (var (name, t) in a.Optimizer.StateDict()) Assert.That(b.Optimizer.StateDict()[name].ToArray(), Is.EqualTo(t.ToArray()), name);
+            Assert.That(b.Model.Quantizer.CodeLastUsed, Is.EqualTo(a.Model.Quantizer.CodeLastUsed));
+        }
+        finally
+        {
+            File.Delete(converted);
+        }
     }
 
     [Test]
