@@ -14,7 +14,8 @@ extern "C" __global__ void relu_forward_f32(const float* __restrict__ x, float* 
 VQ_KERNEL_NO_SYNC(relu_forward_f32)
 
 extern "C" __global__ void relu_backward_f32(const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
-        if (y[i] > 0.0f) dx[i] += dy[i];
+    // A select, not a branch: the loop vectorises on the CPU (the branch made it 4x slower than the forward there);
+    // a GPU predicates either form. (−0 in dx may become +0 where y ≤ 0: equal as floats.)
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
 }
 VQ_KERNEL_NO_SYNC(relu_backward_f32)

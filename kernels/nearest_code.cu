@@ -20,7 +20,7 @@
 //   vq_codebook_prepare_f32   enorm[k] = ‖e_k‖², et = Eᵀ ([D, K], codes contiguous, for coalesced tile loads).
 //       thread per code, grid-stride; block (256), grid (ceil(K/256)).            FLOPs 2KD   bytes 8KD + 4K
 //
-// Fused variant (what the op uses):
+// Fused variant (what the op uses on a GPU):
 //   vq_nearest_fused_f32      THE FUSED KERNEL: a GEMM-shaped loop with an argmin epilogue; the M×K
 //       distance matrix is never written. A block owns 128 vectors and walks 128-code tiles of its code
 //       range; per 8-component chunk of D, a 128×8 slab of z and an 8×128 slab of Eᵀ are staged in shared
@@ -36,12 +36,12 @@
 //   vq_nearest_merge_f32      idx[m] = index of min over splits of key[s·M + m]. thread per vector,
 //       block (256), grid (ceil(M/256)).                                          FLOPs 0     bytes 8SM + 4M
 //
-// Unfused variant (for comparison): z as rows [M, D] (NCHW input is first transposed per image with
-// transpose.cu's batched transpose_f32_tiled, [D, HW] → [HW, D]: FLOPs 0, bytes 8MD), a GEMM
-// S = Z·Eᵀ ([M, K], row-major; 2MKD FLOPs, writes 4MK bytes), then
-//   vq_argmin_rows_f32        idx[m] = argmin_k (enorm[k] − 2 S[m, k]). One warp per row: lanes stride over k
-//       (coalesced), then a 5-step shuffle min over 64-bit keys. block (256) = 8 rows, grid (ceil(M/8)).
-//       FLOPs 2MK   bytes 4MK + 4K + 4M.
+// Unfused variant (the cpu device's default: there the GEMM is OpenBLAS and the fused kernel's 256 fibers
+// per block pay for every barrier): the device GEMM S = Z·Eᵀ ([M, K], row-major; 2MKD FLOPs, writes 4MK
+// bytes) — straight from NCHW as one strided-batched GEMM over the images, z[n] read as the transpose of
+// its [D, HW] rows — then
+//   vq_argmin_rows_f32        idx[m] = argmin_k (enorm[k] − 2 S[m, k]). One thread per row, ascending k.
+//       grid-stride, block (256), grid (ceil(M/256)).  FLOPs 2MK   bytes 4MK + 4K + 4M.
 //
 // Every index is an int: the ops check that M·D, M·K (unfused path) and K·D fit.
 #include "common.cuh"
@@ -194,25 +194,25 @@ VQ_KERNEL_NO_SYNC(vq_nearest_merge_f32)
 
 // ---- nearest code, unfused: an argmin over the rows of the GEMM's z·e matrix -------------------------------
 
+// One thread per row, scanning its K distances in ascending order (strict < keeps the lowest index; a NaN
+// never wins). Barrier-free, so the cpu device runs it as a plain loop: the earlier warp-per-row form paid
+// five shuffles per lane, ~35 ns each as fibers, which made the unfused search slower than its GEMM there.
+// On a GPU the lanes of a warp read rows K apart: each 128-byte line is fetched once and reused from L1 by
+// the next 31 iterations of the same lane; the fused kernel is the GPU's default path in any case.
 extern "C" __global__ void vq_argmin_rows_f32(const float* __restrict__ S, const float* __restrict__ enorm, int* __restrict__ idx, int M,
                                               int K) {
-    const int lane = threadIdx.x & 31;
-    const int row = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    float best = VQ_INFINITY;
-    int best_k = 0;
-    if (row < M) {
+    for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < M; row += blockDim.x * gridDim.x) {
         const float* s = S + row * K;
-        for (int k = lane; k < K; k += 32) {
+        float best = VQ_INFINITY;
+        int best_k = 0;
+        for (int k = 0; k < K; ++k) {
             const float dist = enorm[k] - 2.0f * s[k];
             if (dist < best) {
                 best = dist;
                 best_k = k;
             }
         }
+        idx[row] = best_k;
     }
-    // Every lane takes part in the shuffles, including those of a row past M.
-    unsigned long long key = vq_dist_key(best, best_k);
-    for (int offset = 16; offset > 0; offset >>= 1) key = vq_min_key(key, __shfl_xor_sync(VQ_FULL_WARP_MASK, key, offset));
-    if (lane == 0 && row < M) idx[row] = (int)(key & 0xffffffffu);
 }
-VQ_KERNEL_SYNC(vq_argmin_rows_f32)
+VQ_KERNEL_NO_SYNC(vq_argmin_rows_f32)

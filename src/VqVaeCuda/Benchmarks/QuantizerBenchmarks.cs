@@ -80,7 +80,7 @@ public static class QuantizerBenchmarks
 
         void Fused() => NearestCodeKernels.NearestFused(device, zBuffer.Pointer, m, d, 1, et.Pointer, enorm.Pointer, k, fusedIndices.Pointer, keys.Pointer,
                                                        splits, codesPerSplit);
-        void Gemm() => NearestCodeKernels.DotProducts(device, zBuffer.Pointer, m, d, eBuffer.Pointer, k, s.Pointer);
+        void Gemm() => NearestCodeKernels.DotProducts(device, zBuffer.Pointer, m, d, 1, eBuffer.Pointer, k, s.Pointer);
         void Argmin() => NearestCodeKernels.ArgminRows(device, s.Pointer, enorm.Pointer, unfusedIndices.Pointer, m, k);
 
         double fusedMs = Timing.MedianMilliseconds(device, Fused, o.Warmup, o.Repetitions);

@@ -6,7 +6,7 @@ namespace VqVaeCuda.Ops;
 /// <summary>
 /// Launches of kernels/nearest_code.cu on raw device pointers, with their launch shapes in one place: the
 /// <see cref="VectorQuantizer"/> ops and the quantizer benchmark both go through here. The fused variant and
-/// the unfused one (transpose, device GEMM, row argmin) side by side. No checks: callers validate (the ops
+/// the unfused one (device GEMM, row argmin) side by side. No checks: callers validate (the ops
 /// through <see cref="OpChecks"/>).
 /// </summary>
 internal static class NearestCodeKernels
@@ -16,9 +16,6 @@ internal static class NearestCodeKernels
 
     /// <summary>Codes per tile of the fused kernel (VQ_NC_BN); code splits are whole tiles.</summary>
     public const int FusedCodeTile = 128;
-
-    /// <summary>Rows per block of the row argmin (one warp each).</summary>
-    public const int ArgminRowsPerBlock = Block / 32;
 
     /// <summary>enorm[k] = ‖e_k‖² and et = Eᵀ ([D, K]).</summary>
     public static void PrepareCodebook(IDevice device, DevicePointer codebook, DevicePointer et, DevicePointer enorm, int k, int d) =>
@@ -53,19 +50,26 @@ internal static class NearestCodeKernels
         if (splits > 1) LaunchGridStride(device, "vq_nearest_merge_f32", m, keys, indices, m, splits);
     }
 
-    /// <summary>NCHW [N, D, HW] → rows [N·HW, D]: transpose.cu's tiled transpose of N matrices [D, HW].</summary>
-    public static void NchwToRows(IDevice device, DevicePointer x, DevicePointer rows, int n, int d, int hw) =>
-        TransposeKernels.Tiled(device, x, rows, d, hw, n);
-
     /// <summary>
-    /// S = Z·Eᵀ ([M, K] row-major) with the device GEMM. Z is rows [M, D], E is [K, D]. In cuBLAS's
-    /// column-major terms the row-major S is the K×M matrix Sᵀ = E·Zᵀ: E's memory read column-major is
-    /// the D×K matrix Eᵀ (so op(A) = Transpose gives E, K×D), Z's memory read column-major is Zᵀ (D×M).
+    /// S = Z·Eᵀ ([M, K] row-major) with the device GEMM, Z the M vectors of z ([N, D, HW], hw = 1: rows [M, D]) and E
+    /// the codebook [K, D]. In cuBLAS's column-major terms the row-major S is the K×M matrix Sᵀ = E·Zᵀ: E's memory
+    /// read column-major is the D×K matrix Eᵀ (so op(A) = Transpose gives E, K×D). Rows: Z's memory read
+    /// column-major is Zᵀ (D×M), one GEMM. NCHW: image n's block of S (HW×K, row-major) is the K×HW matrix
+    /// E·z[n], and z[n] ([D, HW] row-major) read column-major is the HW×D matrix z[n]ᵀ, so op(B) = Transpose gives
+    /// D×HW: one strided-batched GEMM over the images, no transpose of z.
     /// </summary>
-    public static void DotProducts(IDevice device, DevicePointer rows, int m, int d, DevicePointer codebook, int k, DevicePointer s) =>
-        device.Gemm(GemmOp.Transpose, GemmOp.None, k, m, d, 1f, codebook, d, rows, d, 0f, s, k);
+    public static void DotProducts(IDevice device, DevicePointer z, int m, int d, int hw, DevicePointer codebook, int k, DevicePointer s)
+    {
+        if (hw == 1)
+        {
+            device.Gemm(GemmOp.Transpose, GemmOp.None, k, m, d, 1f, codebook, d, z, d, 0f, s, k);
+            return;
+        }
+        device.GemmStridedBatched(GemmOp.Transpose, GemmOp.Transpose, k, hw, d, 1f, codebook, d, 0, z, hw, (long)d * hw, 0f, s, k, (long)hw * k,
+                                  m / hw);
+    }
 
-    /// <summary>idx[m] = argmin_k (enorm[k] − 2 S[m, k]), ties to the lowest k: one warp per row.</summary>
+    /// <summary>idx[m] = argmin_k (enorm[k] − 2 S[m, k]), ties to the lowest k: one thread per row, grid-stride.</summary>
     public static void ArgminRows(IDevice device, DevicePointer s, DevicePointer enorm, DevicePointer indices, int m, int k) =>
-        Launch(device, "vq_argmin_rows_f32", new Dim3((uint)((m + ArgminRowsPerBlock - 1) / ArgminRowsPerBlock)), Block, s, enorm, indices, m, k);
+        LaunchGridStride(device, "vq_argmin_rows_f32", m, s, enorm, indices, m, k);
 }

@@ -23,8 +23,17 @@ internal static class ScalarReduction
     /// <summary>Blocks of pass 1 for <paramref name="count"/> elements.</summary>
     public static int Blocks(long count) => Blocks(count, MaxBlocks);
 
+    /// <summary>
+    /// Elements each thread of pass 1 adds before the block folds (at least: more once the grid is at <see cref="MaxBlocks"/>).
+    /// Eight coalesced loads per thread keep a GPU's memory pipeline as full as one load per thread does with 8× the
+    /// blocks; on the cpu device, whose synchronising kernels run their threads as fibers at ~35 ns per thread per
+    /// shuffle or barrier, it makes the fold 8× cheaper (the fashion-mnist MSE over 50k pixels: 196 blocks → 25).
+    /// </summary>
+    public const int ElementsPerThread = 8;
+
     /// <summary>Blocks of pass 1 for <paramref name="count"/> elements with at most <paramref name="maxBlocks"/> partials.</summary>
-    public static int Blocks(long count, int maxBlocks) => (int)Math.Clamp((count + Block - 1) / Block, 1, maxBlocks);
+    public static int Blocks(long count, int maxBlocks) =>
+        (int)Math.Clamp((count + (long)Block * ElementsPerThread - 1) / ((long)Block * ElementsPerThread), 1, maxBlocks);
 
     /// <summary>The buffer pass 1 writes its partials to.</summary>
     public static Tensor Partials(OpContext ctx, int blocks, string op) => ctx.NewTensor(new Shape(blocks), purpose: $"{op} partial sums");

@@ -6,10 +6,23 @@ namespace VqVaeCuda.Ops;
 /// <summary>How the nearest codebook entry is found.</summary>
 public enum NearestCodeAlgorithm
 {
-    /// <summary>One kernel: codebook tiles in shared memory, a running argmin in registers; the M×K distances are never stored.</summary>
+    /// <summary>One kernel: codebook tiles in shared memory, a running argmin in registers; the M×K distances are never stored (a GPU's default).</summary>
     Fused,
-    /// <summary>The device GEMM writes the M×K matrix of z·e, a second kernel takes the argmin of each row (for comparison).</summary>
+    /// <summary>The device GEMM writes the M×K matrix of z·e, a second kernel takes the argmin of each row (the cpu device's default).</summary>
     GemmThenArgmin,
+}
+
+/// <summary>Which nearest-code algorithm a device runs by default.</summary>
+public static class NearestCodeAlgorithms
+{
+    /// <summary>
+    /// <see cref="NearestCodeAlgorithm.Fused"/> on a GPU (the M×K distances never touch memory);
+    /// <see cref="NearestCodeAlgorithm.GemmThenArgmin"/> on the cpu device, where the GEMM is OpenBLAS and the fused
+    /// kernel's 256 fiber threads per block pay ~35 ns each at every one of its barriers: 8–10× slower there for the
+    /// fashion-mnist quantizer (kernels/NOTES.md). Both are tested equal.
+    /// </summary>
+    public static NearestCodeAlgorithm DefaultFor(Device.IDevice device) =>
+        device.Kind == Device.DeviceKind.Host ? NearestCodeAlgorithm.GemmThenArgmin : NearestCodeAlgorithm.Fused;
 }
 
 /// <summary>What <see cref="VectorQuantizer.Quantize"/> produces.</summary>
@@ -55,7 +68,7 @@ public static class VectorQuantizer
     /// </summary>
     /// <exception cref="OpArgumentException">Shapes, types or devices do not fit; nothing was launched.</exception>
     public static QuantizeResult Quantize(OpContext ctx, Tensor zE, Tensor codebook, float beta, bool useEma) =>
-        QuantizeWith(ctx, zE, codebook, beta, useEma, NearestCodeAlgorithm.Fused, codeSplits: null);
+        QuantizeWith(ctx, zE, codebook, beta, useEma, NearestCodeAlgorithms.DefaultFor(ctx.Device), codeSplits: null);
 
     /// <summary><see cref="Quantize"/> with a chosen nearest-code algorithm and, for the fused one, a forced code-split count (tests).</summary>
     internal static QuantizeResult QuantizeWith(OpContext ctx, Tensor zE, Tensor codebook, float beta, bool useEma,
@@ -100,8 +113,8 @@ public static class VectorQuantizer
     /// [N, H, W]; rows [M, D] give [M]. Ties go to the lowest index. No gradient.
     /// </summary>
     /// <exception cref="OpArgumentException">Shapes, types or devices do not fit.</exception>
-    public static Tensor NearestCodes(OpContext ctx, Tensor z, Tensor codebook, NearestCodeAlgorithm algorithm = NearestCodeAlgorithm.Fused) =>
-        NearestCodesWith(ctx, z, codebook, algorithm, codeSplits: null);
+    public static Tensor NearestCodes(OpContext ctx, Tensor z, Tensor codebook, NearestCodeAlgorithm? algorithm = null) =>
+        NearestCodesWith(ctx, z, codebook, algorithm ?? NearestCodeAlgorithms.DefaultFor(ctx.Device), codeSplits: null);
 
     /// <summary><see cref="NearestCodes"/> with a forced code-split count for the fused kernel (tests).</summary>
     internal static Tensor NearestCodesWith(OpContext ctx, Tensor z, Tensor codebook, NearestCodeAlgorithm algorithm, int? codeSplits)
@@ -169,14 +182,8 @@ public static class VectorQuantizer
             return indices;
         }
         OpChecks.Require((long)m * k <= int.MaxValue, "nearest codes", $"the unfused path's {m}x{k} distance matrix exceeds 2^31 elements");
-        var rows = z;
-        if (hw > 1)
-        {
-            rows = ctx.NewTensor(new Shape(m, d), purpose: "z as rows");
-            NearestCodeKernels.NchwToRows(device, z.Pointer, rows.Pointer, m / hw, d, hw);
-        }
         var s = ctx.NewTensor(new Shape(m, k), purpose: "z·e matrix");
-        NearestCodeKernels.DotProducts(device, rows.Pointer, m, d, codebook.Pointer, k, s.Pointer);
+        NearestCodeKernels.DotProducts(device, z.Pointer, m, d, hw, codebook.Pointer, k, s.Pointer);
         NearestCodeKernels.ArgminRows(device, s.Pointer, enorm.Pointer, indices.Pointer, m, k);
         return indices;
     }
