@@ -79,7 +79,11 @@ extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* _
             const bool rowInside = h >= 0 && h < H;
             for (int j = 0; j < kw; j++) {
                 const int w = w0 + j;
-                out[(i * kw + j) * NP] = (rowInside && w >= 0 && w < W) ? image[h * W + w] : 0.0f;
+                // Selects, not branches: the padding taps follow no pattern a CPU predicts (a quarter of them at 7×7
+                // with padding 1), and a GPU predicates either form. A padding tap loads image[0], then drops it.
+                const bool inside = rowInside && w >= 0 && w < W;
+                const float v = image[inside ? h * W + w : 0];
+                out[(i * kw + j) * NP] = inside ? v : 0.0f;
             }
         }
     }

@@ -110,6 +110,20 @@ struct KernelTraits<F> {
             }
             return;
         }
+        if (order == nullptr) {
+            // 2-D and 3-D blocks in CUDA's linear order (x fastest) without dividing the linear index per thread.
+            for (uint32_t z = 0; z < bd.z; ++z) {
+                t_threadIdx.z = z;
+                for (uint32_t y = 0; y < bd.y; ++y) {
+                    t_threadIdx.y = y;
+                    for (uint32_t x = 0; x < bd.x; ++x) {
+                        t_threadIdx.x = x;
+                        std::apply(F, values);
+                    }
+                }
+            }
+            return;
+        }
         for (uint32_t i = 0; i < nthreads; ++i) {
             const uint32_t linear = order ? order[i] : i;
             t_threadIdx.x = linear % bd.x;
