@@ -30,6 +30,12 @@ internal static unsafe partial class HostRuntime
     /// <summary>True when the library loads and speaks this ABI; otherwise <paramref name="whyNot"/> says exactly what is missing.</summary>
     public static bool IsAvailable(out string? whyNot)
     {
+        // Before loading: a library built with -march=native on another machine would die of SIGILL here.
+        if (MissingInstructionSets() is { } missing)
+        {
+            whyNot = missing;
+            return false;
+        }
         if (!NativeLibraries.TryLoad(NativeLibraries.Host, out whyNot))
         {
             // The build leaves a note when it could not build the library (no cmake, no compiler, a failed build).
@@ -51,6 +57,30 @@ internal static unsafe partial class HostRuntime
             return false;
         }
         return true;
+    }
+
+    /// <summary>The file beside the library listing the instruction-set extensions it was compiled for (tools/build-native.sh).</summary>
+    public const string IsaFileName = "libvqvae_host.isa.txt";
+
+    /// <summary>
+    /// Null when this CPU has every extension the library was compiled for (or the build recorded none: a portable
+    /// build, or not x86-64); otherwise a message naming the missing ones and how to rebuild. Reads /proc/cpuinfo.
+    /// </summary>
+    internal static string? MissingInstructionSets(string? isaFile = null, string cpuInfo = "/proc/cpuinfo")
+    {
+        isaFile ??= new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(HostRuntime).Assembly.Location) ?? "" }
+            .Select(d => Path.Combine(d, IsaFileName)).FirstOrDefault(File.Exists);
+        if (isaFile is null || !File.Exists(isaFile) || !File.Exists(cpuInfo)) return null;
+        var required = File.ReadAllLines(isaFile).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+        if (required.Length == 0) return null;
+        var flagsLine = File.ReadLines(cpuInfo).FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal));
+        if (flagsLine is null) return null;
+        var present = flagsLine[(flagsLine.IndexOf(':') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+        var missing = required.Where(f => !present.Contains(f)).ToArray();
+        return missing.Length == 0
+            ? null
+            : $"{Path.Combine(Path.GetDirectoryName(isaFile) ?? "", LibraryFileName)} was built for another CPU (VQVAE_NATIVE_ARCH=1: -march=native there): this one lacks " +
+              $"{string.Join(", ", missing)}. Rebuild it here with `dotnet build`, or build the portable default (without VQVAE_NATIVE_ARCH=1)";
     }
 
     /// <summary>Where the library was loaded from, once loaded.</summary>
