@@ -70,7 +70,9 @@ public static class DeviceSelector
     private static SelectedDevice OpenCuda(int ordinal, DeviceSelectorOptions options)
     {
         int count = CudaDevice.DeviceCount(out var whyNone);
-        if (count == 0) throw new DeviceUnavailableException($"cuda:{ordinal}", $"{whyNone ?? "no CUDA device"}; devices here: {DescribeDevices()}");
+        if (count == 0)
+            throw new DeviceUnavailableException($"cuda:{ordinal}", $"{whyNone ?? "no CUDA device"}; devices here: " +
+                                                                    (HostRuntime.IsAvailable(out _) ? "cpu" : "none"));
         if (ordinal >= count)
             throw new DeviceUnavailableException($"cuda:{ordinal}", $"only {count} CUDA device(s) present; devices here: {DescribeDevices()}");
         var device = new CudaDevice(ordinal, options.Cuda);

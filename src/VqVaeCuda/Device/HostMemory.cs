@@ -9,14 +9,43 @@ public static class HostMemory
 {
     /// <summary>
     /// Bytes available for new allocations: Linux's <c>MemAvailable</c> (free memory plus what the kernel can reclaim),
-    /// capped by the .NET runtime's own limit (a container's memory limit); where <c>/proc/meminfo</c> is absent, the
-    /// runtime's limit alone.
+    /// capped by what the process's control group may still use (a container's memory limit, v1 or v2). Where neither is
+    /// readable (not Linux), the .NET runtime's view of the memory it may use.
     /// </summary>
     public static long AvailableBytes()
     {
-        long runtimeLimit = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        long? meminfo = MemAvailable();
-        return meminfo is { } m ? Math.Min(m, runtimeLimit) : runtimeLimit;
+        long? meminfo = MemAvailable(), cgroup = ControlGroupHeadroom();
+        if (meminfo is null && cgroup is null) return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        return Math.Min(meminfo ?? long.MaxValue, cgroup ?? long.MaxValue);
+    }
+
+    /// <summary>Limit minus usage of this process's memory control group, or null without a limit.</summary>
+    private static long? ControlGroupHeadroom()
+    {
+        (string Limit, string Usage)[] files =
+        [
+            ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),                              // v2
+            ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"), // v1
+        ];
+        foreach (var (limitFile, usageFile) in files)
+        {
+            // v2 writes "max" and v1 a number near 2^63 when there is no limit.
+            if (ReadNumber(limitFile) is { } limit && limit < (1L << 60) && ReadNumber(usageFile) is { } usage)
+                return Math.Max(0, limit - usage);
+        }
+        return null;
+    }
+
+    private static long? ReadNumber(string path)
+    {
+        try
+        {
+            return File.Exists(path) && long.TryParse(File.ReadAllText(path).Trim(), out long value) ? value : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static long? MemAvailable()
