@@ -67,7 +67,7 @@ internal static class CommonOptions
     }
 
     private static bool IsExpected(Exception e) =>
-        e is VqVaeCuda.Tensors.InvalidInputFileException or DeviceUnavailableException or DeviceOutOfMemoryException or ArgumentException
+        e is VqVaeCuda.Tensors.InvalidInputFileException or DeviceUnavailableException or OutOfMemoryException or ArgumentException
             or KernelLaunchException or IOException or UnauthorizedAccessException or DllNotFoundException or Kernels.UnknownKernelException
             or VqVaeCuda.Device.Cuda.Native.KernelCompilationException or VqVaeCuda.Device.Cuda.Native.CudaException
             or VqVaeCuda.Device.Host.HostDeviceException;

@@ -131,32 +131,3 @@ public class CheckpointInputTests
         Cli.AssertOneErrorLine(error, "out of memory", "asked for", "available");
     }
 }
-
-/// <summary>Runs the CLI in process, capturing stderr.</summary>
-internal static class Cli
-{
-    public static (int Code, string Error) Run(params string[] args)
-    {
-        var error = new StringWriter();
-        var saved = Console.Error;
-        Console.SetError(error);
-        try
-        {
-            return (VqVaeCuda.Cli.Program.Main(args), error.ToString());
-        }
-        finally
-        {
-            Console.SetError(saved);
-        }
-    }
-
-    /// <summary>Exactly one line, "error: ...", naming what it must, with no stack trace and no internal error.</summary>
-    public static void AssertOneErrorLine(string stderr, params string[] mentions)
-    {
-        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.That(lines, Has.Length.EqualTo(1), $"one line on stderr, got:{Environment.NewLine}{stderr}");
-        Assert.That(lines[0], Does.StartWith("error: ").Or.Contain("error:"));
-        Assert.That(lines[0], Does.Not.Contain("internal error").And.Not.Contain("   at "));
-        foreach (var m in mentions) Assert.That(lines[0], Does.Contain(m));
-    }
-}
