@@ -20,7 +20,7 @@ public sealed class CheckpointFormatException : InvalidInputFileException
     /// compose them; <see cref="InvalidInputFileException.Path"/> is the text before the first ": ".
     /// </summary>
     public CheckpointFormatException(string message)
-        : base(PathOf(message), message, null)
+        : base(Split(message).Path, null, Split(message).Problem)
     {
     }
 
@@ -30,10 +30,10 @@ public sealed class CheckpointFormatException : InvalidInputFileException
     {
     }
 
-    private static string PathOf(string message)
+    private static (string Path, string Problem) Split(string message)
     {
         int colon = message.IndexOf(": ", StringComparison.Ordinal);
-        return colon > 0 ? message[..colon] : "";
+        return colon > 0 ? (message[..colon], message[(colon + 2)..]) : ("", message);
     }
 }
 
@@ -161,6 +161,11 @@ public static class Safetensors
         // ReadAllBytes would fail with a bare IOException past 2 GiB; no file this program writes comes near.
         if (fileLength > Array.MaxLength)
             throw new CheckpointFormatException(path, $"{fileLength} bytes is more than this reader holds in memory (at most {Array.MaxLength})");
+        // The file is held whole, then each tensor copied out of it: twice its length, which must be there to take.
+        long available = fileLength < 8L << 20 ? long.MaxValue : Device.HostMemory.AvailableBytes();  // small files: not worth asking
+        if (2 * fileLength > available)
+            throw new CheckpointFormatException(path, $"reading its {Device.HostMemory.Describe(fileLength)} needs twice that in memory, " +
+                                                      $"{Device.HostMemory.Describe(available)} available");
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < 8) throw new CheckpointFormatException(path, $"{bytes.Length} bytes is too short for a safetensors file (truncated?)");
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);

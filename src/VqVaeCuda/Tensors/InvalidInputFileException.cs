@@ -12,19 +12,11 @@ public abstract class InvalidInputFileException : IOException
 {
     /// <summary>An error about <paramref name="path"/> at <paramref name="where"/> (an offset or a field; null when the whole file is at fault).</summary>
     protected InvalidInputFileException(string path, string? where, string problem, Exception? inner = null)
-        : base(where is null ? $"{path}: {problem}" : $"{path}: {where}: {problem}", inner)
+        : base(string.Join(": ", new[] { path, where, problem }.Where(part => !string.IsNullOrEmpty(part))), inner)
     {
         Path = path;
         Where = where;
         Problem = problem;
-    }
-
-    /// <summary>A message composed by the caller; <paramref name="path"/> is the file it is about.</summary>
-    protected InvalidInputFileException(string path, string message, Exception? inner)
-        : base(message, inner)
-    {
-        Path = path;
-        Problem = message;
     }
 
     /// <summary>The file or folder the error is about.</summary>
