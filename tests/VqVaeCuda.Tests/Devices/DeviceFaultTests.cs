@@ -34,6 +34,19 @@ public class DeviceFaultTests
     }
 
     [Test]
+    public void A_large_allocation_is_committed_so_that_the_next_check_sees_it()
+    {
+        // Untouched pages do not lower MemAvailable: without committing, two allocations of 60% of the memory would both
+        // pass the check and be filled later by the kernels, and the OOM killer would end the process.
+        using var device = UncheckedCpu();
+        const long bytes = 512L << 20;
+        long before = HostMemory.AvailableBytes();
+        using var buffer = device.Allocate(bytes);
+        long drop = before - HostMemory.AvailableBytes();
+        Assert.That(drop, Is.GreaterThan(bytes / 2), $"available memory fell by {drop} bytes after allocating {bytes}");
+    }
+
+    [Test]
     public void An_absurd_allocation_is_an_out_of_memory_error_not_a_crash()
     {
         using var device = UncheckedCpu();

@@ -99,6 +99,10 @@ public sealed unsafe class HostDevice : IDevice
         void* p = HostRuntime.vqh_alloc((nuint)Math.Max(bytes, 1), Options.Checked ? 1 : 0, err, ErrorCapacity);
         if (p == null)
             throw new DeviceOutOfMemoryException(Name, bytes, HostMemory.AvailableBytes(), HostRuntime.ErrorText(new ReadOnlySpan<byte>(err, ErrorCapacity)));
+        // Pages not yet touched do not count against MemAvailable, so two large allocations of 60% each would both pass
+        // the check above and the OOM killer would come when they are filled. Committing a large allocation at once (checked
+        // mode already fills it) makes the next check see it.
+        if (bytes >= LargeAllocationBytes && !Options.Checked) NativeMemory.Clear(p, (nuint)bytes);
         return new DeviceBuffer(this, new DevicePointer((ulong)p), bytes);
     }
 
