@@ -124,7 +124,7 @@ public class CodeMapCacheFuzzTests : FuzzFixture
                 Assert.That(reason, Is.Not.Empty);
                 if (sets is { } s) Assert.That(s.Train.Codes.Concat(s.Test.Codes), Is.All.InRange(0, 3), "a reused cache holds only codes below K");
                 return sets is not null;
-            });
+            }, refusedAs: "as stale, with a reason (to be rebuilt)");
     }
 }
 

@@ -15,10 +15,11 @@ internal sealed record FuzzCase(int Seed, string Mutation, byte[] Bytes);
 internal enum FuzzOutcome { Accepted, Rejected }
 
 /// <summary>Counts of one fuzz run and its slowest rejection.</summary>
-internal sealed record FuzzReport(string Reader, int Cases, int Accepted, int Rejected, double SlowestRejectionMs, string SlowestRejection)
+internal sealed record FuzzReport(string Reader, int Cases, int Accepted, int Rejected, double SlowestRejectionMs, string SlowestRejection,
+                                  string RefusedAs)
 {
     public override string ToString() =>
-        $"fuzz {Reader}: {Cases} cases, {Accepted} read, {Rejected} refused (the project's exception, or for the code-map cache a stale reason); " +
+        $"fuzz {Reader}: {Cases} cases, {Accepted} read, {Rejected} refused {RefusedAs}; " +
         $"slowest refusal {SlowestRejectionMs:F1} ms ({SlowestRejection})";
 }
 
@@ -63,7 +64,8 @@ internal sealed class FileFuzzer(byte[] valid, IReadOnlyList<FuzzField> fields, 
     /// <paramref name="read"/>, which returns true when the file was read, and throws the project's exception (or, for a
     /// reader that refuses by returning a reason, returns false) to refuse it.
     /// </summary>
-    public FuzzReport Run(string reader, int cases, int firstSeed, Action<byte[]> write, Func<bool> read)
+    public FuzzReport Run(string reader, int cases, int firstSeed, Action<byte[]> write, Func<bool> read,
+                          string refusedAs = "with the project's exception")
     {
         int accepted = 0, rejected = 0;
         double slowest = 0;
@@ -94,7 +96,7 @@ internal sealed class FileFuzzer(byte[] valid, IReadOnlyList<FuzzField> fields, 
         }
         Assert.That(failures, Is.Empty, $"{reader}: inputs that ended in something other than a read or the project's exception:" +
                                         Environment.NewLine + string.Join(Environment.NewLine, failures));
-        var report = new FuzzReport(reader, cases, accepted, rejected, slowest, slowestCase);
+        var report = new FuzzReport(reader, cases, accepted, rejected, slowest, slowestCase, refusedAs);
         TestContext.Progress.WriteLine(report.ToString());
         TestContext.Out.WriteLine(report.ToString());
         return report;
