@@ -88,7 +88,7 @@ internal static class PriorCommands
             {
                 RequireFile(resumePath, "prior checkpoint");
                 resumed = PriorCheckpoint.ReadHeader(resumePath);
-                if (resumed.State is null) throw new CheckpointFormatException(resumePath, $"holds a prior but no training state, so training cannot resume from it");
+                if (resumed.State is null) throw new CheckpointFormatException($"{resumePath}: holds a prior but no training state, so training cannot resume from it");
                 PriorCheckpoint.CheckMatches(resumePath, resumed.Config, resumed.Info, vqvaePath, vqvaeHeader.Config, vqvaeHeader.Sha256, force: false,
                                              refusal: "refusing to resume: give the --vqvae the prior was trained with");
                 config = resumed.Config;
