@@ -42,24 +42,49 @@ internal static class CommonOptions
         return Path.GetFileName(folder) == "checkpoints" ? Path.GetDirectoryName(folder)! : folder;
     }
 
-    /// <summary>Runs a command body; a known failure becomes one red line on stderr and exit code 1.</summary>
+    /// <summary>
+    /// Runs a command body; a failure becomes one line on stderr ("error: ...", never wrapped, no stack trace) and exit
+    /// code 1. Failures of the input, the device or the machine are expected and reported as they are; anything else is a
+    /// bug of this program and says so (its stack trace with <c>VQVAE_TRACE=1</c>).
+    /// </summary>
     public static int Guard(Func<int> body)
     {
         try
         {
             return body();
         }
-        catch (Exception e) when (e is DeviceUnavailableException or ArgumentException or KernelLaunchException or IOException
-                                      or UnauthorizedAccessException or DllNotFoundException or Kernels.UnknownKernelException
-                                      or VqVaeCuda.Device.Cuda.Native.KernelCompilationException
-                                      or VqVaeCuda.Data.DataFormatException or VqVaeCuda.Checkpoints.CheckpointFormatException
-                                      or FileNotFoundException)
+        catch (Exception e) when (IsExpected(e))
         {
-            var error = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-            // Into a file or a pipe, the message stays one line: wrapping at 80 columns would split paths mid-name.
-            if (Console.IsErrorRedirected) error.Profile.Width = 100_000;
-            error.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            WriteError(e.Message);
             return 1;
         }
+        catch (Exception e) when (e is not (StackOverflowException or AccessViolationException))
+        {
+            WriteError($"internal error ({e.GetType().Name}): {e.Message}" +
+                       (Environment.GetEnvironmentVariable("VQVAE_TRACE") == "1" ? Environment.NewLine + e : " (set VQVAE_TRACE=1 for where)"));
+            return 1;
+        }
+    }
+
+    private static bool IsExpected(Exception e) =>
+        e is VqVaeCuda.Tensors.InvalidInputFileException or DeviceUnavailableException or OutOfMemoryException or ArgumentException
+            or KernelLaunchException or IOException or UnauthorizedAccessException or DllNotFoundException or Kernels.UnknownKernelException
+            or VqVaeCuda.Device.Cuda.Native.KernelCompilationException or VqVaeCuda.Device.Cuda.Native.CudaException
+            or VqVaeCuda.Device.Host.HostDeviceException;
+
+    /// <summary>
+    /// "error: message" on stderr. Into a file or a pipe it is written as it is: Spectre.Console would wrap it at 80
+    /// columns there and split paths mid-name. On a terminal it is red, and the terminal wraps it as it wraps everything.
+    /// </summary>
+    private static void WriteError(string message)
+    {
+        if (Console.IsErrorRedirected)
+        {
+            Console.Error.WriteLine($"error: {message}");
+            return;
+        }
+        var error = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        error.Profile.Width = 100_000;  // the terminal wraps; Spectre must not insert line breaks of its own
+        error.MarkupLineInterpolated($"[red]error:[/] {message}");
     }
 }

@@ -115,7 +115,7 @@ internal static class InferenceCommands
             RequireFile(result.GetValue(checkpoint)!);
             var (tensors, _) = Safetensors.Read(path);
             if (!tensors.TryGetValue("codes", out var t) || t.DType != "I32" || t.Shape.Length != 3)
-                throw new CheckpointFormatException($"{path}: needs a tensor 'codes' of int32 [N, h, w]");
+                throw new CheckpointFormatException(path, $"needs a tensor 'codes' of int32 [N, h, w]");
             RequireFile(result.GetValue(checkpoint)!);
             using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
             using var model = VqVaeCheckpoint.LoadModel(result.GetValue(checkpoint)!, dev);

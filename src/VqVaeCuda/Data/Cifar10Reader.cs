@@ -63,6 +63,7 @@ public static class Cifar10Reader
             throw new DataFormatException(paths[0], $"{total} images are more than one array can hold");
 
         int imageSize = RecordBytes - 1;
+        DataFiles.RequireMemory(paths[0], 4 * total * imageSize, $"{total} images of 3×32×32 as floats");
         var pixels = new float[total * imageSize];
         var labels = new int[total];
         var record = new byte[RecordBytes];

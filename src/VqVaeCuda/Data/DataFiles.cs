@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Numerics;
+using VqVaeCuda.Device;
 
 namespace VqVaeCuda.Data;
 
@@ -43,6 +44,44 @@ internal static class DataFiles
         {
             throw new DataFormatException(path, $"corrupt gzip data ({e.Message})", e);
         }
+    }
+
+    /// <summary>
+    /// Reads the <paramref name="count"/> bytes a header promises, allocating only for bytes that exist. A plain file's
+    /// length is checked before the buffer is made; a gzip stream's length is unknown until it ends, so its buffer grows
+    /// (doubling) with the data actually decompressed. Either way a header that claims 10^9 items in a 1 KB file costs
+    /// nothing but the refusal. <paramref name="truncated"/> says what the header promised, given the bytes found.
+    /// </summary>
+    /// <exception cref="DataFormatException">The data ends before <paramref name="count"/> bytes, or there is not
+    /// memory for them.</exception>
+    public static byte[] ReadPromised(Stream stream, long count, string path, Func<long, string> truncated)
+    {
+        if (stream.CanSeek)
+        {
+            long remaining = stream.Length - stream.Position;
+            if (remaining < count) throw new DataFormatException(path, truncated(remaining));
+        }
+        RequireMemory(path, count, "the data its header promises");
+        var buffer = new byte[stream.CanSeek ? count : Math.Min(count, 1 << 20)];
+        long done = 0;
+        while (done < count)
+        {
+            if (done == buffer.Length) Array.Resize(ref buffer, (int)Math.Min(count, 2L * buffer.Length));
+            int got = ReadFully(stream, buffer.AsSpan((int)done, buffer.Length - (int)done), path);
+            done += got;
+            if (done < buffer.Length) throw new DataFormatException(path, truncated(done));
+        }
+        return buffer;
+    }
+
+    /// <summary>Refuses, naming the file, an allocation of <paramref name="bytes"/> that this machine does not have free.</summary>
+    /// <exception cref="DataFormatException">More than the memory available (<see cref="HostMemory.AvailableBytes"/>).</exception>
+    public static void RequireMemory(string path, long bytes, string what)
+    {
+        if (bytes < 16L << 20) return;  // not worth reading /proc/meminfo for
+        long available = HostMemory.AvailableBytes();
+        if (bytes > available)
+            throw new DataFormatException(path, $"{what} needs {HostMemory.Describe(bytes)} of memory, {HostMemory.Describe(available)} available");
     }
 
     /// <summary>True when the stream has at least one more byte (used to reject trailing garbage).</summary>

@@ -1,3 +1,5 @@
+using VqVaeCuda.Tensors;
+
 namespace VqVaeCuda.Data;
 
 /// <summary>
@@ -5,22 +7,17 @@ namespace VqVaeCuda.Data;
 /// inconsistent with its partner file. The message always names the file (or folder) and the problem,
 /// because "invalid data" alone leaves the user guessing which of several files to look at.
 /// </summary>
-public sealed class DataFormatException : Exception
+public sealed class DataFormatException : InvalidInputFileException
 {
     /// <summary>An error about <paramref name="path"/>; the message is "path: problem".</summary>
     public DataFormatException(string path, string problem)
-        : base($"{path}: {problem}")
+        : base(path, null, problem)
     {
-        Path = path;
     }
 
     /// <summary>An error about <paramref name="path"/> caused by <paramref name="inner"/>.</summary>
     public DataFormatException(string path, string problem, Exception inner)
-        : base($"{path}: {problem}", inner)
+        : base(path, null, problem, inner)
     {
-        Path = path;
     }
-
-    /// <summary>The file or folder the error is about.</summary>
-    public string Path { get; }
 }

@@ -79,20 +79,11 @@ public static class IdxReader
         if (total > Array.MaxLength)
             throw new DataFormatException(path, $"{count} images of {rows}×{cols} are more than one array can hold");
 
-        // Read in slabs so that a 47 MB file needs no second 47 MB byte buffer beside the floats.
+        var bytes = DataFiles.ReadPromised(stream, total, path, found =>
+            $"truncated: the header promises {count} images of {rows}×{cols} ({16 + total} bytes) but the data ends after {16 + found} bytes");
+        DataFiles.RequireMemory(path, 4 * total, $"{count} images of {rows}×{cols} as floats");
         var pixels = new float[total];
-        var slab = new byte[1 << 20];
-        long done = 0;
-        while (done < total)
-        {
-            int want = (int)Math.Min(slab.Length, total - done);
-            int got = DataFiles.ReadFully(stream, slab.AsSpan(0, want), path);
-            if (got < want)
-                throw new DataFormatException(path, $"truncated: the header promises {count} images of {rows}×{cols} " +
-                                                    $"({16 + total} bytes) but the data ends after {16 + done + got} bytes");
-            DataFiles.BytesToUnit(slab.AsSpan(0, got), pixels.AsSpan((int)done, got));
-            done += got;
-        }
+        DataFiles.BytesToUnit(bytes, pixels);
         if (DataFiles.HasMore(stream, path))
             throw new DataFormatException(path, $"has bytes after the {count} images of {rows}×{cols} its header promises (wrong header?)");
         return (pixels, count, rows, cols);
@@ -105,11 +96,9 @@ public static class IdxReader
         Span<byte> header = stackalloc byte[8];
         ReadHeader(stream, header, path, LabelsMagic, "an IDX label file");
         int count = DataFiles.BigEndianInt32(header[4..]);
-        if (count < 0) throw new DataFormatException(path, $"impossible count {count} in the header");
-        var bytes = new byte[count];
-        int got = DataFiles.ReadFully(stream, bytes, path);
-        if (got < count)
-            throw new DataFormatException(path, $"truncated: the header promises {count} labels ({8L + count} bytes) but the data ends after {8L + got} bytes");
+        if (count < 0 || count > Array.MaxLength) throw new DataFormatException(path, $"impossible count {count} in the header");
+        var bytes = DataFiles.ReadPromised(stream, count, path, found =>
+            $"truncated: the header promises {count} labels ({8L + count} bytes) but the data ends after {8L + found} bytes");
         if (DataFiles.HasMore(stream, path))
             throw new DataFormatException(path, $"has bytes after the {count} labels its header promises (wrong header?)");
         var labels = new int[count];

@@ -37,6 +37,7 @@ public static class ImageFolderReader
         int imageSize = channels * size * size;
         if ((long)files.Count * imageSize > Array.MaxLength)
             throw new DataFormatException(folder, $"{files.Count} images of {channels}×{size}×{size} are more than one array can hold; use a smaller image size");
+        DataFiles.RequireMemory(folder, 4L * files.Count * imageSize, $"{files.Count} images of {channels}×{size}×{size} as floats");
         var pixels = new float[files.Count * imageSize];
 
         // Decoding dominates, and every image has its own slot, so images decode in parallel while the

@@ -1,4 +1,5 @@
 using SkiaSharp;
+using VqVaeCuda.Device;
 
 namespace VqVaeCuda.Data;
 
@@ -11,6 +12,9 @@ namespace VqVaeCuda.Data;
 /// </summary>
 internal static class SkiaImaging
 {
+    /// <summary>The largest image decoded: 2^28 pixels (16384×16384), a gigabyte as RGBA; a 100-megapixel photo is well below.</summary>
+    private const long MaxDecodedBytes = 4L << 28;
+
     /// <summary>Decodes <paramref name="path"/>, or throws a <see cref="DataFormatException"/> naming it.</summary>
     public static SKBitmap Decode(string path)
     {
@@ -20,6 +24,13 @@ internal static class SkiaImaging
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
         if (info.Width < 1 || info.Height < 1)
             throw new DataFormatException(path, $"has impossible size {info.Width}×{info.Height}");
+        // The size comes from the file's header, and a few hundred bytes of PNG can claim 100000×100000 pixels (40 GB
+        // decoded): check it before the bitmap is allocated, against a bound no photograph reaches and the memory there is.
+        long bytes = 4L * info.Width * info.Height;
+        if (bytes > MaxDecodedBytes)
+            throw new DataFormatException(path, $"header claims {info.Width}×{info.Height} pixels ({HostMemory.Describe(bytes)} decoded), " +
+                                                $"over the {HostMemory.Describe(MaxDecodedBytes)} this reader decodes");
+        DataFiles.RequireMemory(path, bytes, $"the decoded {info.Width}×{info.Height} image");
         var bitmap = new SKBitmap(info);
         // SKBitmap.Decode(codec, info) is this same call, but it accepts IncompleteInput and hands back a
         // half-grey image; a truncated file in a training set is an error to report, not a picture.

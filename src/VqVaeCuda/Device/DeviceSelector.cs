@@ -53,15 +53,28 @@ public static class DeviceSelector
         }
         if (spec.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(spec.AsSpan(5), out int ordinal) && ordinal >= 0)
             return OpenCuda(ordinal, options);
-        throw new ArgumentException($"unknown device '{specification}'; expected {Forms}", nameof(specification));
+        throw new ArgumentException($"unknown device '{specification}'; expected {Forms}; devices here: {DescribeDevices()}");
+    }
+
+    /// <summary>The devices that exist here, for messages: "cpu, cuda:0, cuda:1", or "cpu (no CUDA device: libcuda.so.1 not found)".</summary>
+    public static string DescribeDevices()
+    {
+        var names = new List<string>();
+        names.Add(HostRuntime.IsAvailable(out var whyNoCpu) ? "cpu" : $"none on the CPU ({whyNoCpu})");
+        int count = CudaDevice.DeviceCount(out var whyNoGpu);
+        if (count > 0) names.AddRange(Enumerable.Range(0, count).Select(i => $"cuda:{i}"));
+        string devices = string.Join(", ", names);
+        return count > 0 ? devices : $"{devices} (no CUDA device: {whyNoGpu ?? "none found"})";
     }
 
     private static SelectedDevice OpenCuda(int ordinal, DeviceSelectorOptions options)
     {
         int count = CudaDevice.DeviceCount(out var whyNone);
-        if (count == 0) throw new DeviceUnavailableException($"cuda:{ordinal}", whyNone ?? "no CUDA device");
+        if (count == 0)
+            throw new DeviceUnavailableException($"cuda:{ordinal}", $"{whyNone ?? "no CUDA device"}; devices here: " +
+                                                                    (HostRuntime.IsAvailable(out _) ? "cpu" : "none"));
         if (ordinal >= count)
-            throw new DeviceUnavailableException($"cuda:{ordinal}", $"only {count} CUDA device(s) present (cuda:0 .. cuda:{count - 1})");
+            throw new DeviceUnavailableException($"cuda:{ordinal}", $"only {count} CUDA device(s) present; devices here: {DescribeDevices()}");
         var device = new CudaDevice(ordinal, options.Cuda);
         return new SelectedDevice(device, $"cuda:{ordinal}: requested ({device.Capabilities.Name})");
     }

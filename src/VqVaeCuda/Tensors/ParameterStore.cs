@@ -141,7 +141,17 @@ public sealed class ParameterStore : IDisposable
         if (IsAllocated) throw new InvalidOperationException("the parameter store is already allocated");
         long bytes = Math.Max(1, _count) * sizeof(float);
         _values = Device.Allocate(bytes);
-        _grads = Device.Allocate(bytes);
+        try
+        {
+            _grads = Device.Allocate(bytes);
+        }
+        catch
+        {
+            // Out of memory for the gradients: give the values back, so that a refused model costs nothing.
+            _values.Dispose();
+            _values = null;
+            throw;
+        }
         foreach (var b in new[] { _values, _grads }) Device.FillBytes(b.Pointer, 0, bytes);
         var random = new Random(seed);
         foreach (var p in _parameters)

@@ -147,7 +147,7 @@ public static class PriorCheckpoint
     {
         metadata.TryGetValue("format", out var format);
         if (format != Format)
-            throw new CheckpointFormatException($"{path}: not a prior checkpoint of this program (format '{format ?? "missing"}', expected '{Format}')");
+            throw new CheckpointFormatException(path, $"not a prior checkpoint of this program (format '{format ?? "missing"}', expected '{Format}')");
         try
         {
             var config = GatedPixelCnnConfig.FromJson(metadata["config"]);
@@ -161,7 +161,7 @@ public static class PriorCheckpoint
         }
         catch (Exception e) when (e is ConfigException or JsonException or KeyNotFoundException or FormatException or OverflowException)
         {
-            throw new CheckpointFormatException($"{path}: bad prior metadata ({e.Message})");
+            throw new CheckpointFormatException(path, $"bad prior metadata ({e.Message})");
         }
     }
 

@@ -34,7 +34,7 @@ public static class StateDictFiles
         }
         catch (StateDictException e)
         {
-            throw new CheckpointFormatException($"{path}: {e.Message}");
+            throw new CheckpointFormatException(path, $"{e.Message}");
         }
     }
 
@@ -42,7 +42,8 @@ public static class StateDictFiles
     /// The entries of <paramref name="tensors"/> whose names start with <paramref name="prefix"/> (prefix removed), as
     /// new tensors on <paramref name="device"/>: a state dict to load, then dispose.
     /// </summary>
-    /// <exception cref="CheckpointFormatException">An entry of an unsupported type or an impossible shape (named, with the file).</exception>
+    /// <exception cref="CheckpointFormatException">An entry of an unsupported type or an impossible shape, or holding NaN or
+    /// infinity (named, with the file).</exception>
     public static StateDict Upload(IDevice device, IEnumerable<SafetensorsTensor> tensors, string path, string prefix = "")
     {
         var state = new StateDict();
@@ -58,13 +59,13 @@ public static class StateDictFiles
                 }
                 catch (Exception e) when (e is ArgumentException or OverflowException)
                 {
-                    throw new CheckpointFormatException($"{path}: tensor '{t.Name}' has shape [{string.Join(",", t.Shape)}], which no model tensor has");
+                    throw new CheckpointFormatException(path, $"tensor '{t.Name}' has shape [{string.Join(",", t.Shape)}], which no model tensor has");
                 }
                 var tensor = t.DType switch
                 {
-                    "F32" => Tensor.FromArray(device, t.ToFloats(), shape),
+                    "F32" => Tensor.FromArray(device, Finite(t, path), shape),
                     "I32" => Tensor.FromArray(device, t.ToInts(), shape),
-                    _ => throw new CheckpointFormatException($"{path}: tensor '{t.Name}' is {t.DType}; checkpoints hold F32 and I32 only"),
+                    _ => throw new CheckpointFormatException(path, $"tensor '{t.Name}' is {t.DType}; checkpoints hold F32 and I32 only"),
                 };
                 state.Add(t.Name[prefix.Length..], tensor);
             }
@@ -75,5 +76,26 @@ public static class StateDictFiles
             state.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The values of an F32 entry, refused when any is NaN or infinite. No weight, EMA statistic or Adam moment of a
+    /// healthy run is: such a checkpoint comes from a run that diverged (or a damaged file), and a model loaded from it
+    /// would train or infer NaN silently. Refused for inference too, since every output of such a model is meaningless.
+    /// </summary>
+    private static float[] Finite(SafetensorsTensor t, string path)
+    {
+        var values = t.ToFloats();
+        int bad = 0, first = -1;
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (float.IsFinite(values[i])) continue;
+            if (bad++ == 0) first = i;
+        }
+        if (bad > 0)
+            throw new CheckpointFormatException(path, $"tensor '{t.Name}'",
+                $"{bad} of its {values.Length} values are NaN or infinite (the first, {values[first]}, at index {first}); " +
+                "the checkpoint comes from a run that diverged, or the file is damaged: use an earlier checkpoint");
+        return values;
     }
 }

@@ -87,18 +87,17 @@ public static class VqVaeCheckpoint
         {
             StateDictFiles.LoadInto(model, tensors.Values.Where(t => !t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal) &&
                                                                      !t.Name.StartsWith(TrainerPrefix, StringComparison.Ordinal)), path);
-            if (!metadata.TryGetValue("step", out var stepText)) return new Loaded(model, null, null);
+            if (!metadata.ContainsKey("step")) return new Loaded(model, null, null);
 
             optimizerState = header.Format == Format1 ? Format1Moments(path, tensors, model) : StateDictFiles.Upload(device, tensors.Values, path, OptimizerPrefix);
-            var options = header.Training ?? throw new CheckpointFormatException($"{path}: training state without its training options");
-            var training = new TrainingStateInfo(int.Parse(stepText, CultureInfo.InvariantCulture),
-                                                 long.Parse(metadata["adam_step"], CultureInfo.InvariantCulture), options,
+            var options = header.Training ?? throw new CheckpointFormatException(path, $"training state without its training options");
+            var training = new TrainingStateInfo(Count<int>(path, metadata, "step"), Count<long>(path, metadata, "adam_step"), options,
                                                  metadata.GetValueOrDefault("dataset", ""));
             if (tensors.TryGetValue(CodeLastUsed, out var lastUsed))
             {
                 var steps = lastUsed.ToInts();
                 if (steps.Length != config.CodebookSize)
-                    throw new CheckpointFormatException($"{path}: '{CodeLastUsed}' has {steps.Length} entries for a codebook of {config.CodebookSize} codes");
+                    throw new CheckpointFormatException(path, $"'{CodeLastUsed}' has {steps.Length} entries for a codebook of {config.CodebookSize} codes");
                 model.Quantizer.LoadCodeLastUsed(steps);
             }
             return new Loaded(model, training, optimizerState);
@@ -126,7 +125,7 @@ public static class VqVaeCheckpoint
     {
         metadata.TryGetValue("format", out var format);
         if (format is not (Format or Format1))
-            throw new CheckpointFormatException($"{path}: not a VQ-VAE checkpoint of this program (format '{format ?? "missing"}', expected '{Format}' or '{Format1}')" +
+            throw new CheckpointFormatException(path, $"not a VQ-VAE checkpoint of this program (format '{format ?? "missing"}', expected '{Format}' or '{Format1}')" +
                                                 (format == PriorCheckpoint.Format ? ": it is a prior checkpoint; give it where a prior is expected (--prior, or --resume of prior train)" : ""));
         try
         {
@@ -136,7 +135,7 @@ public static class VqVaeCheckpoint
         }
         catch (Exception e) when (e is ConfigException or System.Text.Json.JsonException or KeyNotFoundException)
         {
-            throw new CheckpointFormatException($"{path}: bad model config or training options in the metadata ({e.Message})");
+            throw new CheckpointFormatException(path, $"bad model config or training options in the metadata ({e.Message})");
         }
     }
 
@@ -147,6 +146,16 @@ public static class VqVaeCheckpoint
         var loaded = Load(path, device);
         loaded.OptimizerState?.Dispose();
         return loaded.Model;
+    }
+
+    /// <summary>A non-negative count from the metadata, or a refusal naming the field and what it holds.</summary>
+    private static T Count<T>(string path, IReadOnlyDictionary<string, string> metadata, string field) where T : struct, System.Numerics.IBinaryInteger<T>
+    {
+        if (!metadata.TryGetValue(field, out var text))
+            throw new CheckpointFormatException(path, $"metadata '{field}'", "is missing (a checkpoint with training state has it)");
+        if (!T.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value))
+            throw new CheckpointFormatException(path, $"metadata '{field}'", $"is '{text}', expected a non-negative integer (of at most {(typeof(T) == typeof(int) ? "10" : "19")} digits)");
+        return value;
     }
 
     // Format 1 kept Adam's moments as flat arrays laid out like the parameter store (each parameter at its
@@ -169,9 +178,9 @@ public static class VqVaeCheckpoint
     private static float[] TakeFlat(string path, IReadOnlyDictionary<string, SafetensorsTensor> tensors, string name, long count)
     {
         if (!tensors.TryGetValue(name, out var t))
-            throw new CheckpointFormatException($"{path}: tensor '{name}' is missing (a format-1 checkpoint with training state has it)");
+            throw new CheckpointFormatException(path, $"tensor '{name}' is missing (a format-1 checkpoint with training state has it)");
         if (t.Shape.Length != 1 || t.Shape[0] != count || t.DType != "F32")
-            throw new CheckpointFormatException($"{path}: tensor '{name}' is {t.DType} [{string.Join(",", t.Shape)}]; the model's config expects F32 [{count}]");
+            throw new CheckpointFormatException(path, $"tensor '{name}' is {t.DType} [{string.Join(",", t.Shape)}]; the model's config expects F32 [{count}]");
         return t.ToFloats();
     }
 }

@@ -158,7 +158,14 @@ public sealed unsafe class CudaDevice : IDevice
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         MakeCurrent();
         // cuMemAlloc rejects 0 bytes; a 1-byte allocation keeps zero-length buffers distinct and freeable, as on the CPU device.
-        CudaDriver.Check(CudaDriver.cuMemAlloc_v2(out var address, (nuint)Math.Max(bytes, 1)), nameof(CudaDriver.cuMemAlloc_v2));
+        var result = CudaDriver.cuMemAlloc_v2(out var address, (nuint)Math.Max(bytes, 1));
+        if (result == CUresult.CUDA_ERROR_OUT_OF_MEMORY)
+        {
+            // The driver's bare CUDA_ERROR_OUT_OF_MEMORY does not say how far off the request was: ask what is free.
+            long free = CudaDriver.cuMemGetInfo_v2(out var freeBytes, out _) == CUresult.CUDA_SUCCESS ? (long)freeBytes : -1;
+            throw new DeviceOutOfMemoryException(Name, bytes, free, inner: new CudaException(nameof(CudaDriver.cuMemAlloc_v2), result));
+        }
+        CudaDriver.Check(result, nameof(CudaDriver.cuMemAlloc_v2));
         return new DeviceBuffer(this, new DevicePointer(address), bytes);
     }
 
@@ -260,10 +267,14 @@ public sealed unsafe class CudaDevice : IDevice
         ulong* values = stackalloc ulong[Math.Max(1, args.Length)];
         void** pointers = stackalloc void*[Math.Max(1, args.Length)];
         KernelArg.ToLaunchParameters(args, values, pointers);
-        CudaDriver.Check(
-            CudaDriver.cuLaunchKernel(kernel.Handle, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)dynamicSharedBytes, _stream,
-                                      pointers, null),
-            nameof(CudaDriver.cuLaunchKernel));
+        var launched = CudaDriver.cuLaunchKernel(kernel.Handle, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)dynamicSharedBytes, _stream,
+                                                 pointers, null);
+        if (launched != CUresult.CUDA_SUCCESS)
+        {
+            var cause = new CudaException(nameof(CudaDriver.cuLaunchKernel), launched);
+            throw new KernelLaunchException($"{Name}: kernel '{kernel.Name}' (grid {grid}, block {block}, {dynamicSharedBytes} bytes of dynamic shared memory) " +
+                                            $"failed to launch: {cause.Message}", cause);
+        }
     }
 
     /// <inheritdoc />

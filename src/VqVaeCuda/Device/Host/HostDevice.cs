@@ -33,6 +33,7 @@ public sealed record HostDeviceOptions
 public sealed unsafe class HostDevice : IDevice
 {
     private const int ErrorCapacity = 2048;
+    private const long LargeAllocationBytes = 16L << 20;
     private readonly Dictionary<string, Kernel> _kernels = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HostRuntime.RegisteredKernel> _registry;
     private readonly object _gate = new();
@@ -87,9 +88,22 @@ public sealed unsafe class HostDevice : IDevice
     {
         ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        // Linux overcommits: an allocation beyond what the machine has succeeds, and the OOM killer ends the process when
+        // the pages are touched (checked mode fills them at once). Large requests are therefore checked first; small ones
+        // are not worth reading /proc/meminfo for.
+        if (bytes >= LargeAllocationBytes)
+        {
+            long available = HostMemory.AvailableBytes();
+            if (bytes > available) throw new DeviceOutOfMemoryException(Name, bytes, available);
+        }
         byte* err = stackalloc byte[ErrorCapacity];
         void* p = HostRuntime.vqh_alloc((nuint)Math.Max(bytes, 1), Options.Checked ? 1 : 0, err, ErrorCapacity);
-        if (p == null) throw new OutOfMemoryException($"cpu device: {HostRuntime.ErrorText(new ReadOnlySpan<byte>(err, ErrorCapacity))}");
+        if (p == null)
+            throw new DeviceOutOfMemoryException(Name, bytes, HostMemory.AvailableBytes(), HostRuntime.ErrorText(new ReadOnlySpan<byte>(err, ErrorCapacity)));
+        // Pages not yet touched do not count against MemAvailable, so two large allocations of 60% each would both pass
+        // the check above and the OOM killer would come when they are filled. Committing a large allocation at once (checked
+        // mode already fills it) makes the next check see it.
+        if (bytes >= LargeAllocationBytes && !Options.Checked) NativeMemory.Clear(p, (nuint)bytes);
         return new DeviceBuffer(this, new DevicePointer((ulong)p), bytes);
     }
 
@@ -163,7 +177,9 @@ public sealed unsafe class HostDevice : IDevice
         byte* err = stackalloc byte[ErrorCapacity];
         int rc = HostRuntime.vqh_launch((int)kernel.Handle, g, b, (uint)dynamicSharedBytes, pointers, (int)Options.ThreadOrder,
                                         Options.ShuffleSeed, err, ErrorCapacity);
-        HostRuntime.Check(rc, new ReadOnlySpan<byte>(err, ErrorCapacity), $"cpu device: kernel '{kernel.Name}' failed");
+        if (rc != 0)
+            throw new HostDeviceException($"cpu device: kernel '{kernel.Name}' (grid {grid}, block {block}, {dynamicSharedBytes} bytes of dynamic shared memory) failed: " +
+                                            HostRuntime.ErrorText(new ReadOnlySpan<byte>(err, ErrorCapacity)));
         if (Options.Checked) VerifyCanaries($"kernel '{kernel.Name}' (grid {grid}, block {block})");
     }
 
