@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using VqVaeCuda.Data;
+using VqVaeCuda.Device;
 using VqVaeCuda.Models;
 using VqVaeCuda.Training;
 
@@ -33,13 +34,15 @@ internal static class PipelineCommand
         var seed = new Option<int>("--seed") { Description = "Seed of data, initialisation, batches and samples.", DefaultValueFactory = _ => 0 };
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
-        var output = new Option<string?>("--out") { Description = "Run folder (default: runs/pipeline-<dataset>-<time>)." };
+        var output = new Option<string?>("--out") { Description = "Run folder; it must not exist (default: runs/pipeline-<dataset>-<time>, with -2, -3, ... when taken)." };
 
         var command = new Command("pipeline",
             "The paper end to end: train a VQ-VAE, extract the code maps of the data with it frozen, fit a Gated PixelCNN prior over them " +
             "(class-conditional by default), sample code maps and decode them. With no options: the built-in shapes data on the best device " +
             "found, a few minutes on two CPU cores. Writes one run folder: reconstructions.png, samples.png (one class per row), summary.json, " +
-            "and vqvae/ and prior/ (what `vqvae train` and `vqvae prior train` write: metrics, checkpoints, loss plots).");
+            "and vqvae/ and prior/ (what `vqvae train` and `vqvae prior train` write: metrics, checkpoints, loss plots). " +
+            "SIGINT or SIGTERM finishes the step of the stage under way, writes its checkpoint and exits 0 with the command that continues that stage " +
+            "(a second one quits at once).");
         data.AddTo(command);
         foreach (var o in new Option[] { vqvaePreset, vqvaeSteps, vqvaeLr, priorPreset, priorSteps, priorLr, batch, unconditional, samples, seed, device, cache, output })
             command.Options.Add(o);
@@ -64,33 +67,56 @@ internal static class PipelineCommand
             options.VqVae.Validate();
             options.VqVaeTraining.Validate();
             options.PriorTraining.Validate();
-            var runDirectory = result.GetValue(output) ??
-                               Path.Combine("runs", $"pipeline-{options.Dataset.Replace(':', '-').Replace('/', '-')}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            var runDirectory = RunControl.ClaimNewRun(result.GetValue(output),
+                                                      Path.Combine("runs", $"pipeline-{options.Dataset.Replace(':', '-').Replace('/', '-')}-{DateTime.Now:yyyyMMdd-HHmmss}"));
 
-            using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
+            IDevice dev;
+            try
+            {
+                dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
+            }
+            catch
+            {
+                RunControl.ReleaseIfEmpty(runDirectory);
+                throw;
+            }
+            using var _ = dev;
+            using var signals = new StopSignals();
             PipelineResult? outcome = null;
-            AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var tasks = new Dictionary<string, ProgressTask>
+            try
+            {
+                AnsiConsole.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                    .Start(ctx =>
                     {
-                        ["vqvae"] = ctx.AddTask("1/3 VQ-VAE", maxValue: options.VqVaeTraining.Steps),
-                        ["codes"] = ctx.AddTask("2/3 code maps", maxValue: 1),
-                        ["prior"] = ctx.AddTask("3/3 prior", maxValue: options.PriorTraining.Steps),
-                    };
-                    outcome = Pipeline.Run(dev, options, runDirectory, new InlineProgress<PipelineProgress>(p =>
-                    {
-                        var stage = p.Stage == "samples" ? "prior" : p.Stage;
-                        var task = tasks[stage];
-                        task.MaxValue = Math.Max(1, p.Total);
-                        task.Value = p.Done;
-                        if (p.Message is not null) task.Description = Markup.Escape($"{Label(stage)}: {p.Message}");
-                        if (stage == "codes") task.Description = Markup.Escape($"2/3 code maps: {p.Done}/{p.Total} images encoded");
-                        foreach (var earlier in tasks.Values.TakeWhile(t => t != task)) earlier.Value = earlier.MaxValue;
-                    }));
-                    foreach (var task in tasks.Values) task.Value = task.MaxValue;
-                });
+                        var tasks = new Dictionary<string, ProgressTask>
+                        {
+                            ["vqvae"] = ctx.AddTask("1/3 VQ-VAE", maxValue: options.VqVaeTraining.Steps),
+                            ["codes"] = ctx.AddTask("2/3 code maps", maxValue: 1),
+                            ["prior"] = ctx.AddTask("3/3 prior", maxValue: options.PriorTraining.Steps),
+                        };
+                        outcome = Pipeline.Run(dev, options, runDirectory, new InlineProgress<PipelineProgress>(p =>
+                        {
+                            var stage = p.Stage == "samples" ? "prior" : p.Stage;
+                            var task = tasks[stage];
+                            task.MaxValue = Math.Max(1, p.Total);
+                            task.Value = p.Done;
+                            if (p.Message is not null) task.Description = Markup.Escape($"{Label(stage)}: {p.Message}");
+                            if (stage == "codes") task.Description = Markup.Escape($"2/3 code maps: {p.Done}/{p.Total} images encoded");
+                            foreach (var earlier in tasks.Values.TakeWhile(t => t != task)) earlier.Value = earlier.MaxValue;
+                        }), signals.Token);
+                        foreach (var task in tasks.Values) task.Value = task.MaxValue;
+                    });
+            }
+            catch (PipelineInterruptedException e)
+            {
+                AnsiConsole.MarkupLineInterpolated($"{e.Message}");
+                return 0;
+            }
+            catch (NonFiniteTrainingException e)
+            {
+                return RunControl.Failed(e);
+            }
             var r = outcome!;
             AnsiConsole.MarkupLineInterpolated(
                 $"VQ-VAE test: MSE {r.VqVaeTest.ReconstructionMse:F5}, PSNR {r.VqVaeTest.Psnr:F2} dB, codes used {r.VqVaeTest.CodesUsed}/{options.VqVae.CodebookSize}");

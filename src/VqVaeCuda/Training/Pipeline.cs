@@ -52,6 +52,19 @@ public sealed record PipelineResult(string RunDirectory, MetricsRecord VqVaeTest
 }
 
 /// <summary>
+/// The pipeline was cancelled: the stage under way finished its step and wrote a checkpoint (named in the message, with
+/// the command that continues that stage).
+/// </summary>
+public sealed class PipelineInterruptedException(string message, string stage, string? checkpoint) : OperationCanceledException(message)
+{
+    /// <summary>The stage that was interrupted ("vqvae", "prior"; "codes" or "samples" between steps).</summary>
+    public string Stage { get; } = stage;
+
+    /// <summary>The checkpoint the interrupted stage wrote, if it had one.</summary>
+    public string? Checkpoint { get; } = checkpoint;
+}
+
+/// <summary>
 /// The paper end to end, into one run folder: train a VQ-VAE (<c>vqvae/</c>), extract the code maps of both splits
 /// with it frozen, fit a Gated PixelCNN prior over them (<c>prior/</c>), sample code maps and decode them. The top
 /// of the run folder gets <c>reconstructions.png</c>, <c>samples.png</c> (one class per row when class-conditional)
@@ -70,7 +83,12 @@ public static class Pipeline
         return Run(device, options, train, test, runDirectory, progress, cancellation);
     }
 
-    /// <summary>Runs every stage on images the caller already holds (<see cref="PipelineOptions.Dataset"/> only names them).</summary>
+    /// <summary>
+    /// Runs every stage on images the caller already holds (<see cref="PipelineOptions.Dataset"/> only names them). When
+    /// <paramref name="cancellation"/> is signalled during a training stage, that stage finishes its step and writes a
+    /// checkpoint, and <see cref="PipelineInterruptedException"/> is thrown.
+    /// </summary>
+    /// <exception cref="PipelineInterruptedException">Cancelled; the message names the checkpoint written.</exception>
     public static PipelineResult Run(IDevice device, PipelineOptions options, ImageDataset train, ImageDataset test, string runDirectory,
                                      IProgress<PipelineProgress>? progress = null, CancellationToken cancellation = default)
     {
@@ -85,9 +103,13 @@ public static class Pipeline
         string vqvaeDirectory = Path.Combine(runDirectory, "vqvae"), priorDirectory = Path.Combine(runDirectory, "prior");
 
         using var vqvaeTrainer = new VqVaeTrainer(new VqVae(device, vqvaeConfig, vqvaeOptions.Seed), train, test, vqvaeOptions, vqvaeDirectory);
-        vqvaeTrainer.Train(progress is null ? null : new InlineProgress<TrainingProgress>(p => progress.Report(new PipelineProgress("vqvae", p.Step, p.TotalSteps,
+        var vqvaeEnd = vqvaeTrainer.Train(progress is null ? null : new InlineProgress<TrainingProgress>(p => progress.Report(new PipelineProgress("vqvae", p.Step, p.TotalSteps,
             p.Message ?? (p.Latest is { } m ? $"step {m.Step} {m.Split}: PSNR {m.Psnr:F1} dB, {m.CodesUsed} codes" : null)))),
                            cancellation);
+        if (vqvaeEnd == TrainingEnd.Interrupted)
+            throw new PipelineInterruptedException(
+                $"interrupted in the VQ-VAE stage at step {vqvaeTrainer.Step}: its checkpoint is {vqvaeTrainer.LastCheckpoint?.Path}; " +
+                $"`vqvae train --resume {vqvaeDirectory}` continues that stage", "vqvae", vqvaeTrainer.LastCheckpoint?.Path);
         var vqvae = vqvaeTrainer.Model;
         var vqvaeTest = vqvaeTrainer.History.Last(r => r.Split == "test");
 
@@ -118,11 +140,15 @@ public static class Pipeline
         }
         using (priorTrainer)
         {
-            priorTrainer.Train(progress is null ? null : new InlineProgress<PriorTrainingProgress>(p =>
+            var priorEnd = priorTrainer.Train(progress is null ? null : new InlineProgress<PriorTrainingProgress>(p =>
                 progress.Report(new PipelineProgress(p.Message is not null && p.Message.StartsWith("sampling", StringComparison.Ordinal) ? "samples" : "prior",
                                                      p.Step, p.TotalSteps,
                                                      p.Message ?? (p.Latest is { } m ? $"step {m.Step} {m.Split}: NLL {m.NllNats:F3} nats/position" : null)))),
                                cancellation);
+            if (priorEnd == TrainingEnd.Interrupted)
+                throw new PipelineInterruptedException(
+                    $"interrupted in the prior stage at step {priorTrainer.Step}: its checkpoint is {priorTrainer.LastCheckpoint?.Path}; " +
+                    $"`vqvae prior train --vqvae {vqvaePath} --resume {priorDirectory}` continues that stage", "prior", priorTrainer.LastCheckpoint?.Path);
             var priorTest = priorTrainer.History.Last(r => r.Split == "test");
             foreach (var picture in new[] { Path.Combine(vqvaeDirectory, "reconstructions.png"), Path.Combine(priorDirectory, "samples.png") })
                 if (File.Exists(picture)) File.Copy(picture, Path.Combine(runDirectory, Path.GetFileName(picture)), overwrite: true);
