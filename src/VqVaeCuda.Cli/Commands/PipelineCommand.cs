@@ -110,7 +110,7 @@ internal static class PipelineCommand
             }
             catch (PipelineInterruptedException e)
             {
-                AnsiConsole.MarkupLineInterpolated($"{e.Message}");
+                Console.Out.WriteLine(e.Message);  // unwrapped: it holds the command that continues the stage
                 return 0;
             }
             catch (NonFiniteTrainingException e)

@@ -132,10 +132,10 @@ internal static class RunControl
     /// <summary>The line an interrupted run ends with: where its checkpoint is and the command that continues it.</summary>
     public static void ReportInterrupted(int step, (string Path, int Step)? checkpoint, string resumeCommand)
     {
-        if (checkpoint is { } c)
-            AnsiConsole.MarkupLineInterpolated($"interrupted at step {step}; checkpoint {c.Path} (step {c.Step}). Resume with: {resumeCommand}");
-        else
-            AnsiConsole.MarkupLineInterpolated($"interrupted at step {step}; nothing to resume (the run had no folder)");
+        // Plain text, unwrapped: the resume command must survive a copy and paste from a narrow terminal or a log.
+        Console.Out.WriteLine(checkpoint is { } c
+            ? $"interrupted at step {step}; checkpoint {c.Path} (step {c.Step}). Resume with: {resumeCommand}"
+            : $"interrupted at step {step}; nothing to resume (the run had no folder)");
     }
 
     /// <summary>A training failure the trainer explains itself (a non-finite step): one red line on stderr, exit code 1.</summary>

@@ -21,12 +21,20 @@ public sealed class NonFiniteTrainingException(string message, int step, string 
 /// <summary>What the trainers share to detect, explain and report a non-finite step.</summary>
 internal static class NonFiniteCheck
 {
-    /// <summary>Which of the step's read-back values are not finite ("the loss is NaN, the gradient norm is Infinity"), or null.</summary>
+    /// <summary>Which of the step's read-back values are not finite ("the loss is NaN, a gradient is Infinity"), or null.</summary>
     public static string? Describe(params (string Name, double Value)[] values)
     {
         var bad = values.Where(v => !double.IsFinite(v.Value)).Select(v => $"{v.Name} is {v.Value.ToString(CultureInfo.InvariantCulture)}").ToList();
         return bad.Count == 0 ? null : string.Join(", ", bad);
     }
+
+    /// <summary>
+    /// The gradient norm to judge the gradients by: the device's norm is a float sum of squares, which overflows to
+    /// infinity for finite gradients above ~1e19 (which Adam handles); only then are the gradients read back and each
+    /// checked, and the norm is reported as NaN when one is not finite (a NaN norm always means a NaN gradient).
+    /// </summary>
+    public static double GradientNorm(float deviceNorm, Tensor gradients) =>
+        float.IsPositiveInfinity(deviceNorm) && gradients.ToArray().All(float.IsFinite) ? float.MaxValue : deviceNorm;
 
     /// <summary>The stop message: what was not finite, where it began, what is safe on disk, what to try.</summary>
     public static string StopMessage(int step, string what, string firstOp, double learningRate, (string Path, int Step)? lastCheckpoint, int skipped)

@@ -293,7 +293,8 @@ public sealed class VqVaeTrainer : IDisposable
         var losses = new StepLosses(Step + 1, loss.ToArray()[0], output.Quantized.CodebookLoss.ToArray()[0],
                                     output.Quantized.CommitmentLoss.ToArray()[0], counts.Count(c => c > 0));
         if (NonFiniteCheck.Describe(("the reconstruction loss", losses.ReconstructionMse), ("the codebook loss", losses.CodebookLoss),
-                                    ("the commitment loss", losses.CommitmentLoss), ("the gradient norm", norm.ToArray()[0])) is { } what)
+                                    ("the commitment loss", losses.CommitmentLoss),
+                                    ("a gradient", NonFiniteCheck.GradientNorm(norm.ToArray()[0], Model.ParameterStore.FlatGrads))) is { } what)
         {
             var firstOp = FirstNonFiniteOp(x.ToArray(), x.Shape);
             if (SkippedSteps >= Options.SkipNonFinite)

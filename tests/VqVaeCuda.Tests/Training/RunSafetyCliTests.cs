@@ -1,0 +1,159 @@
+using VqVaeCuda.Checkpoints;
+using VqVaeCuda.Tests.Support;
+using VqVaeCuda.Training;
+
+namespace VqVaeCuda.Tests.Training;
+
+/// <summary>
+/// `vqvae train` as a hostile but realistic user drives it, through the real command in a child process: interrupted by
+/// SIGINT, SIGTERM or SIGKILL at a random step and resumed, its loss trace equals an uninterrupted run's line for line
+/// (bit-equal: the cpu device is deterministic); a checkpoint that cannot be written (a file-size limit) leaves the last
+/// good one intact and says so.
+/// </summary>
+[TestFixture, Category("Cpu"), NonParallelizable]
+public class RunSafetyCliTests
+{
+    private const int Steps = 24, CheckpointEvery = 4;
+    private string _root = "", _reference = "", _dir = "";
+    private List<string> _referenceTrace = [];
+
+    // Every run: the same small, fully logged (a line per step) training on the built-in shapes.
+    private static string[] TrainArgs(params string[] more) =>
+        ["train", "--device", "cpu", "--batch", "8", "--log-every", "1", "--checkpoint-every", $"{CheckpointEvery}", "--seed", "3", .. more];
+
+    [OneTimeSetUp]
+    public void UninterruptedReference()
+    {
+        TestDevices.Cpu().Dispose();  // skip (or fail under CI) without the CPU library
+        Directory.CreateDirectory(_root = Path.Combine(Path.GetTempPath(), "vqvae-run-safety-" + Guid.NewGuid().ToString("N")));
+        _reference = Path.Combine(_root, "reference");
+        var (exit, output) = CliChild.Run(_root, TrainArgs("--steps", $"{Steps}", "--out", _reference));
+        Assert.That(exit, Is.Zero, output);
+        _referenceTrace = CliChild.LossTrace(Path.Combine(_reference, "metrics.jsonl"));
+        Assert.That(_referenceTrace, Has.Count.EqualTo(Steps + 1), "a train line per step and the final test line");
+    }
+
+    [OneTimeTearDown]
+    public void Remove()
+    {
+        if (_root.Length > 0 && Directory.Exists(_root)) Directory.Delete(_root, true);
+    }
+
+    [SetUp]
+    public void SetUp() => Directory.CreateDirectory(_dir = Path.Combine(_root, Guid.NewGuid().ToString("N")));
+
+    [TestCase(CliChild.SigInt, TestName = "SIGINT finishes the step, checkpoints, exits 0 with the resume command; the resumed trace is bit-equal")]
+    [TestCase(CliChild.SigTerm, TestName = "SIGTERM finishes the step, checkpoints, exits 0 with the resume command; the resumed trace is bit-equal")]
+    public void A_stop_signal_checkpoints_the_current_step_and_the_resumed_run_equals_an_uninterrupted_one(int signal)
+    {
+        var run = Path.Combine(_dir, "run");
+        int at = new Random().Next(2, Steps - 4);
+        TestContext.Out.WriteLine($"signal {signal} after {at} metrics lines");
+        string output;
+        using (var child = CliChild.Start(_dir, TrainArgs("--steps", $"{Steps}", "--out", run)))
+        {
+            child.WaitForMetricsLines(Path.Combine(run, "metrics.jsonl"), at);
+            child.Signal(signal);
+            int exit;
+            (exit, output) = child.WaitForExit();
+            Assert.That(exit, Is.Zero, output);
+        }
+        var header = VqVaeCheckpoint.ReadHeader(Path.Combine(run, "latest.safetensors"));
+        int stopped = header.Step!.Value;
+        Assert.That(stopped, Is.InRange(at, Steps - 1), output);
+        Assert.That(output, Does.Contain($"interrupted at step {stopped}").And.Contain($"Resume with: vqvae train --resume {run} --dataset shapes"));
+        Assert.That(File.Exists(Path.Combine(run, "checkpoints", $"step-{stopped:D6}.safetensors")), "the interrupted step's own checkpoint");
+        Assert.That(CliChild.LossTrace(Path.Combine(run, "metrics.jsonl")), Is.EqualTo(_referenceTrace.Take(stopped)),
+                    "the metrics reach exactly the checkpointed step");
+
+        var (resumed, resumeOutput) = CliChild.Run(_dir, TrainArgs("--steps", $"{Steps}", "--resume", run));
+        Assert.That(resumed, Is.Zero, resumeOutput);
+        Assert.That(CliChild.LossTrace(Path.Combine(run, "metrics.jsonl")), Is.EqualTo(_referenceTrace));
+    }
+
+    [Test]
+    public void After_SIGKILL_at_a_random_step_a_resume_of_the_run_folder_loses_only_the_steps_since_the_last_checkpoint_and_equals_an_uninterrupted_run()
+    {
+        var run = Path.Combine(_dir, "run");
+        int at = new Random().Next(CheckpointEvery + 1, Steps - 2);
+        using (var child = CliChild.Start(_dir, TrainArgs("--steps", $"{Steps}", "--out", run)))
+        {
+            child.WaitForMetricsLines(Path.Combine(run, "metrics.jsonl"), at);
+            child.Signal(CliChild.SigKill);
+            child.WaitForExit();
+        }
+        int logged = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length;
+        int checkpointed = RunFolder.StepCheckpoints(run, VqVaeTrainer.StepCheckpointPrefix)[0].Step;
+        TestContext.Out.WriteLine($"SIGKILL after {at} metrics lines: {logged} lines logged, newest checkpoint at step {checkpointed}");
+        Assert.That(checkpointed, Is.GreaterThan(0).And.LessThanOrEqualTo(logged));
+        Assert.That(logged - checkpointed, Is.LessThanOrEqualTo(CheckpointEvery), "at most the steps since the last checkpoint are lost");
+
+        var (exit, output) = CliChild.Run(_dir, TrainArgs("--steps", $"{Steps}", "--resume", run));
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(output, Does.Contain($"at step {checkpointed}"));
+        Assert.That(CliChild.LossTrace(Path.Combine(run, "metrics.jsonl")), Is.EqualTo(_referenceTrace),
+                    "the lines after the checkpoint were dropped and done again: no duplicate steps, the same losses");
+    }
+
+    [Test]
+    public void A_second_SIGINT_exits_at_once_with_130_and_leaves_no_torn_checkpoint()
+    {
+        var run = Path.Combine(_dir, "run");
+        // Steps of 128 images (~0.5 s each here) leave the second signal time to land while the first one's step is under way.
+        using (var child = CliChild.Start(_dir, ["train", "--device", "cpu", "--batch", "128", "--log-every", "1", "--steps", "200", "--out", run]))
+        {
+            child.WaitForMetricsLines(Path.Combine(run, "metrics.jsonl"), 1);
+            child.Signal(CliChild.SigInt);
+            // Two signals sent back to back can merge into one pending signal: send the second once the first is acknowledged.
+            child.WaitForOutput("SIGINT: finishing the current step");
+            child.Signal(CliChild.SigInt);
+            var (exit, output) = child.WaitForExit();
+            Assert.That(exit, Is.EqualTo(130), output);
+        }
+        // Whatever the moment of the kill, every checkpoint under its real name reads back whole, and metrics.jsonl is JSON lines.
+        foreach (var file in Directory.EnumerateFiles(run, "*.safetensors", SearchOption.AllDirectories))
+            Assert.DoesNotThrow(() => VqVaeCheckpoint.ReadHeader(file), file);
+        Assert.DoesNotThrow(() => CliChild.LossTrace(Path.Combine(run, "metrics.jsonl")));
+    }
+
+    [Test]
+    public void A_checkpoint_write_that_fails_on_a_file_size_limit_stops_training_and_keeps_the_last_good_checkpoint()
+    {
+        // A copy of the finished reference run, continued for 4 more steps by a process that may not write a file of
+        // the checkpoint's size (~450 KiB): the step-28 checkpoint fails; the step-24 one must survive untouched.
+        var run = Path.Combine(_dir, "run");
+        CopyFolder(_reference, run);
+        var latest = Path.Combine(run, "latest.safetensors");
+        var before = File.ReadAllBytes(latest);
+        Assert.That(before.Length, Is.GreaterThan(200 * 1024), "the limit must be below a checkpoint's size");
+
+        var (exit, output) = CliChild.Run(_dir, TrainArgs("--steps", $"{Steps + 4}", "--resume", run), fileSizeLimitKiB: 200);
+        Assert.That(exit, Is.EqualTo(1), output);
+        Assert.That(output, Does.Contain($"could not write the checkpoint of step {Steps + 4}").And.Contain("file-size limit")
+                                .And.Contain($"The last good checkpoint, {run}/latest.safetensors (step {Steps}), is intact"));
+        Assert.That(File.ReadAllBytes(latest), Is.EqualTo(before), "latest.safetensors unchanged");
+        Assert.That(Directory.EnumerateFiles(run, "*.tmp", SearchOption.AllDirectories), Is.Empty, "no temporary file left behind");
+        Assert.That(File.Exists(Path.Combine(run, "checkpoints", $"step-{Steps + 4:D6}.safetensors")), Is.False);
+
+        // Once there is room, the run resumes from the intact checkpoint and its trace goes on whole.
+        var (again, againOutput) = CliChild.Run(_dir, TrainArgs("--steps", $"{Steps + 4}", "--resume", run));
+        Assert.That(again, Is.Zero, againOutput);
+        var trace = CliChild.LossTrace(Path.Combine(run, "metrics.jsonl"));
+        Assert.That(trace.Take(Steps), Is.EqualTo(_referenceTrace.Take(Steps)));
+        Assert.That(trace.Select(StepOf).Where((_, i) => trace[i].Contains("split=\"train\"")), Is.EqualTo(Enumerable.Range(1, Steps + 4)),
+                    "one train line per step, no duplicates");
+    }
+
+    private static int StepOf(string traceLine) => int.Parse(traceLine.Split(' ')[0]["step=".Length..]);
+
+    private static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+}
