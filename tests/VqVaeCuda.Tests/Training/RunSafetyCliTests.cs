@@ -157,3 +157,89 @@ public class RunSafetyCliTests
         }
     }
 }
+
+/// <summary>`vqvae prior train` under the same treatment: stopped by a signal or killed, then resumed, it equals an uninterrupted run.</summary>
+[TestFixture, Category("Cpu"), NonParallelizable]
+public class PriorRunSafetyCliTests
+{
+    private const int Steps = 16, CheckpointEvery = 4;
+    private string _root = "", _vqvae = "", _codes = "", _dir = "";
+    private List<string> _referenceTrace = [];
+
+    private string[] PriorArgs(params string[] more) =>
+        ["prior", "train", "--vqvae", _vqvae, "--codes-cache", _codes, "--device", "cpu", "--batch", "8", "--log-every", "1",
+         "--checkpoint-every", $"{CheckpointEvery}", "--samples", "0", "--seed", "5", .. more];
+
+    [OneTimeSetUp]
+    public void UninterruptedReference()
+    {
+        using (var device = TestDevices.Cpu())
+        {
+            Directory.CreateDirectory(_root = Path.Combine(Path.GetTempPath(), "vqvae-prior-run-safety-" + Guid.NewGuid().ToString("N")));
+            // An untrained tiny VQ-VAE is enough: the prior only needs its code maps (cached once for every run here).
+            _vqvae = Path.Combine(_root, "vqvae.safetensors");
+            _codes = Path.Combine(_root, "codes.safetensors");
+            using var model = new VqVaeCuda.Models.VqVae(device, VqVaeCuda.Models.VqVaeConfig.Preset("tiny"), seed: 2);
+            using var adam = new VqVaeCuda.Optim.Adam(model.Parameters());
+            VqVaeCheckpoint.Save(_vqvae, model, new TrainingStateInfo(0, 0, new TrainingOptions(), "shapes/train"), adam);
+        }
+        // A small cache of seeded code maps under the key the command computes for this VQ-VAE and data set: the runs read
+        // it instead of encoding 11,000 images each, and evaluate on 32 maps instead of 1,000.
+        var random = new Random(7);
+        CodeMapSet Maps(string name, int count) =>
+            new(name, Enumerable.Range(0, count * 49).Select(_ => random.Next(64)).ToArray(), null, count, 7, 7, classes: 0);
+        CodeMapCache.Save(_codes, new CodeMapCacheKey(PriorCheckpoint.Sha256OfFile(_vqvae), "shapes, seed 0", 64, 7, 7), Maps("shapes/train", 256),
+                          Maps("shapes/test", 32));
+        var reference = Path.Combine(_root, "reference");
+        var (exit, output) = CliChild.Run(_root, PriorArgs("--steps", $"{Steps}", "--out", reference));
+        Assert.That(exit, Is.Zero, output);
+        _referenceTrace = CliChild.LossTrace(Path.Combine(reference, "metrics.jsonl"));
+        Assert.That(_referenceTrace, Has.Count.EqualTo(Steps + 1));
+    }
+
+    [OneTimeTearDown]
+    public void Remove()
+    {
+        if (_root.Length > 0 && Directory.Exists(_root)) Directory.Delete(_root, true);
+    }
+
+    [SetUp]
+    public void SetUp() => Directory.CreateDirectory(_dir = Path.Combine(_root, Guid.NewGuid().ToString("N")));
+
+    [Test]
+    public void SIGINT_finishes_the_step_and_writes_a_prior_checkpoint_of_it()
+    {
+        var run = Path.Combine(_dir, "run");
+        int at = new Random().Next(2, Steps - 3);
+        using var child = CliChild.Start(_dir, PriorArgs("--steps", $"{Steps}", "--out", run));
+        child.WaitForMetricsLines(Path.Combine(run, "metrics.jsonl"), at);
+        child.Signal(CliChild.SigInt);
+        var (exit, output) = child.WaitForExit();
+        Assert.That(exit, Is.Zero, output);
+        int stopped = PriorCheckpoint.ReadHeader(Path.Combine(run, "prior-latest.safetensors")).State!.Step;
+        Assert.That(stopped, Is.InRange(at, Steps - 1));
+        Assert.That(output, Does.Contain($"Resume with: vqvae prior train --vqvae {_vqvae} --resume {run}"));
+        Assert.That(CliChild.LossTrace(Path.Combine(run, "metrics.jsonl")), Is.EqualTo(_referenceTrace.Take(stopped)));
+    }
+
+    [Test]
+    public void After_SIGKILL_at_a_random_step_a_resumed_prior_run_equals_an_uninterrupted_one()
+    {
+        var run = Path.Combine(_dir, "run");
+        int at = new Random().Next(CheckpointEvery + 1, Steps - 2);
+        using (var child = CliChild.Start(_dir, PriorArgs("--steps", $"{Steps}", "--out", run)))
+        {
+            child.WaitForMetricsLines(Path.Combine(run, "metrics.jsonl"), at);
+            child.Signal(CliChild.SigKill);
+            child.WaitForExit();
+        }
+        int logged = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length;
+        int checkpointed = RunFolder.StepCheckpoints(run, PriorTrainer.StepCheckpointPrefix)[0].Step;
+        TestContext.Out.WriteLine($"SIGKILL after {at} metrics lines: {logged} lines logged, newest checkpoint at step {checkpointed}");
+        Assert.That(logged - checkpointed, Is.InRange(0, CheckpointEvery));
+
+        var (exit, output) = CliChild.Run(_dir, PriorArgs("--steps", $"{Steps}", "--resume", run));
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(CliChild.LossTrace(Path.Combine(run, "metrics.jsonl")), Is.EqualTo(_referenceTrace));
+    }
+}
