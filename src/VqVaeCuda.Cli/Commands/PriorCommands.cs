@@ -50,6 +50,7 @@ internal static class PriorCommands
         var output = new Option<string?>("--out") { Description = "Run folder of a new run; it must not exist (default: runs/prior-<dataset>-<preset>-<time>, with -2, -3, ... when taken; on --resume the checkpoint's run folder)." };
         var resume = new Option<string?>("--resume")
         {
+            HelpName = "RUN_DIR|CKPT",
             Description = "Continue a prior run: a run folder (its newest checkpoint that reads back whole) or a prior checkpoint file. Its settings are kept " +
                           "and any that differ are named (--steps, --keep-checkpoints, --skip-nonfinite may change); metrics.jsonl is cut back to the " +
                           "checkpoint's step; the --vqvae must be the one it was trained on.",

@@ -50,12 +50,14 @@ internal static class RunControl
 {
     public static Option<int> KeepCheckpoints() => new("--keep-checkpoints")
     {
+        HelpName = "N",
         Description = "Step checkpoints kept in checkpoints/: the newest N (0: all). latest.safetensors is always kept.",
         DefaultValueFactory = _ => 3,
     };
 
     public static Option<int> SkipNonFinite() => new("--skip-nonfinite")
     {
+        HelpName = "N",
         Description = "Skip up to N steps whose loss or gradient is not finite (no update) before stopping; 0: stop at the first, " +
                       "naming the step and the first op whose output was not finite.",
         DefaultValueFactory = _ => 0,

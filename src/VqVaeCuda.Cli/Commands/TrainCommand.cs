@@ -26,6 +26,7 @@ internal static class TrainCommand
         var output = new Option<string?>("--out") { Description = "Run folder of a new run; it must not exist (default: runs/<dataset>-<preset>-<time>, with -2, -3, ... when taken)." };
         var resume = new Option<string?>("--resume")
         {
+            HelpName = "RUN_DIR|CKPT",
             Description = "Continue a run: a run folder (its newest checkpoint that reads back whole) or a checkpoint file; in its run folder unless --out " +
                           "names a new one. The run's settings are kept and any that differ are named (--steps, --keep-checkpoints, --skip-nonfinite " +
                           "may change); metrics.jsonl is cut back to the checkpoint's step. Give the same --dataset again.",
