@@ -14,18 +14,37 @@ namespace VqVaeCuda.Tests.Training;
 public class RunSafetyCliTests
 {
     private const int Steps = 24, CheckpointEvery = 4;
-    private string _root = "", _reference = "", _dir = "";
+    private string _root = "", _reference = "", _dir = "", _images = "";
     private List<string> _referenceTrace = [];
 
-    // Every run: the same small, fully logged (a line per step) training on the built-in shapes.
-    private static string[] TrainArgs(params string[] more) =>
-        ["train", "--device", "cpu", "--batch", "8", "--log-every", "1", "--checkpoint-every", $"{CheckpointEvery}", "--seed", "3", .. more];
+    // Every run: the same small, fully logged (a line per step) training on a folder of 200 shapes (180 train, 20 test):
+    // each process reads 200 PNGs instead of drawing the built-in set's 11,000 images, and evaluates 20 instead of 1,000.
+    private string[] TrainArgs(params string[] more) => TrainArgs(8, more);
+
+    private string[] TrainArgs(int batch, params string[] more) =>
+        ["train", "--device", "cpu", "--dataset", $"folder:{_images}", "--batch", $"{batch}", "--log-every", "1",
+         "--checkpoint-every", $"{CheckpointEvery}", "--seed", "3", .. more];
 
     [OneTimeSetUp]
     public void UninterruptedReference()
     {
         TestDevices.Cpu().Dispose();  // skip (or fail under CI) without the CPU library
         Directory.CreateDirectory(_root = Path.Combine(Path.GetTempPath(), "vqvae-run-safety-" + Guid.NewGuid().ToString("N")));
+        Directory.CreateDirectory(_images = Path.Combine(_root, "images"));
+        var shapes = VqVaeCuda.Data.SyntheticShapes.Generate(200, seed: 31);
+        for (int i = 0; i < shapes.Count; i++)
+        {
+            using var bitmap = new SkiaSharp.SKBitmap(shapes.Width, shapes.Height, SkiaSharp.SKColorType.Gray8, SkiaSharp.SKAlphaType.Opaque);
+            var image = shapes.Image(i);
+            for (int y = 0; y < shapes.Height; y++)
+                for (int x = 0; x < shapes.Width; x++)
+                {
+                    byte v = (byte)Math.Round(Math.Clamp(image[y * shapes.Width + x], 0f, 1f) * 255);
+                    bitmap.SetPixel(x, y, new SkiaSharp.SKColor(v, v, v));
+                }
+            using var png = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100);
+            File.WriteAllBytes(Path.Combine(_images, $"{i:D3}.png"), png.ToArray());
+        }
         _reference = Path.Combine(_root, "reference");
         var (exit, output) = CliChild.Run(_root, TrainArgs("--steps", $"{Steps}", "--out", _reference));
         Assert.That(exit, Is.Zero, output);
@@ -61,7 +80,7 @@ public class RunSafetyCliTests
         var header = VqVaeCheckpoint.ReadHeader(Path.Combine(run, "latest.safetensors"));
         int stopped = header.Step!.Value;
         Assert.That(stopped, Is.InRange(at, Steps - 1), output);
-        Assert.That(output, Does.Contain($"interrupted at step {stopped}").And.Contain($"Resume with: vqvae train --resume {run} --dataset shapes"));
+        Assert.That(output, Does.Contain($"interrupted at step {stopped}").And.Contain($"Resume with: vqvae train --resume {run} --dataset folder:{_images}"));
         Assert.That(File.Exists(Path.Combine(run, "checkpoints", $"step-{stopped:D6}.safetensors")), "the interrupted step's own checkpoint");
         Assert.That(CliChild.LossTrace(Path.Combine(run, "metrics.jsonl")), Is.EqualTo(_referenceTrace.Take(stopped)),
                     "the metrics reach exactly the checkpointed step");
@@ -100,7 +119,7 @@ public class RunSafetyCliTests
     {
         var run = Path.Combine(_dir, "run");
         // Steps of 128 images (~0.5 s each here) leave the second signal time to land while the first one's step is under way.
-        using (var child = CliChild.Start(_dir, ["train", "--device", "cpu", "--batch", "128", "--log-every", "1", "--steps", "200", "--out", run]))
+        using (var child = CliChild.Start(_dir, TrainArgs(128, "--steps", "200", "--out", run)))
         {
             child.WaitForMetricsLines(Path.Combine(run, "metrics.jsonl"), 1);
             child.Signal(CliChild.SigInt);
