@@ -126,8 +126,9 @@ internal static class PriorCommands
                     [(batch, options.BatchSize, saved.BatchSize), (lr, options.LearningRate, saved.LearningRate), (seed, options.Seed, saved.Seed),
                      (logEvery, options.LogEvery, saved.LogEvery), (evalEvery, options.EvaluateEvery, saved.EvaluateEvery),
                      (checkpointEvery, options.CheckpointEvery, saved.CheckpointEvery), (samples, options.SampleCount, saved.SampleCount),
-                     (preset, result.GetValue(preset), "(from the checkpoint)"), (conditional, result.GetValue(conditional), resumed.Config.IsClassConditional)],
-                    [(steps, options.Steps, saved.Steps), (keep, options.KeepCheckpoints, saved.KeepCheckpoints), (skip, options.SkipNonFinite, saved.SkipNonFinite)]);
+                     (conditional, result.GetValue(conditional), resumed.Config.IsClassConditional)],
+                    [(steps, options.Steps, saved.Steps), (keep, options.KeepCheckpoints, saved.KeepCheckpoints), (skip, options.SkipNonFinite, saved.SkipNonFinite)],
+                    preset);
                 runDirectory = RunControl.ResumeRunFolder(resumePath!, result.GetValue(output));
             }
             else

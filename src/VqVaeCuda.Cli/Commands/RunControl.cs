@@ -117,8 +117,11 @@ internal static class RunControl
     /// the checkpoint's value kept (everything that defines the run).
     /// </summary>
     public static void ReportSettings(ParseResult result, IEnumerable<(Option Option, object? Given, object? Saved)> kept,
-                                      IEnumerable<(Option Option, object? Given, object? Saved)> taken)
+                                      IEnumerable<(Option Option, object? Given, object? Saved)> taken, params Option[] architecture)
     {
+        foreach (var option in architecture)
+            if (result.GetResult(option) is { Implicit: false })
+                AnsiConsole.MarkupLineInterpolated($"[yellow]{option.Name} is ignored: a resumed run's model is the checkpoint's[/]");
         foreach (var (option, given, saved) in kept)
             if (result.GetResult(option) is { Implicit: false } && !Equals(given, saved))
                 AnsiConsole.MarkupLineInterpolated(

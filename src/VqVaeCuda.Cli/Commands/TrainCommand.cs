@@ -105,9 +105,10 @@ internal static class TrainCommand
                     [(batch, options.BatchSize, saved.BatchSize), (lr, options.LearningRate, saved.LearningRate), (seed, options.Seed, saved.Seed),
                      (logEvery, options.LogEvery, saved.LogEvery), (evalEvery, options.EvaluateEvery, saved.EvaluateEvery),
                      (checkpointEvery, options.CheckpointEvery, saved.CheckpointEvery), (deadCode, options.DeadCodeSteps, saved.DeadCodeSteps),
-                     (kmeans, options.KMeansInit, saved.KMeansInit), (preset, result.GetValue(preset), "(from the checkpoint)"),
+                     (kmeans, options.KMeansInit, saved.KMeansInit),
                      (codebookLoss, result.GetValue(codebookLoss), !config.UseEma), (beta, result.GetValue(beta), config.Beta), (k, result.GetValue(k), config.CodebookSize)],
-                    [(steps, options.Steps, saved.Steps), (keep, options.KeepCheckpoints, saved.KeepCheckpoints), (skip, options.SkipNonFinite, saved.SkipNonFinite)]);
+                    [(steps, options.Steps, saved.Steps), (keep, options.KeepCheckpoints, saved.KeepCheckpoints), (skip, options.SkipNonFinite, saved.SkipNonFinite)],
+                    preset);
                 runDirectory = RunControl.ResumeRunFolder(resumePath, result.GetValue(output));
             }
             else

@@ -164,6 +164,20 @@ public class RunSafetyCliTests
                     "one train line per step, no duplicates");
     }
 
+    [Test]
+    public void A_resume_names_each_setting_given_that_differs_and_keeps_the_checkpoints()
+    {
+        var run = Path.Combine(_dir, "run");
+        CopyFolder(_reference, run);
+        var (exit, output) = CliChild.Run(_dir, TrainArgs("--steps", $"{Steps + 1}", "--resume", run, "--lr", "0.01", "--preset", "cifar10"));
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(output, Does.Contain("--lr 0.01 differs from the checkpoint's 0.0002: keeping the checkpoint's")
+                                .And.Contain("--preset is ignored: a resumed run's model is the checkpoint's")
+                                .And.Contain($"--steps {Steps + 1} replaces the checkpoint's {Steps}"));
+        var header = VqVaeCheckpoint.ReadHeader(Path.Combine(run, "latest.safetensors"));
+        Assert.That((header.Step, header.Training!.LearningRate, header.Config.CodebookSize), Is.EqualTo((Steps + 1, 2e-4, 64)));
+    }
+
     private static int StepOf(string traceLine) => int.Parse(traceLine.Split(' ')[0]["step=".Length..]);
 
     private static void CopyFolder(string from, string to)
