@@ -47,8 +47,16 @@ internal static class PriorCommands
         var conditional = new Option<bool>("--class-conditional") { Description = "Condition the prior on the images' classes (the data must have labels)." };
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
-        var output = new Option<string?>("--out") { Description = "Run folder (default: runs/prior-<dataset>-<preset>-<time>; on --resume the checkpoint's run folder)." };
-        var resume = new Option<string?>("--resume") { Description = "Continue from a prior checkpoint written by an earlier run. Its settings are kept (--steps may extend it); the --vqvae must be the one it was trained on." };
+        var output = new Option<string?>("--out") { Description = "Run folder of a new run; it must not exist (default: runs/prior-<dataset>-<preset>-<time>, with -2, -3, ... when taken; on --resume the checkpoint's run folder)." };
+        var resume = new Option<string?>("--resume")
+        {
+            HelpName = "RUN_DIR|CKPT",
+            Description = "Continue a prior run: a run folder (its newest checkpoint that reads back whole) or a prior checkpoint file. Its settings are kept " +
+                          "and any that differ are named (--steps, --keep-checkpoints, --skip-nonfinite may change); metrics.jsonl is cut back to the " +
+                          "checkpoint's step; the --vqvae must be the one it was trained on.",
+        };
+        var keep = RunControl.KeepCheckpoints();
+        var skip = RunControl.SkipNonFinite();
         var codesCache = new Option<string?>("--codes-cache") { Description = $"The code-map cache file (default: <run folder>/{CacheFileName}); reused when made by this VQ-VAE checkpoint from this data set, rebuilt otherwise." };
         var logEvery = new Option<int>("--log-every") { Description = "Steps per metrics line.", DefaultValueFactory = _ => 25 };
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations on the test split (0: only at the end).", DefaultValueFactory = _ => 0 };
@@ -59,9 +67,10 @@ internal static class PriorCommands
             "Train a Gated PixelCNN prior over the code maps of a frozen VQ-VAE. The data set is the one the VQ-VAE was trained on " +
             "(from its checkpoint) unless --dataset is given. Writes the run folder: codes.safetensors (the code-map cache), " +
             "prior-config.json, metrics.jsonl (NLL in nats and bits per position; test lines carry the unigram entropy of the test codes), " +
-            "checkpoints/, prior-latest.safetensors, loss.png, samples.png.");
+            "checkpoints/, prior-latest.safetensors, loss.png, samples.png. " +
+            "SIGINT or SIGTERM finishes the step, writes a checkpoint and exits 0 with the command that resumes (a second one quits at once).");
         foreach (var o in new Option[] { vqvae, dataset, dataFolder }) command.Options.Add(o);
-        foreach (var o in new Option[] { preset, steps, batch, lr, seed, conditional, device, cache, output, resume, codesCache, logEvery, evalEvery, checkpointEvery, samples })
+        foreach (var o in new Option[] { preset, steps, batch, lr, seed, conditional, device, cache, output, resume, keep, skip, codesCache, logEvery, evalEvery, checkpointEvery, samples })
             command.Options.Add(o);
 
         command.SetAction(result => CommonOptions.Guard(() =>
@@ -76,6 +85,8 @@ internal static class PriorCommands
                 EvaluateEvery = result.GetValue(evalEvery),
                 CheckpointEvery = result.GetValue(checkpointEvery),
                 SampleCount = result.GetValue(samples),
+                KeepCheckpoints = result.GetValue(keep),
+                SkipNonFinite = result.GetValue(skip),
             }.Validate();
 
             // Everything the user gave is checked before a device is opened or a file written.
@@ -86,7 +97,11 @@ internal static class PriorCommands
             GatedPixelCnnConfig config;
             if (resumePath is not null)
             {
-                RequireFile(resumePath, "prior checkpoint");
+                resumePath = RunControl.ResolveResume(resumePath, PriorTrainer.StepCheckpointPrefix, PriorTrainer.LatestCheckpointName, path =>
+                {
+                    var h = PriorCheckpoint.ReadHeader(path);
+                    return (h, h.State?.Step ?? throw new CheckpointFormatException($"{path}: holds a prior but no training state"));
+                });
                 resumed = PriorCheckpoint.ReadHeader(resumePath);
                 if (resumed.State is null) throw new CheckpointFormatException($"{resumePath}: holds a prior but no training state, so training cannot resume from it");
                 PriorCheckpoint.CheckMatches(resumePath, resumed.Config, resumed.Info, vqvaePath, vqvaeHeader.Config, vqvaeHeader.Sha256, force: false,
@@ -103,57 +118,99 @@ internal static class PriorCommands
             var dataPath = result.GetValue(dataFolder);
             int dataSeed = vqvaeHeader.DataSeed;
             var datasetKey = $"{spec}{(dataPath is null ? "" : $" at {Path.GetFullPath(dataPath)}")}, seed {dataSeed}";
-            var runDirectory = result.GetValue(output) ?? (resumePath is not null
-                ? CommonOptions.RunFolderOf(resumePath)
-                : Path.Combine("runs", $"prior-{spec.Replace(':', '-').Replace('/', '-')}-{result.GetValue(preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
-            var cachePath = result.GetValue(codesCache) ?? Path.Combine(runDirectory, CacheFileName);
-            int l = vqvaeHeader.Config.LatentSize;
-            var key = new CodeMapCacheKey(vqvaeHeader.Sha256, datasetKey, vqvaeHeader.Config.CodebookSize, l, l);
-
-            using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
-            using var model = VqVaeCheckpoint.LoadModel(vqvaePath, dev);
-            int batchSize = resumed?.State!.Options.BatchSize ?? options.BatchSize;
-            var (train, test) = CodeMaps(cachePath, key, model, () => DatasetCatalog.Open(spec, dataPath, model.Config.ImageSize, model.Config.InputChannels, dataSeed),
-                                         wantClasses, batchSize);
-            if (resumed is null && wantClasses) config = config with { Classes = train.Classes };
-            var info = new PriorCheckpointInfo(vqvaeHeader.Sha256, l, l, spec);
-
-            PriorTrainer trainer;
-            if (resumePath is not null)
+            string runDirectory;
+            if (resumed is not null)
             {
-                bool stepsGiven = result.GetResult(steps) is { Implicit: false };
-                trainer = PriorTrainer.Resume(dev, resumePath, train, test, stepsGiven ? options.Steps : null, runDirectory, model);
-                AnsiConsole.MarkupLineInterpolated($"[grey]resumed {resumePath} at step {trainer.Step}[/]");
+                var saved = resumed.State!.Options;
+                RunControl.ReportSettings(result,
+                    [(batch, options.BatchSize, saved.BatchSize), (lr, options.LearningRate, saved.LearningRate), (seed, options.Seed, saved.Seed),
+                     (logEvery, options.LogEvery, saved.LogEvery), (evalEvery, options.EvaluateEvery, saved.EvaluateEvery),
+                     (checkpointEvery, options.CheckpointEvery, saved.CheckpointEvery), (samples, options.SampleCount, saved.SampleCount),
+                     (conditional, result.GetValue(conditional), resumed.Config.IsClassConditional)],
+                    [(steps, options.Steps, saved.Steps), (keep, options.KeepCheckpoints, saved.KeepCheckpoints), (skip, options.SkipNonFinite, saved.SkipNonFinite)],
+                    preset);
+                runDirectory = RunControl.ResumeRunFolder(resumePath!, result.GetValue(output));
             }
             else
             {
-                var prior = new GatedPixelCnn(dev, config, options.Seed);
-                try
-                {
-                    trainer = new PriorTrainer(prior, train, test, options, info, runDirectory, model);
-                }
-                catch
-                {
-                    prior.Dispose();
-                    throw;
-                }
+                // Claimed before the code maps are cached in it.
+                runDirectory = RunControl.ClaimNewRun(result.GetValue(output),
+                    Path.Combine("runs", $"prior-{spec.Replace(':', '-').Replace('/', '-')}-{result.GetValue(preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
             }
-            using (trainer)
+            try
             {
-                var c = trainer.Prior.Config;
-                var summary = $"prior on {train.Name}: {train.Count} train / {test.Count} test code maps {l}x{l}, K={c.CodebookSize}; " +
-                              $"{trainer.Prior.Parameters().Sum(p => p.Shape.Count):N0} parameters; {c.Layers} layers of width {c.Width}" +
-                              $"{(c.IsClassConditional ? $", {c.Classes} classes" : "")}; unigram entropy of the test codes " +
-                              $"{trainer.UnigramEntropyNats:F4} nats ({trainer.UnigramEntropyNats / Math.Log(2):F4} bits)";
-                AnsiConsole.MarkupLineInterpolated($"[grey]{summary}[/]");
-                Run(trainer);
-                var final = trainer.History.LastOrDefault(r => r.Split == "test");
-                if (final is not null)
-                    AnsiConsole.MarkupLineInterpolated(
-                        $"test: NLL {final.NllNats:F4} nats = {final.NllBits:F4} bits per position (unigram entropy {trainer.UnigramEntropyNats:F4} nats)");
-                AnsiConsole.MarkupLineInterpolated($"run folder: {Path.GetFullPath(runDirectory)}");
+                var cachePath = result.GetValue(codesCache) ?? Path.Combine(runDirectory, CacheFileName);
+                int l = vqvaeHeader.Config.LatentSize;
+                var key = new CodeMapCacheKey(vqvaeHeader.Sha256, datasetKey, vqvaeHeader.Config.CodebookSize, l, l);
+
+                using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
+                using var model = VqVaeCheckpoint.LoadModel(vqvaePath, dev);
+                int batchSize = resumed?.State!.Options.BatchSize ?? options.BatchSize;
+                var (train, test) = CodeMaps(cachePath, key, model, () => DatasetCatalog.Open(spec, dataPath, model.Config.ImageSize, model.Config.InputChannels, dataSeed),
+                                             wantClasses, batchSize);
+                if (resumed is null && wantClasses) config = config with { Classes = train.Classes };
+                var info = new PriorCheckpointInfo(vqvaeHeader.Sha256, l, l, spec);
+
+                PriorTrainer trainer;
+                if (resumePath is not null)
+                {
+                    trainer = PriorTrainer.Resume(dev, resumePath, train, test, RunControl.Given(result, steps) ? options.Steps : null, runDirectory, model,
+                                                  RunControl.Given(result, keep) ? options.KeepCheckpoints : null, RunControl.Given(result, skip) ? options.SkipNonFinite : null);
+                    var dropped = trainer.MetricsLinesDropped > 0 ? $"; {trainer.MetricsLinesDropped} metrics lines after it dropped" : "";
+                    AnsiConsole.MarkupLineInterpolated($"[grey]resumed {resumePath} at step {trainer.Step}{dropped}[/]");
+                }
+                else
+                {
+                    var prior = new GatedPixelCnn(dev, config, options.Seed);
+                    try
+                    {
+                        trainer = new PriorTrainer(prior, train, test, options, info, runDirectory, model);
+                    }
+                    catch
+                    {
+                        prior.Dispose();
+                        throw;
+                    }
+                }
+                using (trainer)
+                {
+                    var c = trainer.Prior.Config;
+                    var summary = $"prior on {train.Name}: {train.Count} train / {test.Count} test code maps {l}x{l}, K={c.CodebookSize}; " +
+                                  $"{trainer.Prior.Parameters().Sum(p => p.Shape.Count):N0} parameters; {c.Layers} layers of width {c.Width}" +
+                                  $"{(c.IsClassConditional ? $", {c.Classes} classes" : "")}; unigram entropy of the test codes " +
+                                  $"{trainer.UnigramEntropyNats:F4} nats ({trainer.UnigramEntropyNats / Math.Log(2):F4} bits)";
+                    AnsiConsole.MarkupLineInterpolated($"[grey]{summary}[/]");
+                    TrainingEnd end;
+                    try
+                    {
+                        end = Run(trainer);
+                    }
+                    catch (NonFiniteTrainingException e)
+                    {
+                        return RunControl.Failed(e);
+                    }
+                    if (end == TrainingEnd.Interrupted)
+                    {
+                        var dataOption = result.GetValue(dataset) is { } given ? $" --dataset {RunControl.Shell(given)}" : "";
+                        if (dataPath is not null) dataOption += $" --data {RunControl.Shell(dataPath)}";
+                        RunControl.ReportInterrupted(trainer.Step, trainer.LastCheckpoint,
+                            $"vqvae prior train --vqvae {RunControl.Shell(vqvaePath)} --resume {RunControl.Shell(runDirectory)}{dataOption}");
+                        return 0;
+                    }
+                    var final = trainer.History.LastOrDefault(r => r.Split == "test");
+                    if (final is not null)
+                        AnsiConsole.MarkupLineInterpolated(
+                            $"test: NLL {final.NllNats:F4} nats = {final.NllBits:F4} bits per position (unigram entropy {trainer.UnigramEntropyNats:F4} nats)");
+                    AnsiConsole.MarkupLineInterpolated($"run folder: {Path.GetFullPath(runDirectory)}");
+                }
+                return 0;
             }
-            return 0;
+            catch when (resumed is null)
+            {
+                // A refusal found only now (too few images for a batch, no labels, no device) leaves no empty run folder behind.
+                RunControl.ReleaseIfEmpty(runDirectory);
+                throw;
+            }
         }));
         return command;
     }
@@ -302,15 +359,17 @@ internal static class PriorCommands
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such {what}");
     }
 
-    private static void Run(PriorTrainer trainer)
+    private static TrainingEnd Run(PriorTrainer trainer)
     {
+        using var signals = new StopSignals();
+        var end = TrainingEnd.Finished;
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask("starting", maxValue: trainer.Options.Steps);
                 task.Value = trainer.Step;
-                trainer.Train(new InlineProgress<PriorTrainingProgress>(p =>
+                end = trainer.Train(new InlineProgress<PriorTrainingProgress>(p =>
                 {
                     task.Value = p.Step;
                     if (p.Message is not null) task.Description = Markup.Escape(p.Message);
@@ -319,7 +378,8 @@ internal static class PriorCommands
                             $"step {m.Step} {m.Split}: nll {m.NllNats:F4} nats {m.NllBits:F4} bits" +
                             (m.UnigramEntropyNats is double u ? $" (unigram {u:F4} nats)" : "") +
                             (m.ImagesPerSecond > 0 ? $" {m.ImagesPerSecond:F0} maps/s" : ""));
-                }));
+                }), signals.Token);
             });
+        return end;
     }
 }

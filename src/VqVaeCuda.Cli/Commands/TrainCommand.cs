@@ -23,8 +23,16 @@ internal static class TrainCommand
         var seed = new Option<int>("--seed") { Description = "Seed of initialisation, data order and restarts.", DefaultValueFactory = _ => 0 };
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
-        var output = new Option<string?>("--out") { Description = "Run folder (default: runs/<dataset>-<preset>-<time>)." };
-        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint written by an earlier run, in its run folder unless --out is given. The run's settings are kept (--steps may extend it); give the same --dataset again." };
+        var output = new Option<string?>("--out") { Description = "Run folder of a new run; it must not exist (default: runs/<dataset>-<preset>-<time>, with -2, -3, ... when taken)." };
+        var resume = new Option<string?>("--resume")
+        {
+            HelpName = "RUN_DIR|CKPT",
+            Description = "Continue a run: a run folder (its newest checkpoint that reads back whole) or a checkpoint file; in its run folder unless --out " +
+                          "names a new one. The run's settings are kept and any that differ are named (--steps, --keep-checkpoints, --skip-nonfinite " +
+                          "may change); metrics.jsonl is cut back to the checkpoint's step. Give the same --dataset again.",
+        };
+        var keep = RunControl.KeepCheckpoints();
+        var skip = RunControl.SkipNonFinite();
         var logEvery = new Option<int>("--log-every") { Description = "Steps per metrics line.", DefaultValueFactory = _ => 25 };
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations on the test split (0: only at the end).", DefaultValueFactory = _ => 0 };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (0: only at the end).", DefaultValueFactory = _ => 0 };
@@ -36,9 +44,10 @@ internal static class TrainCommand
 
         var command = new Command("train",
             "Train a VQ-VAE. With no options: the built-in shapes data, the tiny preset, the best device found; about a minute on two CPU cores. " +
-            "Writes runs/<name>/: config.json, metrics.jsonl, checkpoints/, latest.safetensors, reconstructions.png, loss.png.");
+            "Writes runs/<name>/: config.json, metrics.jsonl, checkpoints/, latest.safetensors, reconstructions.png, loss.png. " +
+            "SIGINT or SIGTERM finishes the step, writes a checkpoint and exits 0 with the command that resumes (a second one quits at once).");
         data.AddTo(command);
-        foreach (var o in new Option[] { preset, steps, batch, lr, seed, device, cache, output, resume, logEvery, evalEvery, checkpointEvery, deadCode, kmeans, codebookLoss, beta, k })
+        foreach (var o in new Option[] { preset, steps, batch, lr, seed, device, cache, output, resume, keep, skip, logEvery, evalEvery, checkpointEvery, deadCode, kmeans, codebookLoss, beta, k })
             command.Options.Add(o);
 
         command.SetAction(result => CommonOptions.Guard(() =>
@@ -54,15 +63,23 @@ internal static class TrainCommand
                 CheckpointEvery = result.GetValue(checkpointEvery),
                 DeadCodeSteps = result.GetValue(deadCode),
                 KMeansInit = result.GetValue(kmeans),
+                KeepCheckpoints = result.GetValue(keep),
+                SkipNonFinite = result.GetValue(skip),
             }.Validate();
 
             // Everything the user gave is checked before a device is opened or a folder created.
             var resumePath = result.GetValue(resume);
             VqVaeConfig config;
+            VqVaeCheckpoint.Header? resumed = null;
             if (resumePath is not null)
             {
-                if (!File.Exists(resumePath)) throw new FileNotFoundException($"{resumePath}: no such checkpoint");
-                config = VqVaeCheckpoint.ReadHeader(resumePath).Config;
+                resumePath = RunControl.ResolveResume(resumePath, VqVaeTrainer.StepCheckpointPrefix, VqVaeTrainer.LatestCheckpointName, path =>
+                {
+                    var h = VqVaeCheckpoint.ReadHeader(path);
+                    return (h, h.Step ?? throw new VqVaeCuda.Checkpoints.CheckpointFormatException($"{path}: holds a model but no training state"));
+                });
+                resumed = VqVaeCheckpoint.ReadHeader(resumePath);
+                config = resumed.Config;
             }
             else
             {
@@ -72,22 +89,56 @@ internal static class TrainCommand
                 config.Validate();
             }
             var (train, test) = data.Open(result, config, options.Seed);
-            var runDirectory = result.GetValue(output) ?? (resumePath is not null
-                ? CommonOptions.RunFolderOf(resumePath)
-                : Path.Combine("runs", $"{result.GetValue(data.Dataset)!.Replace(':', '-').Replace('/', '-')}-{result.GetValue(preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
-
-            var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
-            VqVaeTrainer trainer;
+            string runDirectory;
+            TrainingOptions? resumeOptions = null;
             if (resumePath is not null)
             {
-                // A resumed run keeps its own settings; only an explicit --steps extends (or shortens) it.
-                bool stepsGiven = result.GetResult(steps) is { Implicit: false };
-                trainer = VqVaeTrainer.Resume(dev, resumePath, train, test, stepsGiven ? options : null, runDirectory);
-                AnsiConsole.MarkupLineInterpolated($"[grey]resumed {resumePath} at step {trainer.Step}[/]");
+                // A resumed run keeps its own settings; --steps, --keep-checkpoints and --skip-nonfinite, when given, replace the saved ones.
+                var saved = resumed!.Training ?? throw new VqVaeCuda.Checkpoints.CheckpointFormatException($"{resumePath}: holds a model but no training state, so training cannot resume from it");
+                resumeOptions = saved with
+                {
+                    Steps = RunControl.Given(result, steps) ? options.Steps : saved.Steps,
+                    KeepCheckpoints = RunControl.Given(result, keep) ? options.KeepCheckpoints : saved.KeepCheckpoints,
+                    SkipNonFinite = RunControl.Given(result, skip) ? options.SkipNonFinite : saved.SkipNonFinite,
+                };
+                RunControl.ReportSettings(result,
+                    [(batch, options.BatchSize, saved.BatchSize), (lr, options.LearningRate, saved.LearningRate), (seed, options.Seed, saved.Seed),
+                     (logEvery, options.LogEvery, saved.LogEvery), (evalEvery, options.EvaluateEvery, saved.EvaluateEvery),
+                     (checkpointEvery, options.CheckpointEvery, saved.CheckpointEvery), (deadCode, options.DeadCodeSteps, saved.DeadCodeSteps),
+                     (kmeans, options.KMeansInit, saved.KMeansInit),
+                     (codebookLoss, result.GetValue(codebookLoss), !config.UseEma), (beta, result.GetValue(beta), config.Beta), (k, result.GetValue(k), config.CodebookSize)],
+                    [(steps, options.Steps, saved.Steps), (keep, options.KeepCheckpoints, saved.KeepCheckpoints), (skip, options.SkipNonFinite, saved.SkipNonFinite)],
+                    preset);
+                runDirectory = RunControl.ResumeRunFolder(resumePath, result.GetValue(output));
             }
             else
             {
-                trainer = new VqVaeTrainer(new VqVae(dev, config, options.Seed), train, test, options, runDirectory);
+                runDirectory = RunControl.ClaimNewRun(result.GetValue(output),
+                    Path.Combine("runs", $"{result.GetValue(data.Dataset)!.Replace(':', '-').Replace('/', '-')}-{result.GetValue(preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
+            }
+
+            IDevice? dev = null;
+            VqVaeTrainer trainer;
+            try
+            {
+                dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
+                if (resumePath is not null)
+                {
+                    trainer = VqVaeTrainer.Resume(dev, resumePath, train, test, resumeOptions, runDirectory);
+                    var dropped = trainer.MetricsLinesDropped > 0 ? $"; {trainer.MetricsLinesDropped} metrics lines after it dropped" : "";
+                    AnsiConsole.MarkupLineInterpolated($"[grey]resumed {resumePath} at step {trainer.Step}{dropped}[/]");
+                }
+                else
+                {
+                    trainer = new VqVaeTrainer(new VqVae(dev, config, options.Seed), train, test, options, runDirectory);
+                }
+            }
+            catch
+            {
+                dev?.Dispose();
+                // No device, or a model that does not fit it: the new run's folder is left as it was found (absent).
+                if (resumePath is null) RunControl.ReleaseIfEmpty(runDirectory);
+                throw;
             }
             using (dev)
             using (trainer)
@@ -95,7 +146,23 @@ internal static class TrainCommand
                 var codebookKind = config.UseEma ? "EMA codebook" : "codebook loss";
                 AnsiConsole.MarkupLineInterpolated(
                     $"[grey]training on {train.Name}: {train.Count} train / {test.Count} test images {config.InputChannels}x{config.ImageSize}x{config.ImageSize}; {trainer.Model.Parameters().Sum(p => p.Shape.Count):N0} parameters; K={config.CodebookSize}, D={config.EmbeddingDim}, {codebookKind}[/]");
-                Run(trainer);
+                TrainingEnd end;
+                try
+                {
+                    end = Run(trainer);
+                }
+                catch (NonFiniteTrainingException e)
+                {
+                    return RunControl.Failed(e);
+                }
+                if (end == TrainingEnd.Interrupted)
+                {
+                    var dataPath = result.GetValue(data.Data);
+                    RunControl.ReportInterrupted(trainer.Step, trainer.LastCheckpoint,
+                        $"vqvae train --resume {RunControl.Shell(runDirectory)} --dataset {RunControl.Shell(result.GetValue(data.Dataset)!)}" +
+                        (dataPath is null ? "" : $" --data {RunControl.Shell(dataPath)}"));
+                    return 0;
+                }
                 var final = trainer.History.LastOrDefault(r => r.Split == "test");
                 if (final is not null)
                     AnsiConsole.MarkupLineInterpolated(
@@ -107,15 +174,17 @@ internal static class TrainCommand
         return command;
     }
 
-    private static void Run(VqVaeTrainer trainer)
+    private static TrainingEnd Run(VqVaeTrainer trainer)
     {
+        using var signals = new StopSignals();
+        var end = TrainingEnd.Finished;
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask("starting", maxValue: trainer.Options.Steps);
                 task.Value = trainer.Step;
-                trainer.Train(new InlineProgress<TrainingProgress>(p =>
+                end = trainer.Train(new InlineProgress<TrainingProgress>(p =>
                 {
                     task.Value = p.Step;
                     if (p.Message is not null) task.Description = Markup.Escape(p.Message);
@@ -123,7 +192,8 @@ internal static class TrainCommand
                         task.Description = Markup.Escape(
                             $"step {m.Step} {m.Split}: mse {m.ReconstructionMse:F5} psnr {m.Psnr:F1} ppl {m.Perplexity:F1} codes {m.CodesUsed}" +
                             (m.ImagesPerSecond > 0 ? $" {m.ImagesPerSecond:F0} img/s" : ""));
-                }));
+                }), signals.Token);
             });
+        return end;
     }
 }

@@ -21,7 +21,7 @@ public sealed record PipelineOptions
     /// <summary>How the VQ-VAE trains.</summary>
     public TrainingOptions VqVaeTraining { get; init; } = new()
     {
-        Steps = 1500, BatchSize = 32, LearningRate = 2e-3, LogEvery = 50, EvaluateEvery = 0, CheckpointEvery = 0,
+        Steps = 1500, BatchSize = 32, LearningRate = 2e-3, LogEvery = 50, EvaluateEvery = 0, CheckpointEvery = 250,
     };
 
     /// <summary>The prior's architecture (K and the classes come from the VQ-VAE and the data).</summary>
@@ -30,7 +30,7 @@ public sealed record PipelineOptions
     /// <summary>How the prior trains; <see cref="PriorTrainingOptions.SampleCount"/> samples end the run.</summary>
     public PriorTrainingOptions PriorTraining { get; init; } = new()
     {
-        Steps = 600, BatchSize = 32, LearningRate = 5e-3, LogEvery = 25, EvaluateEvery = 0, CheckpointEvery = 0, SampleCount = 64,
+        Steps = 600, BatchSize = 32, LearningRate = 5e-3, LogEvery = 25, EvaluateEvery = 0, CheckpointEvery = 100, SampleCount = 64,
     };
 
     /// <summary>Condition the prior on the images' classes (one class per row of samples.png).</summary>
@@ -52,6 +52,19 @@ public sealed record PipelineResult(string RunDirectory, MetricsRecord VqVaeTest
 }
 
 /// <summary>
+/// The pipeline was cancelled: the stage under way finished its step and wrote a checkpoint (named in the message, with
+/// the command that continues that stage).
+/// </summary>
+public sealed class PipelineInterruptedException(string message, string stage, string? checkpoint) : OperationCanceledException(message)
+{
+    /// <summary>The stage that was interrupted ("vqvae", "prior"; "codes" or "samples" between steps).</summary>
+    public string Stage { get; } = stage;
+
+    /// <summary>The checkpoint the interrupted stage wrote, if it had one.</summary>
+    public string? Checkpoint { get; } = checkpoint;
+}
+
+/// <summary>
 /// The paper end to end, into one run folder: train a VQ-VAE (<c>vqvae/</c>), extract the code maps of both splits
 /// with it frozen, fit a Gated PixelCNN prior over them (<c>prior/</c>), sample code maps and decode them. The top
 /// of the run folder gets <c>reconstructions.png</c>, <c>samples.png</c> (one class per row when class-conditional)
@@ -60,19 +73,27 @@ public sealed record PipelineResult(string RunDirectory, MetricsRecord VqVaeTest
 /// </summary>
 public static class Pipeline
 {
-    /// <summary>Runs every stage on <paramref name="device"/> into <paramref name="runDirectory"/>.</summary>
+    /// <summary>Runs every stage on <paramref name="device"/> into <paramref name="runDirectory"/> (see the overload for <paramref name="resume"/>).</summary>
     /// <exception cref="ArgumentException">Bad options, or a data set without labels for a class-conditional prior.</exception>
     public static PipelineResult Run(IDevice device, PipelineOptions options, string runDirectory, IProgress<PipelineProgress>? progress = null,
-                                     CancellationToken cancellation = default)
+                                     CancellationToken cancellation = default, bool resume = false)
     {
         var config = options.VqVae.Validate();
         var (train, test) = DatasetCatalog.Open(options.Dataset, options.DataPath, config.ImageSize, config.InputChannels, options.VqVaeTraining.Seed);
-        return Run(device, options, train, test, runDirectory, progress, cancellation);
+        return Run(device, options, train, test, runDirectory, progress, cancellation, resume);
     }
 
-    /// <summary>Runs every stage on images the caller already holds (<see cref="PipelineOptions.Dataset"/> only names them).</summary>
+    /// <summary>
+    /// Runs every stage on images the caller already holds (<see cref="PipelineOptions.Dataset"/> only names them). When
+    /// <paramref name="cancellation"/> is signalled during a training stage, that stage finishes its step and writes a
+    /// checkpoint, and <see cref="PipelineInterruptedException"/> is thrown. With <paramref name="resume"/>, an interrupted
+    /// or killed pipeline run continues (give the options it was started with): each stage resumes from the newest
+    /// checkpoint in its folder that reads back whole (a finished stage only redoes its pictures), and a stage that had
+    /// written no checkpoint starts over.
+    /// </summary>
+    /// <exception cref="PipelineInterruptedException">Cancelled; the message names the checkpoint written.</exception>
     public static PipelineResult Run(IDevice device, PipelineOptions options, ImageDataset train, ImageDataset test, string runDirectory,
-                                     IProgress<PipelineProgress>? progress = null, CancellationToken cancellation = default)
+                                     IProgress<PipelineProgress>? progress = null, CancellationToken cancellation = default, bool resume = false)
     {
         var clock = Stopwatch.StartNew();
         var vqvaeConfig = options.VqVae.Validate();
@@ -84,10 +105,20 @@ public static class Pipeline
         Directory.CreateDirectory(runDirectory);
         string vqvaeDirectory = Path.Combine(runDirectory, "vqvae"), priorDirectory = Path.Combine(runDirectory, "prior");
 
-        using var vqvaeTrainer = new VqVaeTrainer(new VqVae(device, vqvaeConfig, vqvaeOptions.Seed), train, test, vqvaeOptions, vqvaeDirectory);
-        vqvaeTrainer.Train(progress is null ? null : new InlineProgress<TrainingProgress>(p => progress.Report(new PipelineProgress("vqvae", p.Step, p.TotalSteps,
+        var vqvaeCheckpoint = resume
+            ? NewestWholeCheckpoint(vqvaeDirectory, VqVaeTrainer.StepCheckpointPrefix, VqVaeTrainer.LatestCheckpointName,
+                                    path => VqVaeCheckpoint.ReadHeader(path).Step, "vqvae", progress)
+            : null;
+        using var vqvaeTrainer = vqvaeCheckpoint is not null
+            ? VqVaeTrainer.Resume(device, vqvaeCheckpoint, train, test, vqvaeOptions, vqvaeDirectory)
+            : new VqVaeTrainer(new VqVae(device, vqvaeConfig, vqvaeOptions.Seed), train, test, vqvaeOptions, vqvaeDirectory);
+        var vqvaeEnd = vqvaeTrainer.Train(progress is null ? null : new InlineProgress<TrainingProgress>(p => progress.Report(new PipelineProgress("vqvae", p.Step, p.TotalSteps,
             p.Message ?? (p.Latest is { } m ? $"step {m.Step} {m.Split}: PSNR {m.Psnr:F1} dB, {m.CodesUsed} codes" : null)))),
                            cancellation);
+        if (vqvaeEnd == TrainingEnd.Interrupted)
+            throw new PipelineInterruptedException(
+                $"interrupted in the VQ-VAE stage at step {vqvaeTrainer.Step}: its checkpoint is {vqvaeTrainer.LastCheckpoint?.Path}; " +
+                "a resume of the run folder continues the pipeline", "vqvae", vqvaeTrainer.LastCheckpoint?.Path);
         var vqvae = vqvaeTrainer.Model;
         var vqvaeTest = vqvaeTrainer.History.Last(r => r.Split == "test");
 
@@ -105,30 +136,69 @@ public static class Pipeline
             Classes = options.ClassConditional ? codes.Train.Classes : 0,
         };
         var info = new PriorCheckpointInfo(sha, l, l, train.Name);
-        var prior = new GatedPixelCnn(device, priorConfig, priorOptions.Seed);
+        var priorCheckpoint = resume
+            ? NewestWholeCheckpoint(priorDirectory, PriorTrainer.StepCheckpointPrefix, PriorTrainer.LatestCheckpointName,
+                                    path => PriorCheckpoint.ReadHeader(path).State?.Step, "prior", progress)
+            : null;
         PriorTrainer priorTrainer;
-        try
+        if (priorCheckpoint is not null)
         {
-            priorTrainer = new PriorTrainer(prior, codes.Train, codes.Test, priorOptions, info, priorDirectory, vqvae);
+            priorTrainer = PriorTrainer.Resume(device, priorCheckpoint, codes.Train, codes.Test, priorOptions.Steps, priorDirectory, vqvae,
+                                               priorOptions.KeepCheckpoints, priorOptions.SkipNonFinite);
         }
-        catch
+        else
         {
-            prior.Dispose();
-            throw;
+            var prior = new GatedPixelCnn(device, priorConfig, priorOptions.Seed);
+            try
+            {
+                priorTrainer = new PriorTrainer(prior, codes.Train, codes.Test, priorOptions, info, priorDirectory, vqvae);
+            }
+            catch
+            {
+                prior.Dispose();
+                throw;
+            }
         }
         using (priorTrainer)
         {
-            priorTrainer.Train(progress is null ? null : new InlineProgress<PriorTrainingProgress>(p =>
+            var priorEnd = priorTrainer.Train(progress is null ? null : new InlineProgress<PriorTrainingProgress>(p =>
                 progress.Report(new PipelineProgress(p.Message is not null && p.Message.StartsWith("sampling", StringComparison.Ordinal) ? "samples" : "prior",
                                                      p.Step, p.TotalSteps,
                                                      p.Message ?? (p.Latest is { } m ? $"step {m.Step} {m.Split}: NLL {m.NllNats:F3} nats/position" : null)))),
                                cancellation);
+            if (priorEnd == TrainingEnd.Interrupted)
+                throw new PipelineInterruptedException(
+                    $"interrupted in the prior stage at step {priorTrainer.Step}: its checkpoint is {priorTrainer.LastCheckpoint?.Path}; " +
+                    "a resume of the run folder continues the pipeline", "prior", priorTrainer.LastCheckpoint?.Path);
             var priorTest = priorTrainer.History.Last(r => r.Split == "test");
             foreach (var picture in new[] { Path.Combine(vqvaeDirectory, "reconstructions.png"), Path.Combine(priorDirectory, "samples.png") })
                 if (File.Exists(picture)) File.Copy(picture, Path.Combine(runDirectory, Path.GetFileName(picture)), overwrite: true);
             var result = new PipelineResult(runDirectory, vqvaeTest, priorTest, priorTrainer.UnigramEntropyNats, clock.Elapsed.TotalSeconds);
             WriteSummary(result, options, priorConfig);
             return result;
+        }
+    }
+
+    // The newest checkpoint of a stage's folder that reads back whole; null when there is none, and then the stage's
+    // partial files (its metrics, config, torn checkpoints) are removed so that it starts over in its own folder.
+    private static string? NewestWholeCheckpoint(string stageDirectory, string prefix, string latestName, Func<string, int?> stepOf, string stage,
+                                                 IProgress<PipelineProgress>? progress)
+    {
+        if (!Directory.Exists(stageDirectory)) return null;
+        try
+        {
+            return RunFolder.NewestCheckpoint(stageDirectory, prefix, latestName,
+                                              path => (0, stepOf(path) ?? throw new Checkpoints.CheckpointFormatException($"{path}: no training state")),
+                                              skipped => progress?.Report(new PipelineProgress(stage, 0, 1, skipped))).Path;
+        }
+        catch (FileNotFoundException)
+        {
+            progress?.Report(new PipelineProgress(stage, 0, 1, $"no whole checkpoint in {stageDirectory}: the stage starts over"));
+            foreach (var name in new[] { "config.json", "prior-config.json", "metrics.jsonl", latestName })
+                File.Delete(Path.Combine(stageDirectory, name));
+            var checkpoints = Path.Combine(stageDirectory, "checkpoints");
+            if (Directory.Exists(checkpoints)) Directory.Delete(checkpoints, recursive: true);
+            return null;
         }
     }
 

@@ -12,7 +12,8 @@ namespace VqVaeCuda.Training;
 /// <summary>The loss of one prior training step, read back from the device.</summary>
 /// <param name="Step">Steps done after it.</param>
 /// <param name="NllNats">The batch's mean negative log-likelihood per latent position, in nats.</param>
-public sealed record PriorStepLoss(int Step, double NllNats);
+/// <param name="Skipped">The loss or gradient was not finite and the step was skipped (<see cref="PriorTrainingOptions.SkipNonFinite"/>): nothing was updated.</param>
+public sealed record PriorStepLoss(int Step, double NllNats, bool Skipped = false);
 
 /// <summary>Progress reported while training a prior.</summary>
 public sealed record PriorTrainingProgress(int Step, int TotalSteps, PriorMetricsRecord? Latest, string? Message = null);
@@ -42,6 +43,17 @@ public sealed class PriorTrainer : IDisposable
     private int[] _epochOrder = [];
     private int _epochOfOrder = -1;
     private Window _window = new();
+    private (string Path, int Step)? _lastCheckpoint;
+    private string _lastSkip = "";
+
+    /// <summary>The files whose presence marks a folder as holding a prior run (a new trainer refuses such a folder; the code-map cache may be there).</summary>
+    private static readonly string[] RunFiles = ["prior-config.json", "metrics.jsonl", "prior-latest.safetensors", "checkpoints"];
+
+    /// <summary>Name prefix of the step checkpoints in <c>checkpoints/</c>.</summary>
+    public const string StepCheckpointPrefix = "prior-step-";
+
+    /// <summary>Name of the latest checkpoint beside the run.</summary>
+    public const string LatestCheckpointName = "prior-latest.safetensors";
 
     /// <summary>Prepares training of <paramref name="prior"/> (which the trainer then owns) on the given code maps.</summary>
     /// <param name="prior">The prior; its K must cover every code; class-conditional exactly when it should use the labels. Disposed with the trainer.</param>
@@ -49,17 +61,21 @@ public sealed class PriorTrainer : IDisposable
     /// <param name="test">Held-out code maps (evaluation and the unigram entropy).</param>
     /// <param name="options">Training options.</param>
     /// <param name="info">What the prior is trained on (written into every checkpoint).</param>
-    /// <param name="runDirectory">Where metrics, checkpoints and pictures go; null keeps everything in memory.</param>
+    /// <param name="runDirectory">
+    /// Where metrics, checkpoints and pictures go; null keeps everything in memory. A folder that already holds a prior
+    /// run is refused (the code-map cache alone is fine): only <see cref="Resume"/> continues one.
+    /// </param>
     /// <param name="vqvae">The frozen VQ-VAE, to decode the end-of-run samples (not owned); null writes no samples.</param>
     /// <exception cref="ArgumentException">The code maps do not fit the prior or each other, or there are too few of them.</exception>
+    /// <exception cref="RunFolderTakenException"><paramref name="runDirectory"/> already holds a prior run.</exception>
     public PriorTrainer(GatedPixelCnn prior, CodeMapSet train, CodeMapSet test, PriorTrainingOptions options, PriorCheckpointInfo info,
                         string? runDirectory, VqVae? vqvae = null)
-        : this(prior, train, test, options, info, runDirectory, vqvae, step: 0, optimizerState: null, adamStep: 0)
+        : this(prior, train, test, options, info, runDirectory, vqvae, step: 0, optimizerState: null, adamStep: 0, resumedFrom: null)
     {
     }
 
     private PriorTrainer(GatedPixelCnn prior, CodeMapSet train, CodeMapSet test, PriorTrainingOptions options, PriorCheckpointInfo info,
-                         string? runDirectory, VqVae? vqvae, int step, StateDict? optimizerState, long adamStep)
+                         string? runDirectory, VqVae? vqvae, int step, StateDict? optimizerState, long adamStep, string? resumedFrom)
     {
         Options = options.Validate();
         ArgumentNullException.ThrowIfNull(info);
@@ -71,6 +87,8 @@ public sealed class PriorTrainer : IDisposable
         _vqvae = vqvae;
         RunDirectory = runDirectory;
         Step = step;
+        if (runDirectory is not null && resumedFrom is null) RunFolder.RequireNoRun(runDirectory, RunFiles);
+        if (resumedFrom is not null) _lastCheckpoint = (resumedFrom, step);
         UnigramEntropyNats = test.UnigramEntropyNats(prior.Config.CodebookSize);
         _batchesPerEpoch = train.Count / options.BatchSize;
         _batchCodes = new int[options.BatchSize * train.Positions];
@@ -90,9 +108,27 @@ public sealed class PriorTrainer : IDisposable
         {
             Directory.CreateDirectory(runDirectory);
             File.WriteAllText(Path.Combine(runDirectory, "prior-config.json"), prior.Config.ToJson());
-            _log = new PriorMetricsLog(Path.Combine(runDirectory, "metrics.jsonl"));
+            var metrics = Path.Combine(runDirectory, "metrics.jsonl");
+            if (resumedFrom is not null)
+            {
+                // The lines after the checkpoint came from steps this run does again; the kept ones carry the loss curve on.
+                MetricsLinesDropped = PriorMetricsLog.TruncateAfterStep(metrics, step);
+                if (File.Exists(metrics)) _history.AddRange(PriorMetricsLog.ReadAll(metrics));
+                RunFolder.RemoveTemporaryFiles(runDirectory);
+                RunFolder.RemoveTemporaryFiles(Path.Combine(runDirectory, "checkpoints"));
+            }
+            _log = new PriorMetricsLog(metrics);
         }
     }
+
+    /// <summary>On a resume into a run folder: the metrics lines after the checkpoint's step (or torn) that were cut off.</summary>
+    public int MetricsLinesDropped { get; }
+
+    /// <summary>The newest checkpoint of this run known to be whole on disk (written by this trainer, or resumed from), with its step.</summary>
+    public (string Path, int Step)? LastCheckpoint => _lastCheckpoint;
+
+    /// <summary>Steps skipped in this session for a non-finite loss or gradient (<see cref="PriorTrainingOptions.SkipNonFinite"/>).</summary>
+    public int SkippedSteps { get; private set; }
 
     /// <summary>The prior being trained.</summary>
     public GatedPixelCnn Prior { get; }
@@ -120,11 +156,13 @@ public sealed class PriorTrainer : IDisposable
 
     /// <summary>
     /// Continues a run from a checkpoint written by <see cref="SaveCheckpoint"/>; the result equals an uninterrupted run.
-    /// The saved options define the run; <paramref name="steps"/>, when given, extends (or shortens) it.
+    /// The saved options define the run; <paramref name="steps"/>, when given, extends (or shortens) it, and
+    /// <paramref name="keepCheckpoints"/> and <paramref name="skipNonFinite"/>, when given, replace the saved ones. Into a
+    /// run folder, metrics.jsonl is first cut back to the checkpoint's step and left-over temporary files are removed.
     /// </summary>
     /// <exception cref="Checkpoints.CheckpointFormatException">Not a prior checkpoint, or one without training state.</exception>
     public static PriorTrainer Resume(Device.IDevice device, string checkpointPath, CodeMapSet train, CodeMapSet test, int? steps,
-                                      string? runDirectory, VqVae? vqvae = null)
+                                      string? runDirectory, VqVae? vqvae = null, int? keepCheckpoints = null, int? skipNonFinite = null)
     {
         var loaded = PriorCheckpoint.Load(checkpointPath, device);
         using var optimizerState = loaded.OptimizerState;
@@ -132,8 +170,12 @@ public sealed class PriorTrainer : IDisposable
         {
             if (loaded.State is null)
                 throw new Checkpoints.CheckpointFormatException($"{checkpointPath}: holds a prior but no training state, so training cannot resume from it");
-            var options = steps is int s ? loaded.State.Options with { Steps = s } : loaded.State.Options;
-            return new PriorTrainer(loaded.Prior, train, test, options, loaded.Info, runDirectory, vqvae, loaded.State.Step, optimizerState, loaded.State.AdamStep);
+            var options = loaded.State.Options;
+            if (steps is int s) options = options with { Steps = s };
+            if (keepCheckpoints is int k) options = options with { KeepCheckpoints = k };
+            if (skipNonFinite is int n) options = options with { SkipNonFinite = n };
+            return new PriorTrainer(loaded.Prior, train, test, options, loaded.Info, runDirectory, vqvae, loaded.State.Step, optimizerState,
+                                    loaded.State.AdamStep, resumedFrom: checkpointPath);
         }
         catch
         {
@@ -142,18 +184,34 @@ public sealed class PriorTrainer : IDisposable
         }
     }
 
-    /// <summary>Runs steps until <see cref="PriorTrainingOptions.Steps"/>, logging, evaluating and checkpointing as configured; then the pictures.</summary>
-    public void Train(IProgress<PriorTrainingProgress>? progress = null, CancellationToken cancellation = default)
+    /// <summary>
+    /// Runs steps until <see cref="PriorTrainingOptions.Steps"/>, logging, evaluating and checkpointing as configured (keeping
+    /// the newest <see cref="PriorTrainingOptions.KeepCheckpoints"/> step checkpoints); then the pictures. When
+    /// <paramref name="cancellation"/> is signalled, the step under way is finished and checkpointed, and
+    /// <see cref="TrainingEnd.Interrupted"/> returned (no pictures).
+    /// </summary>
+    /// <exception cref="NonFiniteTrainingException">A non-finite step beyond <see cref="PriorTrainingOptions.SkipNonFinite"/>; nothing of it was applied.</exception>
+    /// <exception cref="CheckpointWriteException">A checkpoint could not be written; the last good one is intact and named.</exception>
+    public TrainingEnd Train(IProgress<PriorTrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
         while (Step < Options.Steps)
         {
-            cancellation.ThrowIfCancellationRequested();
-            TrainStep();
+            if (cancellation.IsCancellationRequested)
+            {
+                var flushed = FlushWindow();
+                if (RunDirectory is not null && _lastCheckpoint?.Step != Step) WriteRunCheckpoint();
+                progress?.Report(new PriorTrainingProgress(Step, Options.Steps, flushed, $"interrupted at step {Step}"));
+                return TrainingEnd.Interrupted;
+            }
+            var stepLoss = TrainStep();
+            if (stepLoss.Skipped)
+                progress?.Report(new PriorTrainingProgress(Step, Options.Steps, null,
+                    $"skipped step {Step} (non-finite: {_lastSkip}); {Options.SkipNonFinite - SkippedSteps} skips left"));
             PriorMetricsRecord? latest = null;
             if (Step % Options.LogEvery == 0 || Step == Options.Steps) latest = FlushWindow();
             if ((Options.EvaluateEvery > 0 && Step % Options.EvaluateEvery == 0) || Step == Options.Steps) latest = Record(Evaluate());
             if (RunDirectory is not null && ((Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) || Step == Options.Steps))
-                SaveCheckpoint(Path.Combine(RunDirectory, "checkpoints", $"prior-step-{Step:D6}.safetensors"), alsoLatest: true);
+                WriteRunCheckpoint();
             progress?.Report(new PriorTrainingProgress(Step, Options.Steps, latest));
         }
         if (RunDirectory is not null)
@@ -164,6 +222,29 @@ public sealed class PriorTrainer : IDisposable
                 progress?.Report(new PriorTrainingProgress(Step, Options.Steps, null, $"sampling {Options.SampleCount} code maps"));
                 WriteSamples(Path.Combine(RunDirectory, "samples.png"));
             }
+        }
+        return TrainingEnd.Finished;
+    }
+
+    // As the VQ-VAE trainer's: the step checkpoint, then the latest, each atomic and synced; then pruning; a failed write
+    // stops training with the last good checkpoint named.
+    private void WriteRunCheckpoint()
+    {
+        var path = Path.Combine(RunDirectory!, "checkpoints", $"{StepCheckpointPrefix}{Step:D6}.safetensors");
+        var state = new PriorTrainingState(Step, _adam.StepCount, Options);
+        try
+        {
+            _log?.Sync();
+            PriorCheckpoint.Save(path, Prior, Info, state, _adam);
+            RunFolder.SyncDirectory(Path.GetDirectoryName(path)!);
+            _lastCheckpoint = (path, Step);
+            PriorCheckpoint.Save(Path.Combine(RunDirectory!, LatestCheckpointName), Prior, Info, state, _adam);
+            RunFolder.SyncDirectory(RunDirectory!);
+            RunFolder.PruneStepCheckpoints(RunDirectory!, StepCheckpointPrefix, Options.KeepCheckpoints);
+        }
+        catch (Exception e) when (RunFolder.IsWriteFailure(e))
+        {
+            throw new CheckpointWriteException(VqVaeTrainer.CheckpointFailure(path, Step, e, _lastCheckpoint), e);
         }
     }
 
@@ -191,11 +272,46 @@ public sealed class PriorTrainer : IDisposable
         var logits = Prior.Forward(ctx, codes, labels);
         var loss = GatedPixelCnn.Loss(ctx, logits, codes);
         tape.Backward(loss);
+        // Read before Adam's step, so a non-finite step is caught before it reaches the weights.
+        double nats = loss.ToArray()[0];
+        var norm = GradientClipping.GlobalNorm(new OpContext(_arena), Prior.ParameterStore.FlatGrads).ToArray()[0];
+        if (NonFiniteCheck.Describe(("the loss", nats), ("a gradient", NonFiniteCheck.GradientNorm(norm, Prior.ParameterStore.FlatGrads))) is { } what)
+        {
+            var firstOp = FirstNonFiniteOp();
+            if (SkippedSteps >= Options.SkipNonFinite)
+                throw new NonFiniteTrainingException(
+                    NonFiniteCheck.StopMessage(Step + 1, what, firstOp, Options.LearningRate, _lastCheckpoint, SkippedSteps), Step + 1, firstOp);
+            SkippedSteps++;
+            _lastSkip = $"{what}; first at {firstOp}";
+            Step++;
+            return new PriorStepLoss(Step, nats, Skipped: true);
+        }
         _adam.Step();
         Step++;
-        var result = new PriorStepLoss(Step, loss.ToArray()[0]);
+        var result = new PriorStepLoss(Step, nats);
         _window.Add(result.NllNats, b, Stopwatch.GetElapsedTime(started).TotalSeconds);
         return result;
+    }
+
+    // Runs the step's forward and backward again on the same batch (still in the host buffers) and weights, watching each op.
+    private string FirstNonFiniteOp()
+    {
+        _arena.Reset();
+        _adam.ZeroGrad();
+        var observer = new FirstNonFiniteObserver(Prior.ParameterStore);
+        var tape = new Tape(_arena);
+        var ctx = new OpContext(_arena, tape) { Observer = observer };
+        var codes = ctx.NewTensor(new Shape(Options.BatchSize, _train.Height, _train.Width), DType.Int32, "code maps");
+        codes.CopyFrom(_batchCodes);
+        Tensor? labels = null;
+        if (_batchLabels is not null)
+        {
+            labels = ctx.NewTensor(new Shape(Options.BatchSize), DType.Int32, "labels");
+            labels.CopyFrom(_batchLabels);
+        }
+        tape.Backward(GatedPixelCnn.Loss(ctx, Prior.Forward(ctx, codes, labels), codes));
+        _adam.ZeroGrad();
+        return observer.Found ?? "none when the step was run again (the values differ between runs: a device fault?)";
     }
 
     /// <summary>Mean NLL per position over the whole test split (no gradients); carries the unigram entropy.</summary>
@@ -227,8 +343,12 @@ public sealed class PriorTrainer : IDisposable
     {
         var state = new PriorTrainingState(Step, _adam.StepCount, Options);
         PriorCheckpoint.Save(path, Prior, Info, state, _adam);
+        RunFolder.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         if (alsoLatest && RunDirectory is not null)
-            PriorCheckpoint.Save(Path.Combine(RunDirectory, "prior-latest.safetensors"), Prior, Info, state, _adam);
+        {
+            PriorCheckpoint.Save(Path.Combine(RunDirectory, LatestCheckpointName), Prior, Info, state, _adam);
+            RunFolder.SyncDirectory(RunDirectory);
+        }
     }
 
     /// <summary>

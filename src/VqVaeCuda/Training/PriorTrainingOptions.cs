@@ -27,6 +27,19 @@ public sealed record PriorTrainingOptions
     /// <summary>Code maps sampled and decoded into <c>samples.png</c> at the end of a run with a run folder (0 = none).</summary>
     public int SampleCount { get; init; } = 64;
 
+    /// <summary>
+    /// Step checkpoints (<c>checkpoints/*step-N.safetensors</c>) a run keeps: the newest this many; older ones are deleted
+    /// once a newer one is on disk (0 keeps them all). The latest checkpoint beside the run is always kept. A resume may
+    /// change it.
+    /// </summary>
+    public int KeepCheckpoints { get; init; } = 3;
+
+    /// <summary>
+    /// Steps with a non-finite loss or gradient that are skipped (no update; the batch is passed over) before training
+    /// stops; 0 stops at the first. Counted per session. A resume may change it.
+    /// </summary>
+    public int SkipNonFinite { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
     public PriorTrainingOptions Validate()
     {
@@ -36,6 +49,8 @@ public sealed record PriorTrainingOptions
         if (LogEvery < 1) throw new ArgumentException($"log every = {LogEvery}: must be at least 1");
         if (EvaluateEvery < 0 || CheckpointEvery < 0) throw new ArgumentException("evaluate/checkpoint intervals must be >= 0");
         if (SampleCount < 0) throw new ArgumentException($"samples = {SampleCount}: must be >= 0");
+        if (KeepCheckpoints < 0) throw new ArgumentException($"keep checkpoints = {KeepCheckpoints}: must be >= 0 (0 keeps all)");
+        if (SkipNonFinite < 0) throw new ArgumentException($"skip non-finite = {SkipNonFinite}: must be >= 0");
         return this;
     }
 }

@@ -39,6 +39,19 @@ public sealed record TrainingOptions
     /// <summary>Largest allowed gradient norm (0 = no clipping).</summary>
     public float MaxGradNorm { get; init; }
 
+    /// <summary>
+    /// Step checkpoints (<c>checkpoints/*step-N.safetensors</c>) a run keeps: the newest this many; older ones are deleted
+    /// once a newer one is on disk (0 keeps them all). The latest checkpoint beside the run is always kept. A resume may
+    /// change it.
+    /// </summary>
+    public int KeepCheckpoints { get; init; } = 3;
+
+    /// <summary>
+    /// Steps with a non-finite loss or gradient that are skipped (no update; the batch is passed over) before training
+    /// stops; 0 stops at the first. Counted per session. A resume may change it.
+    /// </summary>
+    public int SkipNonFinite { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
     public TrainingOptions Validate()
     {
@@ -48,6 +61,8 @@ public sealed record TrainingOptions
         if (LogEvery < 1) throw new ArgumentException($"log every = {LogEvery}: must be at least 1");
         if (EvaluateEvery < 0 || CheckpointEvery < 0 || DeadCodeSteps < 0) throw new ArgumentException("evaluate/checkpoint/dead-code intervals must be >= 0");
         if (MaxGradNorm < 0) throw new ArgumentException($"max grad norm = {MaxGradNorm}: must be >= 0");
+        if (KeepCheckpoints < 0) throw new ArgumentException($"keep checkpoints = {KeepCheckpoints}: must be >= 0 (0 keeps all)");
+        if (SkipNonFinite < 0) throw new ArgumentException($"skip non-finite = {SkipNonFinite}: must be >= 0");
         return this;
     }
 }

@@ -115,7 +115,8 @@ public static class VqVaeCheckpoint
     /// <param name="Config">The model's configuration.</param>
     /// <param name="Training">The run's training options, when the checkpoint has training state.</param>
     /// <param name="Dataset">The training data's name ("shapes/train"), when recorded.</param>
-    public sealed record Header(string Format, VqVaeConfig Config, TrainingOptions? Training, string? Dataset);
+    /// <param name="Step">Steps done, when the checkpoint has training state.</param>
+    public sealed record Header(string Format, VqVaeConfig Config, TrainingOptions? Training, string? Dataset, int? Step = null);
 
     /// <summary>Reads and checks a VQ-VAE checkpoint's metadata (no device needed).</summary>
     /// <exception cref="CheckpointFormatException">Not safetensors, not a VQ-VAE checkpoint of this program (the format seen is named), or a bad config.</exception>
@@ -131,9 +132,10 @@ public static class VqVaeCheckpoint
         {
             var config = VqVaeConfig.FromJson(metadata["config"]);
             var training = metadata.TryGetValue("training", out var json) ? System.Text.Json.JsonSerializer.Deserialize<TrainingOptions>(json) : null;
-            return new Header(format, config, training, metadata.GetValueOrDefault("dataset"));
+            int? step = metadata.TryGetValue("step", out var stepText) ? int.Parse(stepText, CultureInfo.InvariantCulture) : null;
+            return new Header(format, config, training, metadata.GetValueOrDefault("dataset"), step);
         }
-        catch (Exception e) when (e is ConfigException or System.Text.Json.JsonException or KeyNotFoundException)
+        catch (Exception e) when (e is ConfigException or System.Text.Json.JsonException or KeyNotFoundException or FormatException or OverflowException)
         {
             throw new CheckpointFormatException(path, $"bad model config or training options in the metadata ({e.Message})");
         }

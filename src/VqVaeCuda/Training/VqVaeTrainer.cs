@@ -10,7 +10,29 @@ using VqVaeCuda.Tensors;
 namespace VqVaeCuda.Training;
 
 /// <summary>The losses of one training step, read back from the device.</summary>
-public sealed record StepLosses(int Step, double ReconstructionMse, double CodebookLoss, double CommitmentLoss, int CodesUsed);
+/// <param name="Step">Steps done after it.</param>
+/// <param name="ReconstructionMse">The batch's reconstruction MSE.</param>
+/// <param name="CodebookLoss">The codebook term.</param>
+/// <param name="CommitmentLoss">The commitment term (before β).</param>
+/// <param name="CodesUsed">Codes the batch used.</param>
+/// <param name="Skipped">
+/// The step's loss or gradient was not finite and it was skipped (<see cref="TrainingOptions.SkipNonFinite"/>): nothing
+/// was updated; the losses are the non-finite values seen.
+/// </param>
+public sealed record StepLosses(int Step, double ReconstructionMse, double CodebookLoss, double CommitmentLoss, int CodesUsed, bool Skipped = false);
+
+/// <summary>How <c>Train</c> ended.</summary>
+public enum TrainingEnd
+{
+    /// <summary>Every step was run (and the end-of-run pictures written).</summary>
+    Finished,
+
+    /// <summary>
+    /// Cancelled: the step under way was finished, the metrics window flushed and, with a run folder, a checkpoint of
+    /// that step written; resuming from it continues exactly.
+    /// </summary>
+    Interrupted,
+}
 
 /// <summary>Progress reported while training.</summary>
 public sealed record TrainingProgress(int Step, int TotalSteps, MetricsRecord? Latest, string? Message = null);
@@ -35,20 +57,34 @@ public sealed class VqVaeTrainer : IDisposable
     private BatchLoader _loader;
     private Window _window = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private (string Path, int Step)? _lastCheckpoint;
+
+    /// <summary>The files whose presence marks a folder as holding a VQ-VAE run (a new trainer refuses such a folder).</summary>
+    private static readonly string[] RunFiles = ["config.json", "metrics.jsonl", "latest.safetensors", "checkpoints"];
+
+    /// <summary>Name prefix of the step checkpoints in <c>checkpoints/</c>.</summary>
+    public const string StepCheckpointPrefix = "step-";
+
+    /// <summary>Name of the latest checkpoint beside the run.</summary>
+    public const string LatestCheckpointName = "latest.safetensors";
 
     /// <summary>Prepares training of <paramref name="model"/> (which the trainer then owns) on the given splits.</summary>
     /// <param name="model">The model; disposed with the trainer.</param>
     /// <param name="train">Training images (their size must match the model).</param>
     /// <param name="test">Held-out images for evaluation.</param>
     /// <param name="options">Training options.</param>
-    /// <param name="runDirectory">Where metrics, checkpoints and pictures go; null keeps everything in memory.</param>
+    /// <param name="runDirectory">
+    /// Where metrics, checkpoints and pictures go (created if missing); null keeps everything in memory. A folder that
+    /// already holds a run is refused: only <see cref="Resume"/> continues one.
+    /// </param>
+    /// <exception cref="RunFolderTakenException"><paramref name="runDirectory"/> already holds a run.</exception>
     public VqVaeTrainer(VqVae model, ImageDataset train, ImageDataset test, TrainingOptions options, string? runDirectory)
-        : this(model, train, test, options, runDirectory, step: 0, optimizerState: null, adamStep: 0)
+        : this(model, train, test, options, runDirectory, step: 0, optimizerState: null, adamStep: 0, resumedFrom: null)
     {
     }
 
     private VqVaeTrainer(VqVae model, ImageDataset train, ImageDataset test, TrainingOptions options, string? runDirectory,
-                         int step, StateDict? optimizerState, long adamStep)
+                         int step, StateDict? optimizerState, long adamStep, string? resumedFrom)
     {
         Options = options.Validate();
         Model = model;
@@ -64,6 +100,8 @@ public sealed class VqVaeTrainer : IDisposable
         _test = test;
         RunDirectory = runDirectory;
         Step = step;
+        if (runDirectory is not null && resumedFrom is null) RunFolder.RequireNoRun(runDirectory, RunFiles);
+        if (resumedFrom is not null) _lastCheckpoint = (resumedFrom, step);
         _adam = new Adam(model.Parameters(), options.LearningRate);
         try
         {
@@ -80,9 +118,27 @@ public sealed class VqVaeTrainer : IDisposable
         {
             Directory.CreateDirectory(runDirectory);
             File.WriteAllText(Path.Combine(runDirectory, "config.json"), model.Config.ToJson());
-            _log = new MetricsLog(Path.Combine(runDirectory, "metrics.jsonl"));
+            var metrics = Path.Combine(runDirectory, "metrics.jsonl");
+            if (resumedFrom is not null)
+            {
+                // The lines after the checkpoint came from steps this run does again; the kept ones carry the loss curve on.
+                MetricsLinesDropped = MetricsLog.TruncateAfterStep(metrics, step);
+                if (File.Exists(metrics)) _history.AddRange(MetricsLog.ReadAll(metrics));
+                RunFolder.RemoveTemporaryFiles(runDirectory);
+                RunFolder.RemoveTemporaryFiles(Path.Combine(runDirectory, "checkpoints"));
+            }
+            _log = new MetricsLog(metrics);
         }
     }
+
+    /// <summary>On a resume into a run folder: the metrics lines after the checkpoint's step (or torn) that were cut off.</summary>
+    public int MetricsLinesDropped { get; }
+
+    /// <summary>The newest checkpoint of this run known to be whole on disk (written by this trainer, or resumed from), with its step.</summary>
+    public (string Path, int Step)? LastCheckpoint => _lastCheckpoint;
+
+    /// <summary>Steps skipped in this session for a non-finite loss or gradient (<see cref="TrainingOptions.SkipNonFinite"/>).</summary>
+    public int SkippedSteps { get; private set; }
 
     /// <summary>The model being trained.</summary>
     public VqVae Model { get; }
@@ -102,7 +158,13 @@ public sealed class VqVaeTrainer : IDisposable
     /// <summary>Every metrics record of this session, in order.</summary>
     public IReadOnlyList<MetricsRecord> History => _history;
 
-    /// <summary>Continues a run from a checkpoint written by <see cref="SaveCheckpoint"/> (either format); the result equals an uninterrupted run.</summary>
+    /// <summary>
+    /// Continues a run from a checkpoint written by <see cref="SaveCheckpoint"/> (either format); the result equals an
+    /// uninterrupted run. The checkpoint's options define the run; from <paramref name="options"/>, when given, only
+    /// <see cref="TrainingOptions.Steps"/>, <see cref="TrainingOptions.KeepCheckpoints"/> and
+    /// <see cref="TrainingOptions.SkipNonFinite"/> are taken. Into a run folder, metrics.jsonl is first cut back to the
+    /// checkpoint's step (see <see cref="MetricsLinesDropped"/>) and left-over temporary files are removed.
+    /// </summary>
     public static VqVaeTrainer Resume(Device.IDevice device, string checkpointPath, ImageDataset train, ImageDataset test,
                                       TrainingOptions? options, string? runDirectory)
     {
@@ -115,10 +177,11 @@ public sealed class VqVaeTrainer : IDisposable
         }
         // The saved options define the run; only the number of steps may be extended.
         var saved = loaded.State.Options;
-        var effective = options is null ? saved : saved with { Steps = options.Steps };
+        var effective = options is null ? saved : saved with { Steps = options.Steps, KeepCheckpoints = options.KeepCheckpoints, SkipNonFinite = options.SkipNonFinite };
         try
         {
-            return new VqVaeTrainer(loaded.Model, train, test, effective, runDirectory, loaded.State.Step, optimizerState, loaded.State.AdamStep);
+            return new VqVaeTrainer(loaded.Model, train, test, effective, runDirectory, loaded.State.Step, optimizerState, loaded.State.AdamStep,
+                                    resumedFrom: checkpointPath);
         }
         catch
         {
@@ -127,8 +190,14 @@ public sealed class VqVaeTrainer : IDisposable
         }
     }
 
-    /// <summary>Runs steps until <see cref="TrainingOptions.Steps"/>, logging, evaluating and checkpointing as configured.</summary>
-    public void Train(IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+    /// <summary>
+    /// Runs steps until <see cref="TrainingOptions.Steps"/>, logging, evaluating and checkpointing as configured (keeping the
+    /// newest <see cref="TrainingOptions.KeepCheckpoints"/> step checkpoints). When <paramref name="cancellation"/> is
+    /// signalled, the step under way is finished and checkpointed, and <see cref="TrainingEnd.Interrupted"/> returned.
+    /// </summary>
+    /// <exception cref="NonFiniteTrainingException">A non-finite step beyond <see cref="TrainingOptions.SkipNonFinite"/>; nothing of it was applied.</exception>
+    /// <exception cref="CheckpointWriteException">A checkpoint could not be written; the last good one is intact and named.</exception>
+    public TrainingEnd Train(IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
         if (Step == 0 && Options.KMeansInit)
         {
@@ -138,17 +207,59 @@ public sealed class VqVaeTrainer : IDisposable
         }
         while (Step < Options.Steps)
         {
-            cancellation.ThrowIfCancellationRequested();
-            TrainStep();
+            if (cancellation.IsCancellationRequested)
+            {
+                // Every step done is logged and checkpointed, so the resumed run's metrics continue with no gap.
+                var flushed = FlushWindow();
+                if (RunDirectory is not null && _lastCheckpoint?.Step != Step) WriteRunCheckpoint();
+                progress?.Report(new TrainingProgress(Step, Options.Steps, flushed, $"interrupted at step {Step}"));
+                return TrainingEnd.Interrupted;
+            }
+            var stepLosses = TrainStep();
+            if (stepLosses.Skipped)
+                progress?.Report(new TrainingProgress(Step, Options.Steps, null,
+                    $"skipped step {Step} (non-finite: {_lastSkip}); {Options.SkipNonFinite - SkippedSteps} skips left"));
             MetricsRecord? latest = null;
             if (Step % Options.LogEvery == 0 || Step == Options.Steps) latest = FlushWindow();
             if ((Options.EvaluateEvery > 0 && Step % Options.EvaluateEvery == 0) || Step == Options.Steps) latest = Record(Evaluate());
             if (RunDirectory is not null && ((Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) || Step == Options.Steps))
-                SaveCheckpoint(Path.Combine(RunDirectory, "checkpoints", $"step-{Step:D6}.safetensors"), alsoLatest: true);
+                WriteRunCheckpoint();
             progress?.Report(new TrainingProgress(Step, Options.Steps, latest));
         }
         if (RunDirectory is not null) WritePictures();
+        return TrainingEnd.Finished;
     }
+
+    private string _lastSkip = "";
+
+    // The step checkpoint, then latest, each atomic and its folder synced; then the oldest step checkpoints beyond the
+    // number kept go. A failed write (a full disk, a size limit, no permission) stops training with the last good
+    // checkpoint named: the failed write removed its temporary file and never touched the good ones.
+    private void WriteRunCheckpoint()
+    {
+        var path = Path.Combine(RunDirectory!, "checkpoints", $"{StepCheckpointPrefix}{Step:D6}.safetensors");
+        var state = new TrainingStateInfo(Step, _adam.StepCount, Options, _train.Name);
+        try
+        {
+            _log?.Sync();
+            VqVaeCheckpoint.Save(path, Model, state, _adam);
+            RunFolder.SyncDirectory(Path.GetDirectoryName(path)!);
+            _lastCheckpoint = (path, Step);
+            VqVaeCheckpoint.Save(Path.Combine(RunDirectory!, LatestCheckpointName), Model, state, _adam);
+            RunFolder.SyncDirectory(RunDirectory!);
+            RunFolder.PruneStepCheckpoints(RunDirectory!, StepCheckpointPrefix, Options.KeepCheckpoints);
+        }
+        catch (Exception e) when (RunFolder.IsWriteFailure(e))
+        {
+            throw new CheckpointWriteException(CheckpointFailure(path, Step, e, _lastCheckpoint), e);
+        }
+    }
+
+    internal static string CheckpointFailure(string path, int step, Exception e, (string Path, int Step)? last) =>
+        $"could not write the checkpoint of step {step} ({path}: {RunFolder.WriteFailureReason(e)}); training stopped. " +
+        (last is { } good
+            ? $"The last good checkpoint, {good.Path} (step {good.Step}), is intact: resume from it once the problem is fixed"
+            : "No checkpoint of this run had been written yet");
 
     /// <summary>
     /// One optimizer step on the next batch; returns its losses. The step is the plain loop a host would write:
@@ -173,18 +284,50 @@ public sealed class VqVaeTrainer : IDisposable
         var loss = VqVae.ReconstructionLoss(ctx, x, output);
         tape.Backward(loss);
         var plain = new OpContext(_arena);
-        if (Options.MaxGradNorm > 0) GradientClipping.ClipByGlobalNorm(plain, Model.ParameterStore, Options.MaxGradNorm);
+        // The gradient norm (the clipping's own, else one reduction) and the losses are read before Adam's step, so a
+        // non-finite step is caught before it reaches the weights.
+        var norm = Options.MaxGradNorm > 0
+            ? GradientClipping.ClipByGlobalNorm(plain, Model.ParameterStore, Options.MaxGradNorm)
+            : GradientClipping.GlobalNorm(plain, Model.ParameterStore.FlatGrads);
+        var counts = output.Quantized.Counts.ToIntArray();
+        var losses = new StepLosses(Step + 1, loss.ToArray()[0], output.Quantized.CodebookLoss.ToArray()[0],
+                                    output.Quantized.CommitmentLoss.ToArray()[0], counts.Count(c => c > 0));
+        if (NonFiniteCheck.Describe(("the reconstruction loss", losses.ReconstructionMse), ("the codebook loss", losses.CodebookLoss),
+                                    ("the commitment loss", losses.CommitmentLoss),
+                                    ("a gradient", NonFiniteCheck.GradientNorm(norm.ToArray()[0], Model.ParameterStore.FlatGrads))) is { } what)
+        {
+            var firstOp = FirstNonFiniteOp(x.ToArray(), x.Shape);
+            if (SkippedSteps >= Options.SkipNonFinite)
+                throw new NonFiniteTrainingException(
+                    NonFiniteCheck.StopMessage(Step + 1, what, firstOp, Options.LearningRate, _lastCheckpoint, SkippedSteps), Step + 1, firstOp);
+            // Skipped: the batch is passed over (the step count still says which batch comes next), nothing is updated.
+            SkippedSteps++;
+            _lastSkip = $"{what}; first at {firstOp}";
+            Step++;
+            return losses with { Skipped = true };
+        }
         _adam.Step();
         Model.Quantizer.UpdateCodebook(plain, output.EncoderOutput, output.Quantized);
         Step++;
-
-        var counts = output.Quantized.Counts.ToIntArray();
-        var losses = new StepLosses(Step, loss.ToArray()[0], output.Quantized.CodebookLoss.ToArray()[0],
-                                    output.Quantized.CommitmentLoss.ToArray()[0], counts.Count(c => c > 0));
         Model.Quantizer.RecordUsage(counts, Step);
         if (Options.DeadCodeSteps > 0) Model.Quantizer.RestartDeadCodes(output.EncoderOutput, Step, Options.DeadCodeSteps, Options.Seed);
         _window.Add(losses, counts, batch.Size, Stopwatch.GetElapsedTime(started).TotalSeconds);
         return losses;
+    }
+
+    // Runs the step's forward and backward again on the same batch and weights (nothing was applied), watching each op.
+    private string FirstNonFiniteOp(float[] pixels, Shape shape)
+    {
+        _arena.Reset();
+        _adam.ZeroGrad();
+        var observer = new FirstNonFiniteObserver(Model.ParameterStore);
+        var tape = new Tape(_arena);
+        var ctx = new OpContext(_arena, tape) { Observer = observer };
+        var x = ctx.NewTensor(shape, purpose: "batch");
+        x.CopyFrom(pixels);
+        tape.Backward(VqVae.ReconstructionLoss(ctx, x, Model.Forward(ctx, x)));
+        _adam.ZeroGrad();
+        return observer.Found ?? "none when the step was run again (the values differ between runs: a device fault?)";
     }
 
     /// <summary>Reconstruction error and code usage over the whole test split (no gradients).</summary>
@@ -215,13 +358,20 @@ public sealed class VqVaeTrainer : IDisposable
                                  usage.Perplexity, usage.CodesUsed, 0, _clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>Writes the model and the training state (atomically); with <paramref name="alsoLatest"/> also as latest.safetensors beside the run.</summary>
+    /// <summary>
+    /// Writes the model and the training state (atomically, the folder synced after the rename); with
+    /// <paramref name="alsoLatest"/> also as latest.safetensors beside the run.
+    /// </summary>
     public void SaveCheckpoint(string path, bool alsoLatest = false)
     {
         var state = new TrainingStateInfo(Step, _adam.StepCount, Options, _train.Name);
         VqVaeCheckpoint.Save(path, Model, state, _adam);
+        RunFolder.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         if (alsoLatest && RunDirectory is not null)
-            VqVaeCheckpoint.Save(Path.Combine(RunDirectory, "latest.safetensors"), Model, state, _adam);
+        {
+            VqVaeCheckpoint.Save(Path.Combine(RunDirectory, LatestCheckpointName), Model, state, _adam);
+            RunFolder.SyncDirectory(RunDirectory);
+        }
     }
 
     private MetricsRecord Record(MetricsRecord record)

@@ -266,4 +266,29 @@ public class PriorTrainerTests
         Assert.That(() => PriorGeneration.Generate(vqvae, prior, options with { Labels = null }), Throws.ArgumentException.With.Message.Contains("class-conditional"));
         Assert.That(() => PriorGeneration.Generate(vqvae, prior, options with { Temperature = 0 }), Throws.ArgumentException.With.Message.Contains("temperature"));
     }
+
+    [Test]
+    public void A_non_finite_prior_step_is_skipped_while_skips_last_then_stops_before_the_update_naming_the_first_op()
+    {
+        using var device = TestDevices.Cpu();
+        var (train, test) = (Maps("train", 32, 1), Maps("test", 8, 2));
+        var prior = new GatedPixelCnn(device, Small with { Classes = 0 }, seed: 3);
+        // One NaN in the first layer's weights: every step has a NaN gradient (or loss) from that layer on.
+        var (name, weight) = prior.StateDict().First(e => e.Key.StartsWith("layers.0.", StringComparison.Ordinal) && e.Key.EndsWith(".weight", StringComparison.Ordinal));
+        var values = weight.ToArray();
+        values[0] = float.NaN;
+        weight.CopyFrom(values);
+        var options = new PriorTrainingOptions { Steps = 10, BatchSize = 8, LogEvery = 1, EvaluateEvery = 0, CheckpointEvery = 0, SampleCount = 0, SkipNonFinite = 2 };
+        using var trainer = new PriorTrainer(prior, train, test, options, Info, runDirectory: null);
+        var others = prior.StateDict().Where(e => e.Key != name).ToDictionary(e => e.Key, e => e.Value.ToArray());
+
+        var e = Assert.Throws<NonFiniteTrainingException>(() => trainer.Train())!;
+        TestContext.Out.WriteLine(e.Message);
+        Assert.That((trainer.SkippedSteps, e.Step), Is.EqualTo((2, 3)), "steps 1 and 2 skipped, step 3 stops");
+        Assert.That(e.FirstOp, Does.StartWith("the forward of "));
+        Assert.That(e.Message, Does.Contain("training stopped at step 3 after skipping 2 such steps").And.Contain(" is NaN;"));
+        foreach (var (key, before) in others)
+            Assert.That(prior.StateDict()[key].ToArray(), Is.EqualTo(before), $"{key}: no update of a non-finite step reached the weights");
+        Assert.That(trainer.History, Is.Empty, "nothing non-finite was logged");
+    }
 }

@@ -1,0 +1,88 @@
+using System.Globalization;
+using VqVaeCuda.Autodiff;
+using VqVaeCuda.Tensors;
+
+namespace VqVaeCuda.Training;
+
+/// <summary>
+/// A training step had a non-finite loss or gradient (and no skip was left): training stopped before the optimizer
+/// applied it, so the weights and the last checkpoint are good. The message names the step, the first op whose output
+/// was not finite and the last good checkpoint, and suggests a lower learning rate.
+/// </summary>
+public sealed class NonFiniteTrainingException(string message, int step, string firstOp) : ArithmeticException(message)
+{
+    /// <summary>The step (1-based) whose loss or gradient was not finite.</summary>
+    public int Step { get; } = step;
+
+    /// <summary>The first op of the step whose output was not finite ("the forward of conv2d (op 7 of the step)").</summary>
+    public string FirstOp { get; } = firstOp;
+}
+
+/// <summary>What the trainers share to detect, explain and report a non-finite step.</summary>
+internal static class NonFiniteCheck
+{
+    /// <summary>Which of the step's read-back values are not finite ("the loss is NaN, a gradient is Infinity"), or null.</summary>
+    public static string? Describe(params (string Name, double Value)[] values)
+    {
+        var bad = values.Where(v => !double.IsFinite(v.Value)).Select(v => $"{v.Name} is {v.Value.ToString(CultureInfo.InvariantCulture)}").ToList();
+        return bad.Count == 0 ? null : string.Join(", ", bad);
+    }
+
+    /// <summary>
+    /// The gradient norm to judge the gradients by: the device's norm is a float sum of squares, which overflows to
+    /// infinity for finite gradients above ~1e19 (which Adam handles); only then are the gradients read back and each
+    /// checked, and the norm is reported as NaN when one is not finite (a NaN norm always means a NaN gradient).
+    /// </summary>
+    public static double GradientNorm(float deviceNorm, Tensor gradients) =>
+        float.IsPositiveInfinity(deviceNorm) && gradients.ToArray().All(float.IsFinite) ? float.MaxValue : deviceNorm;
+
+    /// <summary>The stop message: what was not finite, where it began, what is safe on disk, what to try.</summary>
+    public static string StopMessage(int step, string what, string firstOp, double learningRate, (string Path, int Step)? lastCheckpoint, int skipped)
+    {
+        var lr = learningRate.ToString("G3", CultureInfo.InvariantCulture);
+        var lower = (learningRate / 10).ToString("G3", CultureInfo.InvariantCulture);
+        var kept = lastCheckpoint is { } c
+            ? $"the last good checkpoint, {c.Path} (step {c.Step}), is kept"
+            : "no checkpoint of this run had been written";
+        var skips = skipped > 0 ? $" after skipping {skipped} such step{(skipped == 1 ? "" : "s")}" : "";
+        return $"training stopped at step {step}{skips}: {what}; the first op whose output was not finite: {firstOp}. " +
+               $"The step was not applied and {kept}. The learning rate {lr} is probably too high: try {lower} " +
+               "(or --skip-nonfinite N to pass over up to N such steps)";
+    }
+}
+
+/// <summary>
+/// Finds the first op of a step whose output is not finite: each forward output (float) is read back as it is made;
+/// after each backward, the parameters' gradients are read back (activation gradients are not handed to observers, and
+/// a non-finite one reaches a parameter's gradient at the next op with parameters). Slow (it synchronises and copies at
+/// every op), so it only re-runs a step already known to be bad.
+/// </summary>
+internal sealed class FirstNonFiniteObserver(ParameterStore parameters) : IOpObserver
+{
+    private int _forward, _backward;
+
+    /// <summary>The first op found, described; null while every output so far was finite.</summary>
+    public string? Found { get; private set; }
+
+    /// <inheritdoc />
+    public void ForwardDone(string op, IReadOnlyList<Tensor> outputs)
+    {
+        _forward++;
+        if (Found is not null) return;
+        foreach (var t in outputs)
+            if (t.DType == DType.Float32 && t.ToArray().Any(v => !float.IsFinite(v)))
+            {
+                Found = $"the forward of {op} (op {_forward} of the step, output {t.Describe()})";
+                return;
+            }
+    }
+
+    /// <inheritdoc />
+    public void BackwardDone(string op)
+    {
+        _backward++;
+        if (Found is not null) return;
+        if (parameters.FlatGrads.ToArray().Any(v => !float.IsFinite(v)))
+            Found = $"the backward of {op} (backward op {_backward} of the step; a parameter gradient)";
+    }
+}
