@@ -65,7 +65,7 @@ internal sealed class FirstNonFiniteObserver(ParameterStore parameters) : IOpObs
     public string? Found { get; private set; }
 
     /// <inheritdoc />
-    public void ForwardDone(string op, IReadOnlyList<Tensor> outputs)
+    public void ForwardDone(string op, IReadOnlyList<Tensor> inputs, IReadOnlyList<Tensor> outputs)
     {
         _forward++;
         if (Found is not null) return;
