@@ -29,12 +29,12 @@ internal static class NonFiniteCheck
     }
 
     /// <summary>
-    /// The gradient norm to judge the gradients by: the device's norm is a float sum of squares, which overflows to
-    /// infinity for finite gradients above ~1e19 (which Adam handles); only then are the gradients read back and each
-    /// checked, and the norm is reported as NaN when one is not finite (a NaN norm always means a NaN gradient).
+    /// The gradient norm to judge the gradients by: the device's float norm as it is. It overflows to infinity when the
+    /// squares of the gradients do, which is exactly when Adam's second moment (1 − β2)·g² would turn infinite and freeze
+    /// those weights for good (and a checkpoint holding it is refused on load): so an overflowing norm is a divergence
+    /// too, and the step is not applied.
     /// </summary>
-    public static double GradientNorm(float deviceNorm, Tensor gradients) =>
-        float.IsPositiveInfinity(deviceNorm) && gradients.ToArray().All(float.IsFinite) ? float.MaxValue : deviceNorm;
+    public static double GradientNorm(float deviceNorm) => deviceNorm;
 
     /// <summary>The stop message: what was not finite, where it began, what is safe on disk, what to try.</summary>
     public static string StopMessage(int step, string what, string firstOp, double learningRate, (string Path, int Step)? lastCheckpoint, int skipped)
@@ -82,7 +82,13 @@ internal sealed class FirstNonFiniteObserver(ParameterStore parameters) : IOpObs
     {
         _backward++;
         if (Found is not null) return;
-        if (parameters.FlatGrads.ToArray().Any(v => !float.IsFinite(v)))
+        var grads = parameters.FlatGrads.ToArray();
+        if (grads.Any(v => !float.IsFinite(v)))
             Found = $"the backward of {op} (backward op {_backward} of the step; a parameter gradient)";
+        else if (grads.Any(v => Math.Abs(v) > OverflowsWhenSquared))
+            Found = $"the backward of {op} (backward op {_backward} of the step; a parameter gradient whose square overflows)";
     }
+
+    // |g| above √float.MaxValue: g² is infinite, so the gradient norm and Adam's second moment overflow (GradientNorm).
+    private static readonly float OverflowsWhenSquared = MathF.Sqrt(float.MaxValue);
 }

@@ -275,7 +275,7 @@ public sealed class PriorTrainer : IDisposable
         // Read before Adam's step, so a non-finite step is caught before it reaches the weights.
         double nats = loss.ToArray()[0];
         var norm = GradientClipping.GlobalNorm(new OpContext(_arena), Prior.ParameterStore.FlatGrads).ToArray()[0];
-        if (NonFiniteCheck.Describe(("the loss", nats), ("a gradient", NonFiniteCheck.GradientNorm(norm, Prior.ParameterStore.FlatGrads))) is { } what)
+        if (NonFiniteCheck.Describe(("the loss", nats), ("the gradient norm", NonFiniteCheck.GradientNorm(norm))) is { } what)
         {
             var firstOp = FirstNonFiniteOp();
             if (SkippedSteps >= Options.SkipNonFinite)

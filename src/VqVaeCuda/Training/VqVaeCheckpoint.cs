@@ -132,7 +132,7 @@ public static class VqVaeCheckpoint
         {
             var config = VqVaeConfig.FromJson(metadata["config"]);
             var training = metadata.TryGetValue("training", out var json) ? System.Text.Json.JsonSerializer.Deserialize<TrainingOptions>(json) : null;
-            int? step = metadata.TryGetValue("step", out var stepText) ? int.Parse(stepText, CultureInfo.InvariantCulture) : null;
+            int? step = metadata.ContainsKey("step") ? Count<int>(path, metadata, "step") : null;
             return new Header(format, config, training, metadata.GetValueOrDefault("dataset"), step);
         }
         catch (Exception e) when (e is ConfigException or System.Text.Json.JsonException or KeyNotFoundException or FormatException or OverflowException)

@@ -294,7 +294,7 @@ public sealed class VqVaeTrainer : IDisposable
                                     output.Quantized.CommitmentLoss.ToArray()[0], counts.Count(c => c > 0));
         if (NonFiniteCheck.Describe(("the reconstruction loss", losses.ReconstructionMse), ("the codebook loss", losses.CodebookLoss),
                                     ("the commitment loss", losses.CommitmentLoss),
-                                    ("a gradient", NonFiniteCheck.GradientNorm(norm.ToArray()[0], Model.ParameterStore.FlatGrads))) is { } what)
+                                    ("the gradient norm", NonFiniteCheck.GradientNorm(norm.ToArray()[0]))) is { } what)
         {
             var firstOp = FirstNonFiniteOp(x.ToArray(), x.Shape);
             if (SkippedSteps >= Options.SkipNonFinite)
