@@ -1,3 +1,4 @@
+using VqVaeCuda.Ops;
 using VqVaeCuda.Tensors;
 
 namespace VqVaeCuda.Benchmarks;
@@ -85,18 +86,19 @@ public static class OpCosts
                 int grads = needsGradient.Count(g => g);
                 return new OpCost(3 * n, 8 * n + 4, grads * 3 * n, grads * 16 * n);
             }
-            case "vector quantizer":
+            case "vector quantizer" or VectorQuantizer.RecordedNameWithEma:
             {
                 // z_e [N,D,h,w] (M = N·h·w vectors), codebook [K,D]: distances are 2·M·K·D (the GEMM-shaped part); the
                 // gather of z_q, the two loss terms (3 per element) and the histogram are memory passes. Backward: the
                 // straight-through copy fused with the commitment gradient (4 per element); with the loss-based codebook
-                // (the codebook needs a gradient) also the per-code sums and the codebook gradient (M·D + 3·K·D).
+                // (not under EMA) also the per-code sums and the codebook gradient (M·D + 3·K·D).
                 var (z, e) = (inputs[0], inputs[1]);
                 double n = Count(z), k = e[0], d = e[1], m = n / d;
                 double forwardFlops = 2 * m * k * d + 3 * n;
                 double forwardBytes = 4 * (n + k * d + n + m + k);  // z_e, codebook, z_q, codes, counts
-                double bf = (needsGradient[0] ? 4 * n : 0) + (needsGradient[1] ? n + 3 * k * d : 0);
-                double bb = (needsGradient[0] ? 20 * n : 0) + (needsGradient[1] ? 4 * (n + m + 3 * k * d) : 0);
+                bool codebookGradient = needsGradient[1] && op != VectorQuantizer.RecordedNameWithEma;
+                double bf = (needsGradient[0] ? 4 * n : 0) + (codebookGradient ? n + 3 * k * d : 0);
+                double bb = (needsGradient[0] ? 20 * n : 0) + (codebookGradient ? 4 * (n + m + 3 * k * d) : 0);
                 return new OpCost(forwardFlops, forwardBytes, bf, bb);
             }
             case "gated_tanh_sigmoid":

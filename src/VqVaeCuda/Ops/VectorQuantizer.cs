@@ -70,6 +70,9 @@ public static class VectorQuantizer
     public static QuantizeResult Quantize(OpContext ctx, Tensor zE, Tensor codebook, float beta, bool useEma) =>
         QuantizeWith(ctx, zE, codebook, beta, useEma, NearestCodeAlgorithms.DefaultFor(ctx.Device), codeSplits: null);
 
+    /// <summary>The name the quantizer is recorded under when the codebook is updated by EMA (no codebook gradient).</summary>
+    public const string RecordedNameWithEma = "vector quantizer (EMA codebook)";
+
     /// <summary><see cref="Quantize"/> with a chosen nearest-code algorithm and, for the fused one, a forced code-split count (tests).</summary>
     internal static QuantizeResult QuantizeWith(OpContext ctx, Tensor zE, Tensor codebook, float beta, bool useEma,
                                             NearestCodeAlgorithm algorithm, int? codeSplits)
@@ -94,7 +97,9 @@ public static class VectorQuantizer
         var counts = ctx.Zeros(new Shape(k), DType.Int32, op + " code counts");
         SegmentSumKernels.Histogram(device, indices.Pointer, counts.Pointer, m, k);
 
-        ctx.Record(op, zq, [zE, codebook], tape =>
+        // Under EMA the codebook moves by its own update, not by a gradient: the recorded name says so (for the step's
+        // work count and for messages naming ops).
+        ctx.Record(useEma ? RecordedNameWithEma : op, zq, [zE, codebook], tape =>
         {
             var dzq = tape.GradOf(zq);
             if (zE.RequiresGrad)
