@@ -252,13 +252,12 @@ def time_steps(args, config, model, device):
     generator = torch.Generator().manual_seed(args.seed)
     x = torch.rand(args.batch, config["input_channels"], config["image_size"], config["image_size"], generator=generator).to(device)
     optimizer = adam(model)
-    forward = model
-    compiled = False
+    forward, compiled, notes = model, False, []
     if args.compile:
         if hasattr(torch, "compile"):
             forward, compiled = torch.compile(model), True
         else:
-            print(f"--compile: torch {torch.__version__} has no torch.compile; running eagerly", file=sys.stderr)
+            notes.append(f"--compile: torch {torch.__version__} has no torch.compile; ran eagerly")
 
     def step():
         training_step(model, optimizer, x, forward)
@@ -272,9 +271,10 @@ def time_steps(args, config, model, device):
             step()
             sync()
         except Exception as e:  # noqa: BLE001 — any compiler failure means: measure eagerly instead
-            print(f"--compile: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); running eagerly",
-                  file=sys.stderr)
+            notes.append(f"--compile: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); ran eagerly")
             forward, compiled = model, False
+    for note in notes:
+        print(note, file=sys.stderr)
     for _ in range(args.warmup):
         step()
     sync()
@@ -284,7 +284,7 @@ def time_steps(args, config, model, device):
         step()
         sync()
         times.append((time.perf_counter() - start) * 1e3)
-    return sorted(times), compiled
+    return sorted(times), compiled, notes
 
 
 def main():
@@ -353,13 +353,13 @@ def main():
                                                                            "loss.quantizer": vq_loss.detach().reshape(1)}))
         return
 
-    times, compiled = time_steps(args, config, model, device)
+    times, compiled, notes = time_steps(args, config, model, device)
     median = statistics.median(times)
     result = dict(step_ms=median, step_ms_min=times[0], step_ms_max=times[-1], step_ms_p10=percentile(times, 0.1),
                   step_ms_p90=percentile(times, 0.9), images_per_second=args.batch * 1e3 / median, torch_version=torch.__version__,
                   threads=torch.get_num_threads(), batch=args.batch, device=args.device,
                   parameter_count=sum(p.numel() for p in model.parameters()), repetitions=args.repetitions, warmup=args.warmup,
-                  compiled=compiled, tf32=args.tf32)
+                  compiled=compiled, tf32=args.tf32, notes=notes)
     print(f"torch {result['torch_version']} {args.device}: {median:.2f} ms per step (p10 {result['step_ms_p10']:.2f}, p90 {result['step_ms_p90']:.2f}), "
           f"{result['images_per_second']:.1f} images/s, batch {args.batch}, {result['threads']} threads, {result['parameter_count']} parameters"
           + (", compiled" if compiled else ""))

@@ -60,6 +60,12 @@ public sealed record TorchPeerResult
 
     /// <summary>Whether the steps ran under torch.compile (false when it was not asked for, or failed and fell back).</summary>
     [JsonPropertyName("compiled")] public bool Compiled { get; init; }
+
+    /// <summary>Whether TF32 was allowed on cuda (off unless asked for, as our default).</summary>
+    [JsonPropertyName("tf32")] public bool Tf32 { get; init; }
+
+    /// <summary>What the script had to say about the run (e.g. why torch.compile fell back to eager); empty when nothing.</summary>
+    [JsonPropertyName("notes")] public IReadOnlyList<string> Notes { get; init; } = [];
 }
 
 /// <summary>What one PyTorch forward of the peer model gave (see <see cref="TorchPeer.Forward"/>).</summary>

@@ -116,7 +116,19 @@ public class TorchPeerTests
         Assert.That(result.ImagesPerSecond, Is.EqualTo(4 * 1000.0 / result.StepMs).Within(1e-6).Percent);
         Assert.That((result.Batch, result.Threads, result.Repetitions, result.Warmup, result.Device), Is.EqualTo((4, 1, 2, 1, "cpu")));
         Assert.That(result.TorchVersion, Does.Match(@"^\d+\.\d+"));
-        Assert.That(result.Compiled, Is.False);
+        Assert.That((result.Compiled, result.Tf32, result.Notes.Count), Is.EqualTo((false, false, 0)));
+    }
+
+    [Test]
+    public void With_compile_the_run_says_whether_it_compiled_and_if_not_why()
+    {
+        RequireTorch();
+        var result = TorchPeer.Run(VqVaeConfig.Preset("tiny"), batch: 2, threads: 1, warmup: 0, repetitions: 1, compile: true);
+        TestContext.Out.WriteLine($"torch {result.TorchVersion}: compiled {result.Compiled}; {string.Join("; ", result.Notes)}");
+        if (result.Compiled)
+            Assert.That(result.Notes, Is.Empty);
+        else
+            Assert.That(result.Notes, Has.Some.StartsWith("--compile:").And.Contain("ran eagerly"));
     }
 
     [TestCase("/nonexistent/python3", "cannot be started")]
