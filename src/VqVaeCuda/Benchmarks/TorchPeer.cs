@@ -274,7 +274,7 @@ public static class TorchPeer
     }
 
     /// <summary>Runs to the end or the timeout (then kills the process tree and returns null); reads both streams as they come, so neither pipe fills.</summary>
-    private static (int ExitCode, string Stdout, string Stderr)? Execute(ProcessStartInfo start, TimeSpan timeout)
+    internal static (int ExitCode, string Stdout, string Stderr)? Execute(ProcessStartInfo start, TimeSpan timeout)
     {
         using var process = Process.Start(start) ?? throw new TorchPeerException($"{start.FileName} did not start");
         var stdout = process.StandardOutput.ReadToEndAsync();

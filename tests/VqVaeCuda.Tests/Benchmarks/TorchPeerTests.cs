@@ -152,6 +152,20 @@ public class TorchPeerTests
     }
 
     [Test]
+    public void A_process_past_its_time_is_stopped_and_reported_as_unfinished()
+    {
+        // The timeout that bounds the probe and the script: the child is killed, not waited for.
+        var start = new System.Diagnostics.ProcessStartInfo("/bin/sleep", "30") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.That(TorchPeer.Execute(start, TimeSpan.FromMilliseconds(300)), Is.Null);
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)));
+        Assert.That(TorchPeer.Execute(new System.Diagnostics.ProcessStartInfo("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        }, TimeSpan.FromSeconds(30)), Is.EqualTo((3, "out\n", "err\n")));
+    }
+
+    [Test]
     public void A_script_failure_is_an_error_quoting_its_stderr()
     {
         RequireTorch();
