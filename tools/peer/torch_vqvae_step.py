@@ -25,7 +25,11 @@ How it matches VqVaeCuda (src/VqVaeCuda/Models/VqVae.cs and Modules/):
 - Adam: lr 2e-4, betas (0.9, 0.999), eps 1e-8, no weight decay (Optim/Adam.cs, TrainingOptions.cs).
 - precision: FP32 (TF32 off on cuda, as our default) unless --tf32.
 
-Runs on PyTorch 1.13 and 2.x. Prints one summary line; --json also writes the result.
+On a machine whose cores are busy with other work, PyTorch's OpenMP threads spin while they wait and the step times
+scatter over tens of times the quiet figure (measured on two shared cores: median 0.2-5 s, p10 70 ms); with
+OMP_WAIT_POLICY=PASSIVE in the environment they hold steady (~124 ms there). The script leaves PyTorch's defaults.
+
+Written for PyTorch 1.13 and 2.x. Prints one summary line; --json also writes the result.
 """
 import argparse
 import json
