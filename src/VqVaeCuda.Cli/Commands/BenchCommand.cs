@@ -40,6 +40,16 @@ internal static class BenchCommand
             Description = "With --step: images per step.",
             DefaultValueFactory = _ => 64,
         };
+        var scaling = new Option<bool>("--scaling")
+        {
+            Description = "How cost grows with work: the training step at batch 8 to 256 (--preset), and the quantizer at K 64 to 8192 and " +
+                          "D 16 to 256 (runs on its own).",
+        };
+        var peer = new Option<string?>("--peer")
+        {
+            Description = "With --step: also run the same step in PyTorch (torch: tools/peer/torch_vqvae_step.py; needs a python3 with torch, " +
+                          "e.g. Debian's python3-torch, or VQVAE_PEER_PYTHON) and print both and the ratio.",
+        };
         var priorPreset = new Option<string>("--prior-preset")
         {
             Description = "With --sampling: the prior's architecture (randomly initialised, K = 512).",
@@ -65,13 +75,20 @@ internal static class BenchCommand
         var command = new Command("bench", "Measure time and throughput on a device, with the H100 floor beside each figure: " +
                                             "--kernels for the individual kernels, --ops for every op forward and backward, " +
                                             "--sampling for the prior's samples per second, naive against cached, " +
-                                            "--step for a whole training step with its time by op.");
-        foreach (var o in new Option[] { kernels, ops, step, preset, batch, sampling, priorPreset, count, device, cache, elements, repetitions, json })
+                                            "--step for a whole training step with its time by op (--peer torch: beside PyTorch's), " +
+                                            "--scaling for how the step and the quantizer grow with the work.");
+        foreach (var o in new Option[] { kernels, ops, step, preset, batch, peer, scaling, sampling, priorPreset, count, device, cache, elements, repetitions, json })
             command.Options.Add(o);
         command.SetAction(result => CommonOptions.Guard(() =>
         {
             bool runKernels = result.GetValue(kernels), runOps = result.GetValue(ops);
             int? repetitionsGiven = result.GetResult(repetitions) is { Implicit: false } ? result.GetValue(repetitions) : null;
+            if (result.GetValue(scaling))
+            {
+                if (runKernels || runOps || result.GetValue(sampling) || result.GetValue(step))
+                    throw new ArgumentException("--scaling runs on its own: benchmark --kernels, --ops, --sampling or --step in another run");
+                return BenchScaling.Run(result.GetValue(device)!, result.GetValue(cache), result.GetValue(preset)!, repetitionsGiven ?? 3, result.GetValue(json));
+            }
             if (result.GetValue(step))
             {
                 if (runKernels || runOps || result.GetValue(sampling))
@@ -80,7 +97,8 @@ internal static class BenchCommand
                 if (stepReps < 1) throw new ArgumentException($"--repetitions {stepReps}: at least 1");
                 if (images < 1) throw new ArgumentException($"--batch {images}: at least 1");
                 return BenchStep.Run(result.GetValue(device)!, result.GetValue(cache),
-                                     new StepBenchmarkOptions { Preset = result.GetValue(preset)!, Batch = images, Repetitions = stepReps }, result.GetValue(json));
+                                     new StepBenchmarkOptions { Preset = result.GetValue(preset)!, Batch = images, Repetitions = stepReps },
+                                     result.GetValue(peer), result.GetValue(json));
             }
             if (result.GetValue(sampling))
             {

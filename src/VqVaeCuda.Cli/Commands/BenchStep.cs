@@ -7,19 +7,50 @@ namespace VqVaeCuda.Cli.Commands;
 /// <summary><c>vqvae bench --step</c>: a whole training step, its time by op, its floor.</summary>
 internal static class BenchStep
 {
-    public static int Run(string deviceName, string? cache, StepBenchmarkOptions options, FileInfo? json)
+    public static int Run(string deviceName, string? cache, StepBenchmarkOptions options, string? peer, FileInfo? json)
     {
+        if (peer is not null && peer != "torch") throw new ArgumentException($"--peer {peer}: the one peer is torch (PyTorch, tools/peer/)");
         using var dev = CommonOptions.OpenDevice(deviceName, cache);
+        string? python = null, peerMissing = null;
+        if (peer is not null && !TorchPeer.TryFind(out python, out var why)) peerMissing = why;
         StepBenchmarkResult result = null!;
+        TorchPeerResult? peerResult = null;
         AnsiConsole.Status().Start("benchmarking the training step", ctx =>
-            result = StepBenchmark.Run(dev, options, what => ctx.Status(Markup.Escape($"training step: {what}"))));
+        {
+            result = StepBenchmark.Run(dev, options, what => ctx.Status(Markup.Escape($"training step: {what}")));
+            if (peer is not null && peerMissing is null)
+            {
+                // The same model, batch and thread count; our warm-up and repetitions.
+                ctx.Status(Markup.Escape($"training step: the PyTorch peer ({python})"));
+                peerResult = TorchPeer.Run(VqVaeCuda.Models.VqVaeConfig.Preset(options.Preset), options.Batch, threads: Math.Max(1, result.Workers),
+                                           options.Warmup, options.Repetitions, dev.Kind == VqVaeCuda.Device.DeviceKind.Cuda ? "cuda" : "cpu", options.Seed);
+            }
+        });
         Print(result);
+        if (peerMissing is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]peer torch: not run ({peerMissing}); our step alone above[/]");
+        if (peerResult is not null) PrintPeer(result, peerResult);
         if (json is not null)
         {
-            File.WriteAllText(json.FullName, JsonSerializer.Serialize(result, JsonOptions));
+            object written = peerResult is null ? result : new { step = result, peer = peerResult, ratio_to_peer = result.StepMs / peerResult.StepMs };
+            File.WriteAllText(json.FullName, JsonSerializer.Serialize(written, JsonOptions));
             AnsiConsole.MarkupLineInterpolated($"[grey]wrote {json.FullName}[/]");
         }
         return 0;
+    }
+
+    private static void PrintPeer(StepBenchmarkResult ours, TorchPeerResult peer)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Title("the same step in PyTorch, same model, batch and threads")
+            .AddColumns("", "step ms (median)", "min", "p10", "p90", "images/s", "threads", "parameters");
+        table.AddRow("VqVaeCuda", $"[bold]{ours.StepMs:F1}[/]", $"{ours.StepMsMin:F1}", $"{ours.StepMsP10:F1}", $"{ours.StepMsP90:F1}",
+                     $"{ours.ImagesPerSecond:F0}", $"{ours.Workers}", $"{ours.ParameterCount:N0}");
+        table.AddRow(Markup.Escape($"PyTorch {peer.TorchVersion} ({peer.Device}{(peer.Compiled ? ", compiled" : "")})"), $"[bold]{peer.StepMs:F1}[/]",
+                     $"{peer.StepMsMin:F1}", $"{peer.StepMsP10:F1}", $"{peer.StepMsP90:F1}", $"{peer.ImagesPerSecond:F0}", $"{peer.Threads}",
+                     $"{peer.ParameterCount:N0}");
+        double ratio = ours.StepMs / peer.StepMs;
+        table.AddRow("[bold]ours / PyTorch[/]", $"[{(ratio <= 1 ? "green" : "red")}]{ratio:F2}x[/]", $"{ours.StepMsMin / peer.StepMsMin:F2}x", "", "", "", "", "");
+        AnsiConsole.Write(table);
+        foreach (var note in peer.Notes) AnsiConsole.MarkupLineInterpolated($"[grey]peer: {note}[/]");
     }
 
     internal static JsonSerializerOptions JsonOptions { get; } = new()
@@ -55,6 +86,7 @@ internal static class BenchStep
         summary.AddRow("step ms (median)", $"[bold]{r.StepMs:F1}[/]");
         summary.AddRow("spread (min / p10 / p90 / max)", $"{r.StepMsMin:F1} / {r.StepMsP10:F1} / {r.StepMsP90:F1} / {r.StepMsMax:F1}");
         summary.AddRow("images/s", $"{r.ImagesPerSecond:F0}");
+        summary.AddRow("inference (forward alone) ms / images/s", $"{r.InferenceMs:F1} / {r.InferenceImagesPerSecond:F0} ({r.InferenceImagesPerSecond / r.ImagesPerSecond:F1}x training)");
         summary.AddRow("kernel launches / GEMM calls per step", $"{r.LaunchesPerStep} / {r.GemmCallsPerStep}");
         summary.AddRow("work per step", $"{r.Flops / 1e9:F2} GFLOP, {r.Bytes / 1e6:F0} MB (fewest bytes)");
         summary.AddRow("arena peak / device memory", $"{r.ArenaPeakBytes / 1048576.0:F1} MiB / {r.DeviceBytes / 1048576.0:F1} MiB");

@@ -48,16 +48,19 @@ public sealed record StepBenchmarkOptions
 /// <param name="GemmCallsPerStep">GEMM calls in one step.</param>
 /// <param name="ArenaPeakBytes">Most arena memory the step used.</param>
 /// <param name="DeviceBytes">Device memory the run holds: arena capacity, parameters and gradients, Adam's moments, the batch.</param>
-/// <param name="ParameterCount">Parameters of the model.</param>
+/// <param name="ParameterCount">Parameter elements of the model (PyTorch's count; the store Adam sweeps is a little larger, 64-aligned).</param>
 /// <param name="Flops">FLOPs of one step (<see cref="OpCosts"/>).</param>
 /// <param name="Bytes">Fewest bytes one step moves.</param>
 /// <param name="Floors">The step's floor on each reference: the measured CPU GEMM rate on the cpu device, the H100/H200 table on a GPU.</param>
 /// <param name="ProfiledStepMs">Mean step time of the profiled steps (the sum of <paramref name="ByOp"/>).</param>
 /// <param name="ByOp">Time, launches and work per op and phase, summing to <paramref name="ProfiledStepMs"/>.</param>
+/// <param name="InferenceMs">Median time of the forward alone on the same batch, without a tape (what reconstruct and evaluation run).</param>
+/// <param name="InferenceImagesPerSecond">Batch / <paramref name="InferenceMs"/>.</param>
 public sealed record StepBenchmarkResult(
     string Preset, int Batch, string Device, int Workers, double StepMs, double StepMsMin, double StepMsMax, double StepMsP10, double StepMsP90,
     double ImagesPerSecond, long LaunchesPerStep, long GemmCallsPerStep, long ArenaPeakBytes, long DeviceBytes, long ParameterCount,
-    double Flops, double Bytes, IReadOnlyList<StepFloor> Floors, double ProfiledStepMs, IReadOnlyList<OpTime> ByOp);
+    double Flops, double Bytes, IReadOnlyList<StepFloor> Floors, double ProfiledStepMs, IReadOnlyList<OpTime> ByOp,
+    double InferenceMs = 0, double InferenceImagesPerSecond = 0);
 
 /// <summary>The fastest a step could run on one reference: FLOPs at its peak rate or bytes at its bandwidth, whichever is slower.</summary>
 /// <param name="Reference">e.g. "cpu (measured sgemm)", "H100 SXM".</param>
@@ -110,6 +113,8 @@ public static class StepBenchmark
             progress?.Invoke($"profiled step {i + 1}/{options.ProfiledSteps}");
             step.Run(profiler);
         }
+        progress?.Invoke("inference (the forward alone)");
+        double inference = Timing.MedianMilliseconds(device, step.RunInference, warmup: 1, options.Repetitions);
         var byOp = profiler.PerStep();
         double flops = byOp.Sum(o => o.Flops), bytes = byOp.Sum(o => o.Bytes);
 
@@ -119,7 +124,8 @@ public static class StepBenchmark
             options.Preset, options.Batch, device.Name, device.Kind == DeviceKind.Host ? device.Capabilities.Multiprocessors : 0,
             median, samples[0], samples[^1], Percentile(samples, 0.1), Percentile(samples, 0.9), options.Batch / (median / 1e3),
             launches, gemms, step.ArenaPeakBytes, step.DeviceBytes, step.ParameterCount, flops, bytes,
-            Floors(device, flops, bytes), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp);
+            Floors(device, flops, bytes), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
+            inference, options.Batch / (inference / 1e3));
     }
 
     /// <summary>
@@ -193,7 +199,8 @@ internal sealed class BenchmarkStep : IDisposable
 
     public long ArenaPeakBytes => _arena.HighWater;
 
-    public long ParameterCount => _model.ParameterStore.Count;
+    // The model's parameter elements (the store itself is larger: each parameter starts 64-aligned).
+    public long ParameterCount => _model.Parameters().Sum(p => p.Shape.Count);
 
     // Parameters and gradients (2 floats each), Adam's two moments, the arena.
     public long DeviceBytes => 4 * 4 * _model.ParameterStore.Count + _arena.Capacity;
@@ -236,6 +243,26 @@ internal sealed class BenchmarkStep : IDisposable
         _model.Quantizer.RestartDeadCodes(output.EncoderOutput, _step, DeadCodeSteps, _seed);
         profiler?.EndStep("code usage + dead-code restarts");
         return value;
+    }
+
+    /// <summary>The forward alone in evaluation mode, no tape: what reconstruct, encode and evaluation run per batch.</summary>
+    public void RunInference()
+    {
+        var config = _model.Config;
+        _model.Eval();
+        try
+        {
+            _arena.Reset();
+            var ctx = new OpContext(_arena);
+            var x = ctx.NewTensor(new Shape(_data.Count, config.InputChannels, config.ImageSize, config.ImageSize), purpose: "batch");
+            x.CopyFrom(_data.Pixels);
+            var output = _model.Forward(ctx, x);
+            _ = output.Quantized.Counts.ToIntArray();
+        }
+        finally
+        {
+            _model.Train();
+        }
     }
 
     public void Dispose()
