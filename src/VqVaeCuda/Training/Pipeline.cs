@@ -27,10 +27,14 @@ public sealed record PipelineOptions
     /// <summary>The prior's architecture (K and the classes come from the VQ-VAE and the data).</summary>
     public GatedPixelCnnConfig Prior { get; init; } = GatedPixelCnnConfig.Preset("tiny");
 
-    /// <summary>How the prior trains; <see cref="PriorTrainingOptions.SampleCount"/> samples end the run.</summary>
+    /// <summary>
+    /// How the prior trains; <see cref="PriorTrainingOptions.SampleCount"/> samples end the run. 1000 steps since the
+    /// CPU step got faster (2026-12-01: ~90 ms for 32 tiny-prior code maps, was ~140): the whole pipeline stays near
+    /// 2¼ minutes on two cores, and the test NLL is ~2.5 nats instead of 2.67 at 600 steps.
+    /// </summary>
     public PriorTrainingOptions PriorTraining { get; init; } = new()
     {
-        Steps = 600, BatchSize = 32, LearningRate = 5e-3, LogEvery = 25, EvaluateEvery = 0, CheckpointEvery = 100, SampleCount = 64,
+        Steps = 1000, BatchSize = 32, LearningRate = 5e-3, LogEvery = 25, EvaluateEvery = 0, CheckpointEvery = 100, SampleCount = 64,
     };
 
     /// <summary>Condition the prior on the images' classes (one class per row of samples.png).</summary>
