@@ -32,6 +32,10 @@
 //   kernel                         computes                                      launch            FLOPs       bytes (fewest)
 //   conv_im2col_f32                col from x, as above                          planes of P,      0           4X + 4·K·NP
 //                                  (thread per (p, c, n), loops over i,j)        grid (·, C, N)
+//   conv_im2col_planes_f32         the same col: one thread per (row of col,     grid (·, K),      0           4X + 4·K·NP
+//                                  image), copying its shifted plane row by row; block (min(N,64))
+//                                  the cpu device's variant (stores uncoalesced
+//                                  on a GPU)
 //   conv_col2im_f32                x[n,c,h,w] (=|+=) Σ of the col entries that   planes of H·W,    K·NP        4·K·NP + 4X (8X
 //                                  im2col copied from (n,c,h,w); one thread      grid (·, C, N)    (adds)      when accumulating)
 //                                  gathers all of one element's contributions
@@ -89,6 +93,43 @@ extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* _
     }
 }
 VQ_KERNEL_NO_SYNC(conv_im2col_f32)
+
+// The same col, one thread per (row r = (c·kh + i)·kw + j, image n): the thread fills its Ho×Wo block of the row
+// with the input plane shifted by the tap, row by row. The cpu device's variant (ConvKernels picks it there): a
+// thread's stores are contiguous and its inner loop over ow is a plain strided copy, where the per-position form
+// above spends ~8 cycles of index arithmetic per element. On a GPU the lanes (consecutive n) would store Ho·Wo
+// elements apart — uncoalesced — so the GPU keeps conv_im2col_f32. Both produce the same bits (pure copies).
+extern "C" __global__ void conv_im2col_planes_f32(const float* __restrict__ x, float* __restrict__ col, int N, int C, int H, int W,
+                                                  int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
+    const int P = Ho * Wo;
+    const int NP = N * P;
+    const int taps = kh * kw;
+    for (int r = blockIdx.y; r < C * taps; r += gridDim.y) {
+        const int c = r / taps;
+        const int i = (r - c * taps) / kw;
+        const int j = r - c * taps - i * kw;
+        for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += blockDim.x * gridDim.x) {
+            const float* image = x + (n * C + c) * H * W;
+            float* out = col + r * NP + n * P;
+            for (int oh = 0; oh < Ho; oh++) {
+                const int h = oh * sh - ph + i;
+                float* outRow = out + oh * Wo;
+                if (h < 0 || h >= H) {
+                    for (int ow = 0; ow < Wo; ow++) outRow[ow] = 0.0f;
+                    continue;
+                }
+                const float* inRow = image + h * W;
+                for (int ow = 0; ow < Wo; ow++) {
+                    const int w = ow * sw - pw + j;
+                    const bool inside = w >= 0 && w < W;
+                    const float v = inRow[inside ? w : 0];
+                    outRow[ow] = inside ? v : 0.0f;
+                }
+            }
+        }
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_im2col_planes_f32)
 
 // accumulate != 0: x += the gathered sum (gradients); accumulate == 0: x = the sum (transposed-conv
 // forward, where x is a fresh output and may hold anything).

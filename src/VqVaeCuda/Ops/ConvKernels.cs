@@ -22,10 +22,32 @@ internal static class ConvKernels
     /// <summary>The most blocks a plane launch puts on grid.y and grid.z; the kernels loop over more channels or images.</summary>
     public const int MaxPlanes = 65535;
 
-    /// <summary>col [C·kh·kw, N·P] from the image [N, C, H, W]; planes of P, grid (·, C, N).</summary>
+    /// <summary>col [C·kh·kw, N·P] from the image [N, C, H, W]: on a GPU planes of P, grid (·, C, N); on the cpu device a thread per (row, image).</summary>
     public static void Im2Col(IDevice device, DevicePointer image, DevicePointer col, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
                               int pw, int ho, int wo) =>
-        LaunchPlanes(device, "conv_im2col_f32", ho * wo, c, n, image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+        Im2Col(device, device.Kind == DeviceKind.Host ? Im2ColVariant.RowPerThread : Im2ColVariant.PositionPerThread,
+               image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+
+    /// <summary>
+    /// The two im2col kernels, which write the same bits: a thread per output position looping over the taps
+    /// (<c>conv_im2col_f32</c>, coalesced on a GPU) or a thread per (row of col, image) copying a shifted plane
+    /// (<c>conv_im2col_planes_f32</c>, contiguous per thread: the cpu device's, ~3× faster there).
+    /// </summary>
+    internal enum Im2ColVariant { PositionPerThread, RowPerThread }
+
+    /// <summary><see cref="Im2Col(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int)"/> with a chosen kernel (tests).</summary>
+    internal static void Im2Col(IDevice device, Im2ColVariant variant, DevicePointer image, DevicePointer col, int n, int c, int h, int w, int kh, int kw,
+                                int sh, int sw, int ph, int pw, int ho, int wo)
+    {
+        if (variant == Im2ColVariant.PositionPerThread)
+        {
+            LaunchPlanes(device, "conv_im2col_f32", ho * wo, c, n, image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+            return;
+        }
+        int block = Math.Clamp((n + 31) / 32 * 32, 32, 64);
+        var grid = new Dim3((uint)Math.Clamp((n + block - 1) / block, 1, MaxGridStrideBlocks), (uint)Math.Clamp((long)c * kh * kw, 1, MaxPlanes));
+        Launch(device, "conv_im2col_planes_f32", grid, new Dim3((uint)block), image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+    }
 
     /// <summary>image (= or +=) the gathered col entries; planes of H·W, grid (·, C, N).</summary>
     public static void Col2Im(IDevice device, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
