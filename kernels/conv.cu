@@ -41,6 +41,9 @@
 //                                  gathers all of one element's contributions
 //                                  in a fixed order: no atomics, the result does
 //                                  not depend on thread order
+//   conv_col2im_planes_f32         the same sums: one thread per (c, n) plane,   grid (·, C),      K·NP        4·K·NP + 4X (8X
+//                                  adding tap after tap; the cpu device's        block (min(N,64))             when accumulating)
+//                                  variant (to float rounding of the gather)
 //   conv_nchw_to_cnhw_f32          y[c][n][p] = x[n][c][p] (batched transpose of  planes of P,      0           8·N·C·P
 //                                  the two outer axes; runs of p stay contiguous) grid (·, C, N)
 //   conv_cnhw_to_nchw_bias_f32     y[n][c][p] = x[c][n][p] + b[c] (the forward's  planes of P,      N·C·P       8·N·C·P + 4C
@@ -164,6 +167,40 @@ extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float*
     }
 }
 VQ_KERNEL_NO_SYNC(conv_col2im_f32)
+
+// The same sums, one thread per (channel, image) plane of x: it adds the taps' column rows into its plane one tap at
+// a time, in ascending (i, j), each a strided copy-add over the rows the tap reaches (bounds computed per row, no
+// per-element test). The cpu device's variant (ConvKernels picks it there); no two threads touch one element, so no
+// atomics and a fixed order. On a GPU the lanes (consecutive images) would read and write H·W elements apart, so
+// the GPU keeps the gather above. The additions differ in order from the gather's (x + t1 + t2 + ... instead of
+// x + (t1 + t2 + ...)): the two agree to float rounding, not bit for bit.
+extern "C" __global__ void conv_col2im_planes_f32(const float* __restrict__ col, float* __restrict__ x, int N, int C, int H, int W,
+                                                  int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int accumulate) {
+    const int P = Ho * Wo;
+    const int NP = N * P;
+    const int HW = H * W;
+    for (int c = blockIdx.y; c < C; c += gridDim.y)
+    for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += blockDim.x * gridDim.x) {
+        float* image = x + (n * C + c) * HW;
+        if (!accumulate)
+            for (int s = 0; s < HW; s++) image[s] = 0.0f;
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++) {
+                const float* row = col + ((c * kh + i) * kw + j) * NP + n * P;
+                // Output columns ow whose input column w = ow·sw − pw + j lies in [0, W).
+                const int owLo = pw - j <= 0 ? 0 : divide_by_stride(pw - j + sw - 1, sw);
+                const int owHi = W - 1 + pw - j < 0 ? -1 : min(Wo - 1, divide_by_stride(W - 1 + pw - j, sw));
+                for (int oh = 0; oh < Ho; oh++) {
+                    const int h = oh * sh - ph + i;
+                    if (h < 0 || h >= H) continue;
+                    float* out = image + h * W + (owLo * sw - pw + j);
+                    const float* in = row + oh * Wo;
+                    for (int ow = owLo; ow <= owHi; ow++) out[(ow - owLo) * sw] += in[ow];
+                }
+            }
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_col2im_planes_f32)
 
 extern "C" __global__ void conv_nchw_to_cnhw_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P) {
     for (int c = blockIdx.y; c < C; c += gridDim.y)

@@ -29,7 +29,8 @@ internal static class ConvKernels
                image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
 
     /// <summary>
-    /// The two im2col kernels, which write the same bits: a thread per output position looping over the taps
+    /// Which of each pair of layout kernels runs (the per-position ones are a GPU's, the per-row/per-plane ones the cpu
+    /// device's). The two im2col kernels write the same bits: a thread per output position looping over the taps
     /// (<c>conv_im2col_f32</c>, coalesced on a GPU) or a thread per (row of col, image) copying a shifted plane
     /// (<c>conv_im2col_planes_f32</c>, contiguous per thread: the cpu device's, ~3× faster there).
     /// </summary>
@@ -49,10 +50,29 @@ internal static class ConvKernels
         Launch(device, "conv_im2col_planes_f32", grid, new Dim3((uint)block), image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
     }
 
-    /// <summary>image (= or +=) the gathered col entries; planes of H·W, grid (·, C, N).</summary>
+    /// <summary>image (= or +=) the col entries of each pixel: on a GPU the gather, planes of H·W, grid (·, C, N); on the cpu device a thread per plane.</summary>
     public static void Col2Im(IDevice device, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
                               int pw, int ho, int wo, bool accumulate) =>
-        LaunchPlanes(device, "conv_col2im_f32", h * w, c, n, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0);
+        Col2Im(device, device.Kind == DeviceKind.Host ? Im2ColVariant.RowPerThread : Im2ColVariant.PositionPerThread,
+               col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate);
+
+    /// <summary>
+    /// <see cref="Col2Im(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, bool)"/> with a chosen
+    /// kernel (tests): the gather per pixel (<c>conv_col2im_f32</c>, a GPU's) or a thread per plane adding tap after tap
+    /// (<c>conv_col2im_planes_f32</c>, the cpu device's); they agree to float rounding.
+    /// </summary>
+    internal static void Col2Im(IDevice device, Im2ColVariant variant, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw,
+                                int sh, int sw, int ph, int pw, int ho, int wo, bool accumulate)
+    {
+        if (variant == Im2ColVariant.PositionPerThread)
+        {
+            LaunchPlanes(device, "conv_col2im_f32", h * w, c, n, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0);
+            return;
+        }
+        int block = Math.Clamp((n + 31) / 32 * 32, 32, 64);
+        var grid = new Dim3((uint)Math.Clamp((n + block - 1) / block, 1, MaxGridStrideBlocks), (uint)Math.Clamp(c, 1, MaxPlanes));
+        Launch(device, "conv_col2im_planes_f32", grid, new Dim3((uint)block), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0);
+    }
 
     /// <summary>y[c][n][p] = x[n][c][p]; planes of P, grid (·, C, N).</summary>
     public static void NchwToCnhw(IDevice device, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p) =>

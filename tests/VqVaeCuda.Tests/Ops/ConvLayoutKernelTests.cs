@@ -1,0 +1,99 @@
+using VqVaeCuda.Device;
+using VqVaeCuda.Ops;
+using VqVaeCuda.Tests.Support;
+
+namespace VqVaeCuda.Tests.Ops;
+
+/// <summary>
+/// The two kernels of each layout pair in kernels/conv.cu — per position (a GPU's) and per row or plane (the cpu
+/// device's, which the op tests run) — against a C# im2col and col2im, in two thread orders under checked memory:
+/// im2col exactly; col2im to float rounding (its two kernels add the taps in different orders).
+/// </summary>
+[TestFixture, Category("Cpu")]
+public class ConvLayoutKernelTests
+{
+    private static readonly ConvKernels.Im2ColVariant[] Variants = [ConvKernels.Im2ColVariant.PositionPerThread, ConvKernels.Im2ColVariant.RowPerThread];
+
+    private static int Out(int size, int k, int s, int p) => (size + 2 * p - k) / s + 1;
+
+    // col[(c·kh + i)·kw + j][n·P + oh·Wo + ow] = x[n, c, oh·sh − ph + i, ow·sw − pw + j] (0 outside).
+    private static float[] Im2ColReference(float[] x, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int ho, int wo)
+    {
+        int p = ho * wo, np = n * p;
+        var col = new float[c * kh * kw * np];
+        for (int ci = 0; ci < c; ci++)
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++)
+                    for (int ni = 0; ni < n; ni++)
+                        for (int oh = 0; oh < ho; oh++)
+                            for (int ow = 0; ow < wo; ow++)
+                            {
+                                int hh = oh * sh - ph + i, ww = ow * sw - pw + j;
+                                col[((ci * kh + i) * kw + j) * np + ni * p + oh * wo + ow] =
+                                    hh >= 0 && hh < h && ww >= 0 && ww < w ? x[((ni * c + ci) * h + hh) * w + ww] : 0f;
+                            }
+        return col;
+    }
+
+    // The adjoint: every col entry added back to the pixel it came from (in double: the reference for both orders).
+    private static double[] Col2ImReference(float[] col, float[] initial, bool accumulate, int n, int c, int h, int w, int kh, int kw, int sh, int sw,
+                                            int ph, int pw, int ho, int wo)
+    {
+        int p = ho * wo, np = n * p;
+        var x = initial.Select(v => accumulate ? (double)v : 0.0).ToArray();
+        for (int ci = 0; ci < c; ci++)
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++)
+                    for (int ni = 0; ni < n; ni++)
+                        for (int oh = 0; oh < ho; oh++)
+                            for (int ow = 0; ow < wo; ow++)
+                            {
+                                int hh = oh * sh - ph + i, ww = ow * sw - pw + j;
+                                if (hh >= 0 && hh < h && ww >= 0 && ww < w)
+                                    x[((ni * c + ci) * h + hh) * w + ww] += col[((ci * kh + i) * kw + j) * np + ni * p + oh * wo + ow];
+                            }
+        return x;
+    }
+
+    //        N   C  H   W  kh kw sh sw ph pw
+    [TestCase(2, 3, 7, 9, 3, 3, 1, 1, 1, 1)]
+    [TestCase(3, 2, 8, 8, 4, 4, 2, 2, 1, 1)]       // the VQ-VAE's downsampling shape
+    [TestCase(65, 2, 5, 5, 3, 3, 1, 1, 1, 1)]      // more images than the per-row kernel's 64-thread block
+    [TestCase(1, 4, 9, 7, 1, 1, 1, 1, 0, 0)]       // 1×1
+    [TestCase(3, 2, 11, 10, 3, 3, 2, 2, 0, 0)]     // odd sizes, stride 2, no padding
+    [TestCase(2, 2, 6, 7, 2, 3, 1, 2, 1, 0)]       // non-square kernel, unequal strides and paddings
+    [TestCase(1, 2, 5, 5, 1, 5, 1, 1, 0, 2)]       // 1×5 (the horizontal stack)
+    [TestCase(2, 1, 2, 2, 3, 3, 1, 1, 1, 1)]       // kernel larger than the image
+    [TestCase(2, 2, 3, 3, 3, 3, 1, 1, 2, 2)]       // padding beyond the kernel's half
+    [TestCase(2, 3, 7, 6, 3, 3, 3, 2, 1, 2)]       // stride 3 (a divide, not a shift)
+    public void Both_kernels_of_each_pair_equal_the_reference(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
+    {
+        int ho = Out(h, kh, sh, ph), wo = Out(w, kw, sw, pw);
+        var x = TestData.Floats(n * c * h * w);
+        var expectedCol = Im2ColReference(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+        var col = TestData.Floats(expectedCol.Length);
+        var initial = TestData.Floats(x.Length);
+        foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending })
+            foreach (var variant in Variants)
+            {
+                using var device = TestDevices.Cpu(order);
+                using var xb = device.Upload(x);
+                using var colOut = device.Upload(new float[expectedCol.Length]);
+                ConvKernels.Im2Col(device, variant, xb.Pointer, colOut.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+                Assert.That(device.DownloadFloats(colOut), Is.EqualTo(expectedCol), $"im2col {variant}, {order}");
+
+                foreach (bool accumulate in new[] { true, false })
+                {
+                    var expected = Col2ImReference(col, initial, accumulate, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+                    using var colIn = device.Upload(col);
+                    // Without accumulate the output may hold anything first: NaN proves every pixel is written.
+                    using var image = device.Upload(accumulate ? initial : Enumerable.Repeat(float.NaN, initial.Length).ToArray());
+                    ConvKernels.Col2Im(device, variant, colIn.Pointer, image.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate);
+                    var actual = device.DownloadFloats(image);
+                    for (int i = 0; i < actual.Length; i++)
+                        Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-5 * (1 + Math.Abs(expected[i]))),
+                                    $"col2im {variant}, accumulate {accumulate}, {order}, element {i}");
+                }
+            }
+    }
+}
