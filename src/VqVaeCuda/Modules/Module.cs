@@ -166,7 +166,7 @@ public abstract class Module : IDisposable
     public StateDict StateDict()
     {
         RequireAllocated("StateDict");
-        var dict = new StateDict();
+        var dict = new StateDict(ownsTensors: false);  // the live state: disposing the dict must not free it
         AddState(dict, "");
         return dict;
     }

@@ -158,7 +158,7 @@ public sealed class Adam : IDisposable
     /// </summary>
     public StateDict StateDict()
     {
-        var dict = new StateDict();
+        var dict = new StateDict(ownsTensors: false);  // the live state: disposing the dict must not free it
         foreach (var p in _parameters)
         {
             dict.Add($"state.{p.Name}.exp_avg", FirstMoment(p));

@@ -4,13 +4,18 @@ namespace VqVaeCuda.Tensors;
 /// <summary>
 /// An ordered map from names ("encoder.conv1.weight") to tensors: what a module's and an optimizer's
 /// <c>StateDict()</c> return and what their <c>LoadStateDict</c> take. Insertion order is
-/// kept (a checkpoint lists tensors in module order). Disposing it disposes the tensors it holds: a no-op
-/// for views (a module's own state), a release for tensors created to carry a loaded file's values.
+/// kept (a checkpoint lists tensors in module order). A state dict that owns its tensors (one made to carry a
+/// loaded file's values) frees them when disposed; a module's or optimizer's <c>StateDict()</c> holds their live
+/// tensors (parameters, buffers, moments) and disposing it does nothing: they stay the module's.
 /// </summary>
 public sealed class StateDict : IReadOnlyDictionary<string, Tensor>, IDisposable
 {
     private readonly List<string> _order = [];
     private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
+    private readonly bool _ownsTensors;
+
+    /// <summary>An empty state dict; <paramref name="ownsTensors"/>: whether <see cref="Dispose"/> frees the tensors added.</summary>
+    public StateDict(bool ownsTensors = true) => _ownsTensors = ownsTensors;
 
     /// <summary>Adds an entry; a name may appear once.</summary>
     public void Add(string name, Tensor tensor)
@@ -62,7 +67,7 @@ public sealed class StateDict : IReadOnlyDictionary<string, Tensor>, IDisposable
     /// <summary>The entries whose names start with <paramref name="prefix"/>, with the prefix removed (views of the same tensors).</summary>
     public StateDict WithPrefixRemoved(string prefix)
     {
-        var result = new StateDict();
+        var result = new StateDict(ownsTensors: false);  // the same tensors: this one's owner frees them
         foreach (var name in _order)
             if (name.StartsWith(prefix, StringComparison.Ordinal))
                 result.Add(name[prefix.Length..], _tensors[name]);
@@ -93,9 +98,10 @@ public sealed class StateDict : IReadOnlyDictionary<string, Tensor>, IDisposable
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    /// <summary>Disposes every tensor held (views ignore it; owned tensors free their memory).</summary>
+    /// <summary>Frees the tensors held when this state dict owns them; a module's or optimizer's live state is left alone.</summary>
     public void Dispose()
     {
+        if (!_ownsTensors) return;
         foreach (var t in _tensors.Values) t.Dispose();
     }
 }

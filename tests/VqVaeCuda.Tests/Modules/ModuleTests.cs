@@ -1,3 +1,5 @@
+using VqVaeCuda.Optim;
+using VqVaeCuda.Device.Host;
 using VqVaeCuda.Autodiff;
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Models;
@@ -32,6 +34,23 @@ public class ModuleTests
         Assert.That(model.NamedBuffers().Select(b => b.Name), Is.EqualTo(new[] { "quantizer.ema.cluster_sizes", "quantizer.ema.embedding_sums" }));
         foreach (var (name, p) in model.NamedParameters()) Assert.That(p.Name, Is.EqualTo(name), "a parameter knows its path");
         Assert.That(model.NamedChildren().Select(c => c.Name), Is.EqualTo(new[] { "encoder", "quantizer", "decoder" }));
+    }
+
+    [Test]
+    public void Disposing_a_module_or_optimizer_state_dict_leaves_their_state_alone()
+    {
+        // The VQ-VAE's EMA buffers are tensors the quantizer owns (not views of the parameter store): a disposed
+        // StateDict() once freed them under the model.
+        using var device = TestDevices.Cpu();
+        using var model = new VqVae(device, VqVaeConfig.Preset("tiny"), seed: 3);
+        using var adam = new Adam(model.Parameters());
+        var before = model.StateDict().ToDictionary(e => e.Key, e => e.Value.ToArray());
+        long live = HostDevice.LiveAllocationCount;
+        model.StateDict().Dispose();
+        adam.StateDict().Dispose();
+        model.StateDict().WithPrefixRemoved("quantizer.").Dispose();
+        Assert.That(HostDevice.LiveAllocationCount, Is.EqualTo(live), "nothing freed");
+        foreach (var (name, values) in model.StateDict()) Assert.That(values.ToArray(), Is.EqualTo(before[name]), name);
     }
 
     [Test]
