@@ -29,8 +29,8 @@ public sealed record PipelineOptions
 
     /// <summary>
     /// How the prior trains; <see cref="PriorTrainingOptions.SampleCount"/> samples end the run. 1000 steps since the
-    /// CPU step got faster (2026-12-01: ~90 ms for 32 tiny-prior code maps, was ~140): the whole pipeline stays near
-    /// 2¼ minutes on two cores, and the test NLL is ~2.5 nats instead of 2.67 at 600 steps.
+    /// CPU step got faster (2026-12-01: ~65 ms for 32 tiny-prior code maps, was ~140): the whole pipeline takes ~95 s
+    /// on two cores (155 s before, at 600 steps), and the test NLL is 2.36 nats instead of 2.67.
     /// </summary>
     public PriorTrainingOptions PriorTraining { get; init; } = new()
     {
