@@ -9,7 +9,9 @@
 #include "common.cuh"
 
 extern "C" __global__ void relu_forward_f32(const float* __restrict__ x, float* __restrict__ y, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) y[i] = fmaxf(x[i], 0.0f);
+    // A compare and select, not fmaxf: the same result for every input (NaN and −0 give +0 either way), but on the CPU
+    // fmaxf is a libm call per element and the loop does not vectorise; a GPU compiles both to one max or select.
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 VQ_KERNEL_NO_SYNC(relu_forward_f32)
 
