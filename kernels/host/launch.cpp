@@ -134,7 +134,7 @@ public:
         stopping_ = false;
         // Each helper starts from the generation current now, so a launch that begins before the
         // helper first takes the lock is still seen as new work.
-        const uint64_t start_generation = generation_;
+        const uint64_t start_generation = generation_.load();
         for (int i = 1; i < total; ++i) helpers_.emplace_back([this, start_generation] { helper_loop(start_generation); });
     }
 
@@ -146,14 +146,16 @@ public:
         if (use_helpers) {
             std::lock_guard<std::mutex> lock(mutex_);
             job_ = &job;
-            busy_ = static_cast<int>(helpers_.size());
-            ++generation_;
+            busy_.store(static_cast<int>(helpers_.size()), std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
             wake_.notify_all();
         }
         work_on(job);
         if (use_helpers) {
+            // The helpers finish within microseconds of the caller as a rule: spin a little before sleeping.
+            for (int i = 0; i < kSpinIterations && busy_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
             std::unique_lock<std::mutex> lock(mutex_);
-            done_.wait(lock, [this] { return busy_ == 0; });
+            done_.wait(lock, [this] { return busy_.load(std::memory_order_acquire) == 0; });
             job_ = nullptr;
         }
     }
@@ -175,28 +177,44 @@ private:
 
     void helper_loop(uint64_t seen) {
         for (;;) {
+            // A training step launches a kernel or GEMM every few tens of microseconds: spin that long for the next one
+            // before sleeping on the condition variable, whose wake-up (a futex round trip and a reschedule) made the
+            // helper join each launch late. Bounded (~50 µs), so an idle pool sleeps.
+            for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen &&
+                            !stopping_.load(std::memory_order_relaxed); ++i)
+                cpu_relax();
             LaunchJob* job;
             {
                 std::unique_lock<std::mutex> lock(mutex_);
-                wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-                if (stopping_) return;
-                seen = generation_;
+                wake_.wait(lock, [&] { return stopping_.load() || generation_.load() != seen; });
+                if (stopping_.load()) return;
+                seen = generation_.load();
                 job = job_;
             }
             work_on(*job);
             std::lock_guard<std::mutex> lock(mutex_);
-            if (--busy_ == 0) done_.notify_one();
+            if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_.notify_one();
         }
     }
+
+    static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        asm volatile("yield");
+#endif
+    }
+
+    static constexpr int kSpinIterations = 1000;
 
     std::mutex launch_mutex_;
     std::mutex mutex_;
     std::condition_variable wake_, done_;
     std::vector<std::thread> helpers_;
     LaunchJob* job_ = nullptr;
-    uint64_t generation_ = 0;
-    int busy_ = 0;
-    bool stopping_ = false;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> busy_{0};
+    std::atomic<bool> stopping_{false};
 };
 
 }  // namespace
