@@ -56,6 +56,8 @@
 //                                  one block per channel: reduce_two_pass.cuh's   block (B,1,1),
 //                                  block_strided_sum (shuffles, one barrier);     B a multiple of
 //                                  a fixed tree, so bit-identical in every order  32, ≤ 1024 (256)
+//   channel_bias_backward_rows_f32 the same, one thread per channel summing in     grid-stride over  N·C·P       4·N·C·P + 8C
+//                                  order: the cpu device's variant                C, block 32
 //   conv_mask_multiply_f32         out[i] = w[i] · mask[i % m]                    grid-stride, n    n           8n + 4m
 //   conv_mask_multiply_add_f32     dw[i] += g[i] · mask[i % m]                    grid-stride, n    2n          12n + 4m
 // (m = mask elements: the whole weight's count for a full [Cout,Cin,kh,kw] mask, kh·kw for a [kh,kw]
@@ -249,6 +251,21 @@ extern "C" __global__ void channel_bias_backward_f32(const float* __restrict__ d
     if (threadIdx.x == 0) dbias[c] += acc;
 }
 VQ_KERNEL_SYNC(channel_bias_backward_f32)
+
+// The same sums, one thread per channel adding its N·P values in order (no shuffles, no barrier). The cpu device's
+// variant (ConvKernels picks it there), where the block reduction's 32 fibers pay ~35 ns per shuffle each; on a GPU C
+// threads walking N·P values one by one would leave the machine idle, so the GPU keeps the block reduction.
+extern "C" __global__ void channel_bias_backward_rows_f32(const float* __restrict__ dy, float* __restrict__ dbias, int N, int C, int P) {
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += blockDim.x * gridDim.x) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; n++) {
+            const float* row = dy + (n * C + c) * P;
+            for (int p = 0; p < P; p++) acc += row[p];
+        }
+        dbias[c] += acc;
+    }
+}
+VQ_KERNEL_NO_SYNC(channel_bias_backward_rows_f32)
 
 extern "C" __global__ void conv_mask_multiply_f32(const float* __restrict__ w, const float* __restrict__ mask, float* __restrict__ out,
                                                   int n, int m) {

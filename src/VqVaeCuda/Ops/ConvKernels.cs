@@ -6,18 +6,17 @@ namespace VqVaeCuda.Ops;
 /// <summary>
 /// Launches of kernels/conv.cu: the layout kernels take one (channel, image) plane per blockIdx.y/z
 /// (<see cref="LaunchPlanes"/>); the mask kernels are grid-stride with block 256; the bias backward is one
-/// block of <see cref="BiasReductionBlock"/> per channel.
+/// block of <see cref="BiasReductionBlock"/> per channel on a GPU. Where the cpu device runs a kernel of its own (a thread
+/// per row or plane: im2col, col2im, the bias gradient), the launcher picks it by device kind, as the quantizer picks
+/// its nearest-code search; ConvLayoutKernelTests hold both kernels of each pair to one reference.
 /// </summary>
 internal static class ConvKernels
 {
     /// <summary>
-    /// Threads per channel block of the bias gradient on <paramref name="device"/>: 256 on a GPU (8 warps share a
-    /// channel's N·P values, enough loads in flight to hide memory latency), one warp on the CPU, where a
-    /// synchronising kernel's threads run as fibers and cost ~35 ns each per barrier or shuffle: 32 threads of
-    /// 98 values (fashion-mnist, N·P = 3136) instead of 256 of 12 cut the step's CPU time by ~15 % (kernels/NOTES.md).
-    /// The same kernel either way; the summation tree is fixed per device.
+    /// Threads per channel block of the GPU's bias gradient: 256 (8 warps share a channel's N·P values, enough loads in
+    /// flight to hide memory latency). The cpu device runs channel_bias_backward_rows_f32 instead (see ChannelBiasBackward).
     /// </summary>
-    public static int BiasReductionBlock(IDevice device) => device.Kind == DeviceKind.Host ? 32 : 256;
+    public const int BiasReductionBlock = 256;
 
     /// <summary>The most blocks a plane launch puts on grid.y and grid.z; the kernels loop over more channels or images.</summary>
     public const int MaxPlanes = 65535;
@@ -106,9 +105,21 @@ internal static class ConvKernels
         Launch(device, kernel, grid, new Dim3((uint)block), args);
     }
 
-    /// <summary>dbias[c] += Σ_{n,p} dy[n, c, p]: grid (C), block <see cref="BiasReductionBlock"/> of the device.</summary>
+    /// <summary>dbias[c] += Σ_{n,p} dy[n, c, p]: on a GPU grid (C), block <see cref="BiasReductionBlock"/>; on the cpu device a thread per channel.</summary>
     public static void ChannelBiasBackward(IDevice device, DevicePointer dy, DevicePointer dbias, int n, int c, int p) =>
-        Launch(device, "channel_bias_backward_f32", new Dim3((uint)c), BiasReductionBlock(device), dy, dbias, n, c, p);
+        ChannelBiasBackward(device, device.Kind == DeviceKind.Host ? Im2ColVariant.RowPerThread : Im2ColVariant.PositionPerThread, dy, dbias, n, c, p);
+
+    /// <summary>
+    /// The bias gradient with a chosen kernel (tests): a block reduction per channel (a GPU's) or one thread per channel
+    /// summing in order (the cpu device's: its fibers pay for every shuffle; ~3 % of the fashion-mnist step there).
+    /// </summary>
+    internal static void ChannelBiasBackward(IDevice device, Im2ColVariant variant, DevicePointer dy, DevicePointer dbias, int n, int c, int p)
+    {
+        if (variant == Im2ColVariant.PositionPerThread)
+            Launch(device, "channel_bias_backward_f32", new Dim3((uint)c), BiasReductionBlock, dy, dbias, n, c, p);
+        else
+            Launch(device, "channel_bias_backward_rows_f32", new Dim3((uint)Math.Clamp((c + 31) / 32, 1, MaxGridStrideBlocks)), new Dim3(32u), dy, dbias, n, c, p);
+    }
 
     /// <summary>out[i] = w[i]·mask[i % maskCount].</summary>
     public static void MaskMultiply(IDevice device, DevicePointer weight, DevicePointer mask, DevicePointer output, int count, int maskCount) =>

@@ -7,7 +7,7 @@ namespace VqVaeCuda.Tests.Ops;
 /// <summary>
 /// The two kernels of each layout pair in kernels/conv.cu — per position (a GPU's) and per row or plane (the cpu
 /// device's, which the op tests run) — against a C# im2col and col2im, in two thread orders under checked memory:
-/// im2col exactly; col2im to float rounding (its two kernels add the taps in different orders).
+/// im2col exactly; col2im and the bias gradient to float rounding (their two kernels add in different orders).
 /// </summary>
 [TestFixture, Category("Cpu")]
 public class ConvLayoutKernelTests
@@ -53,6 +53,34 @@ public class ConvLayoutKernelTests
                                     x[((ni * c + ci) * h + hh) * w + ww] += col[((ci * kh + i) * kw + j) * np + ni * p + oh * wo + ow];
                             }
         return x;
+    }
+
+    [TestCase(3, 5, 49)]
+    [TestCase(1, 3, 3136)]      // one image: the conv's dyᵀ rows
+    [TestCase(70, 2, 7)]
+    public void Both_bias_gradient_kernels_equal_the_reference(int n, int c, int p)
+    {
+        var dy = TestData.Floats(n * c * p);
+        var initial = TestData.Floats(c);
+        var expected = new double[c];
+        for (int ci = 0; ci < c; ci++)
+        {
+            double sum = 0;
+            for (int ni = 0; ni < n; ni++)
+                for (int pi = 0; pi < p; pi++) sum += dy[(ni * c + ci) * p + pi];
+            expected[ci] = initial[ci] + sum;
+        }
+        foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending })
+            foreach (var variant in Variants)
+            {
+                using var device = TestDevices.Cpu(order);
+                using var dyb = device.Upload(dy);
+                using var db = device.Upload(initial);
+                ConvKernels.ChannelBiasBackward(device, variant, dyb.Pointer, db.Pointer, n, c, p);
+                var actual = device.DownloadFloats(db);
+                for (int i = 0; i < c; i++)
+                    Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-4 * (1 + Math.Abs(expected[i]))), $"{variant}, {order}, channel {i}");
+            }
     }
 
     //        N   C  H   W  kh kw sh sw ph pw
