@@ -92,15 +92,19 @@ internal static class ConvKernels
     /// <summary>
     /// One thread per element of each of <paramref name="y"/> × <paramref name="z"/> planes of <paramref name="plane"/>
     /// elements: block min(256, plane rounded up to 32), grid (ceil(plane / block), y, z), each axis at most 65535; on the
-    /// cpu device z is 1 (the kernels loop over it).
+    /// cpu device one thread per y (the kernels loop over the rest).
     /// </summary>
     private static void LaunchPlanes(IDevice device, string kernel, int plane, int y, int z, params ReadOnlySpan<KernelArg> args)
     {
+        if (device.Kind == DeviceKind.Host)
+        {
+            // On the cpu device a block per (channel, image) plane of 49 elements costs more to schedule (~0.1 µs a block)
+            // than to run, and a block's threads run one after another: so there ONE thread per channel walks every image
+            // and every position of it (the kernels' grid-stride loops over x and z), its stores and loads contiguous.
+            Launch(device, kernel, new Dim3(1, (uint)Math.Clamp(y, 1, MaxPlanes)), new Dim3(1), args);
+            return;
+        }
         int block = Math.Min(Block, Math.Max(32, (plane + 31) / 32 * 32));
-        // On the cpu device one block per (channel, image) plane of 49 elements costs more to schedule (~0.1 µs a block)
-        // than to run: there a block walks every image of its channel (the kernels loop over grid.z). A GPU wants the
-        // parallelism: one block per plane.
-        if (device.Kind == DeviceKind.Host) z = 1;
         var grid = new Dim3((uint)Math.Clamp((plane + block - 1) / block, 1, MaxGridStrideBlocks), (uint)Math.Clamp(y, 1, MaxPlanes), (uint)Math.Clamp(z, 1, MaxPlanes));
         Launch(device, kernel, grid, new Dim3((uint)block), args);
     }
