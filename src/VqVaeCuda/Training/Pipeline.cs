@@ -28,13 +28,13 @@ public sealed record PipelineOptions
     public GatedPixelCnnConfig Prior { get; init; } = GatedPixelCnnConfig.Preset("tiny");
 
     /// <summary>
-    /// How the prior trains; <see cref="PriorTrainingOptions.SampleCount"/> samples end the run. 1000 steps since the
-    /// CPU step got faster (2026-12-01: ~65 ms for 32 tiny-prior code maps, was ~140): the whole pipeline takes ~95 s
-    /// on two cores (155 s before, at 600 steps), and the test NLL is 2.36 nats instead of 2.67.
+    /// How the prior trains; <see cref="PriorTrainingOptions.SampleCount"/> samples end the run. 2000 steps since the
+    /// CPU step got faster (2026-12-01: ~45 ms for 32 tiny-prior code maps, was ~140): the whole pipeline takes ~110 s
+    /// on two cores (155 s before, at 600 steps), and the test NLL is 2.38 nats instead of 2.65.
     /// </summary>
     public PriorTrainingOptions PriorTraining { get; init; } = new()
     {
-        Steps = 1000, BatchSize = 32, LearningRate = 5e-3, LogEvery = 25, EvaluateEvery = 0, CheckpointEvery = 100, SampleCount = 64,
+        Steps = 2000, BatchSize = 32, LearningRate = 5e-3, LogEvery = 25, EvaluateEvery = 0, CheckpointEvery = 250, SampleCount = 64,
     };
 
     /// <summary>Condition the prior on the images' classes (one class per row of samples.png).</summary>
