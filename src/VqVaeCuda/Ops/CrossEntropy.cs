@@ -33,7 +33,7 @@ public static class CrossEntropy
 
         var loss = ctx.NewTensor(new Shape(1), purpose: op);
         var lse = ctx.NewTensor(targets.Shape, purpose: $"{op} log-sum-exp per position");
-        int blocks = ScalarReduction.Blocks(positions);
+        int blocks = ScalarReduction.Blocks(positions, ctx.Device);
         var partials = ScalarReduction.Partials(ctx, blocks, op);
         float scale = (float)(1.0 / positions);
         SoftmaxKernels.CrossEntropyPartials(ctx.Device, logits.Pointer, targets.Pointer, lse.Pointer, partials.Pointer, blocks, classes, inner, positions,

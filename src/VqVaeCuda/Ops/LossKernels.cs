@@ -11,13 +11,12 @@ internal static class LossKernels
 {
     /// <summary>
     /// Blocks of the quantizer loss's pass 1: at most 256, not <see cref="ScalarReduction.MaxBlocks"/>. The
-    /// quantizer's losses have always been reduced with this grid; changing it changes their bits (and
-    /// the checkpoint fixtures' recorded losses).
+    /// quantizer's losses have always been reduced with this cap; changing it changes their bits.
     /// </summary>
     public const int QuantizerLossMaxBlocks = 256;
 
     /// <summary>Pass-1 blocks of the quantizer losses for <paramref name="count"/> elements.</summary>
-    public static int QuantizerLossBlocks(long count) => ScalarReduction.Blocks(count, QuantizerLossMaxBlocks);
+    public static int QuantizerLossBlocks(long count, IDevice device) => ScalarReduction.Blocks(count, device, QuantizerLossMaxBlocks);
 
     /// <summary>partial[b] = scale·Σ (p − t)² over block b's slice, b &lt; <paramref name="blocks"/>.</summary>
     public static void MsePartials(IDevice device, DevicePointer prediction, DevicePointer target, DevicePointer partials, float scale, int n, int blocks) =>
@@ -35,7 +34,7 @@ internal static class LossKernels
     public static void QuantizerLosses(IDevice device, DevicePointer ze, DevicePointer zq, int n, DevicePointer partials, DevicePointer codebookLoss,
                                        DevicePointer commitmentLoss)
     {
-        int blocks = QuantizerLossBlocks(n);
+        int blocks = QuantizerLossBlocks(n, device);
         MsePartials(device, ze, zq, partials, 1f, n, blocks);
         Launch(device, "vq_losses_f32", 1, ScalarReduction.Block, partials, codebookLoss, commitmentLoss, blocks, 1f / n);
     }

@@ -24,7 +24,7 @@ public static class Losses
         int n = ScalarReduction.CountAsInt(op, prediction, "prediction");
 
         var loss = ctx.NewTensor(new Shape(1), purpose: op);
-        int blocks = ScalarReduction.Blocks(n);
+        int blocks = ScalarReduction.Blocks(n, ctx.Device);
         var partials = ScalarReduction.Partials(ctx, blocks, op);
         LossKernels.MsePartials(ctx.Device, prediction.Pointer, target.Pointer, partials.Pointer, (float)(1.0 / n), n, blocks);
         ScalarReduction.SumPartials(ctx, partials, loss);

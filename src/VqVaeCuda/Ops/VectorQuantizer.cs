@@ -89,7 +89,7 @@ public static class VectorQuantizer
         var zq = ctx.NewTensor(zE.Shape, purpose: op + " z_q");
         EmbeddingKernels.Gather(device, codebook.Pointer, indices.Pointer, zq.Pointer, k, d, hw, n);
 
-        var partials = ctx.NewTensor(new Shape(LossKernels.QuantizerLossBlocks(n)), purpose: op + " loss partials");
+        var partials = ctx.NewTensor(new Shape(LossKernels.QuantizerLossBlocks(n, device)), purpose: op + " loss partials");
         var codebookLoss = ctx.NewTensor(new Shape(), purpose: "codebook loss");
         var commitmentLoss = ctx.NewTensor(new Shape(), purpose: "commitment loss");
         LossKernels.QuantizerLosses(device, zE.Pointer, zq.Pointer, n, partials.Pointer, codebookLoss.Pointer, commitmentLoss.Pointer);

@@ -26,7 +26,7 @@ public static class GradientClipping
                          $"gradients {gradients.Describe()} are on {gradients.Device.Name}, the context on {ctx.Device.Name}");
         int n = ScalarReduction.CountAsInt(Op, gradients, "gradients");
         var norm = ctx.NewTensor(new Shape(1), purpose: "gradient norm");
-        int blocks = ScalarReduction.Blocks(n);
+        int blocks = ScalarReduction.Blocks(n, ctx.Device);
         var partials = ScalarReduction.Partials(ctx, blocks, Op);
         ClipKernels.SumOfSquaresPartials(ctx.Device, gradients.Pointer, partials.Pointer, n, blocks);
         ClipKernels.SqrtOfSum(ctx.Device, partials.Pointer, norm.Pointer, blocks);

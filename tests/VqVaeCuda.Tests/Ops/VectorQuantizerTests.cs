@@ -284,16 +284,16 @@ public class VectorQuantizerTests
     [Test]
     public void Both_losses_are_the_two_pass_sum_tree_over_at_most_256_partials([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
     {
-        // 4·64·46·46 = 541 696 elements: 265 blocks' worth at 8 elements a thread, capped at 256 partials (not the
-        // MSE's 512: these losses have always been reduced so). Pass 2 divides by n.
+        // 4·64·46·46 = 541 696 elements: 34 blocks of 256 threads at the cpu device's 64 elements a thread (a GPU's 8
+        // would give 265, capped at 256 partials: these losses have always been reduced with that cap). Pass 2 divides by n.
         using var device = TestDevices.Cpu(order);
         using var arena = new Arena(device, 48L << 20);
         var ctx = new OpContext(arena);
         var (z, _, result) = QuantizeRandom(ctx, n: 4, d: 64, h: 46, w: 46, k: 16);
         var ze = z.ToArray();
         var zq = result.Quantized.ToArray();
-        int count = ze.Length, blocks = LossKernels.QuantizerLossBlocks(count);
-        Assert.That(blocks, Is.EqualTo(256));
+        int count = ze.Length, blocks = LossKernels.QuantizerLossBlocks(count, device);
+        Assert.That(blocks, Is.EqualTo(34));
         float expected = KernelOrderModels.TwoPassSum(count, blocks, i => (ze[i] - zq[i]) * (ze[i] - zq[i])) * (1f / count);
         Assert.That(result.CodebookLoss.ToArray()[0], Is.EqualTo(expected), "codebook loss");
         Assert.That(result.CommitmentLoss.ToArray()[0], Is.EqualTo(expected), "commitment loss");
