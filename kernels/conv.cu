@@ -48,8 +48,6 @@
 //                                  the two outer axes; runs of p stay contiguous) grid (·, C, N)
 //   conv_cnhw_to_nchw_bias_f32     y[n][c][p] = x[c][n][p] + b[c] (the forward's  planes of P,      N·C·P       8·N·C·P + 4C
 //                                  GEMM output to NCHW, bias fused)               grid (·, C, N)
-//   conv_cnhw_to_nchw_add_f32      y[n][c][p] += x[c][n][p] (a transposed conv's  planes of P,      N·C·P       12·N·C·P
-//                                  input gradient from its GEMM's layout)         grid (·, C, N)
 //   channel_bias_forward_f32       y[i] = x[i] + b[(i / P) % C]; x == y allowed   planes of P,      n           8n + 4C
 //                                                                                 grid (·, C, n/(C·P))
 //   channel_bias_backward_f32      db[c] += Σ_{n,p} dy[n,c,p]                     grid (C,1,1),     N·C·P       4·N·C·P + 8C
@@ -211,8 +209,7 @@ extern "C" __global__ void conv_nchw_to_cnhw_f32(const float* __restrict__ x, fl
 }
 VQ_KERNEL_NO_SYNC(conv_nchw_to_cnhw_f32)
 
-// The way back from the GEMM's [C][N·P] layout, fused with what follows it: the convolution's forward adds
-// its bias, the transposed convolution's backward adds into the input gradient.
+// The way back from the GEMM's [C][N·P] layout, fused with what follows it: the convolution's forward adds its bias.
 extern "C" __global__ void conv_cnhw_to_nchw_bias_f32(const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y,
                                                       int N, int C, int P) {
     for (int c = blockIdx.y; c < C; c += gridDim.y)
@@ -221,12 +218,6 @@ extern "C" __global__ void conv_cnhw_to_nchw_bias_f32(const float* __restrict__ 
 }
 VQ_KERNEL_NO_SYNC(conv_cnhw_to_nchw_bias_f32)
 
-extern "C" __global__ void conv_cnhw_to_nchw_add_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P) {
-    for (int c = blockIdx.y; c < C; c += gridDim.y)
-    for (int n = blockIdx.z; n < N; n += gridDim.z)
-        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) y[(n * C + c) * P + p] += x[(c * N + n) * P + p];
-}
-VQ_KERNEL_NO_SYNC(conv_cnhw_to_nchw_add_f32)
 
 // No __restrict__: the convolutions add their bias in place (x == y).
 // n = N·C·P.

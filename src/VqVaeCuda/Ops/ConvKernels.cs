@@ -81,10 +81,6 @@ internal static class ConvKernels
     public static void CnhwToNchwBias(IDevice device, DevicePointer cnhw, DevicePointer bias, DevicePointer nchw, int n, int c, int p) =>
         LaunchPlanes(device, "conv_cnhw_to_nchw_bias_f32", p, c, n, cnhw, bias, nchw, n, c, p);
 
-    /// <summary>y[n][c][p] += x[c][n·P + p]; planes of P, grid (·, C, N).</summary>
-    public static void CnhwToNchwAdd(IDevice device, DevicePointer cnhw, DevicePointer nchw, int n, int c, int p) =>
-        LaunchPlanes(device, "conv_cnhw_to_nchw_add_f32", p, c, n, cnhw, nchw, n, c, p);
-
     /// <summary>y[i] = x[i] + bias[(i / P) % C] (x == y allowed) over count = N·C·P; planes of P, grid (·, C, N).</summary>
     public static void ChannelBiasForward(IDevice device, DevicePointer x, DevicePointer bias, DevicePointer y, int c, int p, int count) =>
         LaunchPlanes(device, "channel_bias_forward_f32", p, c, count / (c * p), x, bias, y, c, p, count);

@@ -28,8 +28,8 @@ namespace VqVaeCuda.Ops;
 /// Batch handling: all N images share ONE column matrix and every product is a single GEMM over all N·P
 /// columns: the forward computes yᵀ = W·col as [Cout][N·P] and one pass (fused with the bias) turns it
 /// into NCHW; the backward turns dy into dyᵀ [Cout][N·P] once and uses it three times — its row sums are
-/// the bias gradient, dW += dyᵀ·colᵀ, dcol = Wᵀ·dyᵀ. The transposed convolution mirrors this with xᵀ
-/// (made in the forward, kept for dW) and dxᵀ. One large product instead of a strided batch of N small
+/// the bias gradient, dW += dyᵀ·colᵀ, dcol = Wᵀ·dyᵀ. (The transposed convolution keeps strided-batched
+/// GEMMs over x and dx as stored, and makes xᵀ for dW only: see its forward.) One large product instead of a strided batch of N small
 /// ones (the earlier form: 64 products 128×49×1152 for the fashion-mnist residual convolutions) packs the
 /// weight once instead of N times and keeps every core on one well-shaped GEMM; on a GPU it is one cuBLAS
 /// call either way, now with N·P-wide tiles instead of P-wide ones. The N·P-deep weight-gradient GEMM
@@ -200,16 +200,17 @@ public static class Convolution
     }
 
     // g describes the underlying convolution from y (its image) to x (its output); g.Co is x's channel count.
+    // Unlike the convolution, the transposed one keeps its strided-batched GEMMs over x and dx as stored (NCHW): one GEMM
+    // over N·P columns would need xᵀ in the forward and a layout pass back into dx, one kernel launch more per layer
+    // on a GPU for no measured gain on the CPU.
     private static Tensor ConvTranspose2dForward(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias)
     {
         var device = ctx.Device;
         var y = ctx.NewTensor(new Shape(g.N, g.C, g.H, g.W), purpose: op);
-        // xᵀ [Cin][N·P]: the forward's GEMM operand, and the backward's for dW.
-        var xT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} input as [C][N·P]");
-        ToChannelsFirst(ctx, x.Pointer, xT.Pointer, g.N, g.Co, g.P);
-        // col (K×N·P) = Wᵀ (K×Cin) · xᵀ (Cin×N·P): one GEMM; then col2im writes (not adds) every pixel of y.
         var col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
-        GemmRowMajor(device, true, false, g.K, g.NP, g.Co, weight.Pointer, g.K, xT.Pointer, g.NP, 0f, col.Pointer, g.NP);
+        // col[:, n·P..] (K×P) = Wᵀ (K×Cin) · x[n] (Cin×P); then col2im writes (not adds) every pixel of y.
+        GemmRowMajorBatched(device, true, false, g.K, g.P, g.Co, weight.Pointer, g.K, 0, x.Pointer, g.P, (long)g.Co * g.P,
+                            0f, col.Pointer, g.NP, g.P, g.N);
         Col2Im(ctx, g, col.Pointer, y.Pointer, accumulate: false);
         if (bias is not null) AddBiasInPlace(ctx, y, bias, g.C, g.H * g.W);
 
@@ -222,14 +223,15 @@ public static class Convolution
             Im2Col(ctx, g, dy.Pointer, dcol.Pointer);
             if (x.RequiresGrad)
             {
-                // dxᵀ (Cin×N·P) = W (Cin×K) · dcol (K×N·P): the convolution's forward, one GEMM; added into dx as NCHW.
-                var dxT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} input gradient as [C][N·P]");
-                GemmRowMajor(device, false, false, g.Co, g.NP, g.K, weight.Pointer, g.K, dcol.Pointer, g.NP, 0f, dxT.Pointer, g.NP);
-                ConvKernels.CnhwToNchwAdd(device, dxT.Pointer, tape.GradOf(x).Pointer, g.N, g.Co, g.P);
+                // dx[n] (Cin×P) += W (Cin×K) · dcol[:, n·P..] (K×P): the convolution's forward.
+                GemmRowMajorBatched(device, false, false, g.Co, g.P, g.K, weight.Pointer, g.K, 0, dcol.Pointer, g.NP, g.P,
+                                    1f, tape.GradOf(x).Pointer, g.P, (long)g.Co * g.P, g.N);
             }
             if (weight.RequiresGrad)
             {
                 // dW (Cin×K) += xᵀ (Cin×N·P) · dcolᵀ (N·P×K).
+                var xT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} input as [C][N·P]");
+                ToChannelsFirst(ctx, x.Pointer, xT.Pointer, g.N, g.Co, g.P);
                 GemmRowMajor(device, false, true, g.Co, g.K, g.NP, xT.Pointer, g.NP, dcol.Pointer, g.NP, 1f, tape.GradOf(weight).Pointer, g.K);
             }
         });
@@ -261,6 +263,11 @@ public static class Convolution
     private static void GemmRowMajor(IDevice device, bool transX, bool transY, int m, int n, int k, DevicePointer x, int ldx,
                                      DevicePointer y, int ldy, float beta, DevicePointer z, int ldz) =>
         device.Gemm(Op(transY), Op(transX), n, m, k, 1f, y, ldy, x, ldx, beta, z, ldz);
+
+    /// <summary><see cref="GemmRowMajor"/> over <paramref name="batch"/> products, each operand advancing by its stride (elements).</summary>
+    private static void GemmRowMajorBatched(IDevice device, bool transX, bool transY, int m, int n, int k, DevicePointer x, int ldx, long strideX,
+                                            DevicePointer y, int ldy, long strideY, float beta, DevicePointer z, int ldz, long strideZ, int batch) =>
+        device.GemmStridedBatched(Op(transY), Op(transX), n, m, k, 1f, y, ldy, strideY, x, ldx, strideX, beta, z, ldz, strideZ, batch);
 
     private static GemmOp Op(bool transpose) => transpose ? GemmOp.Transpose : GemmOp.None;
 
