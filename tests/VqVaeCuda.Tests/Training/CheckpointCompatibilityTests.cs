@@ -29,11 +29,12 @@ public class CheckpointCompatibilityTests
                                   int.Parse(f[4], CultureInfo.InvariantCulture));
         }).ToArray();
 
-    // The fixture run's numbers were computed by the code of its day. Since then the summation order of one
-    // reduction has changed on purpose (on the cpu device the bias gradient runs one warp per channel,
-    // 2026-12-01: kernels/NOTES.md), so today's continuation agrees with the original run to float rounding, not
-    // bit for bit: measured, parameters within 1.5e-8 and Adam moments within 7e-6 relative after 3 steps. The
-    // bounds below are ~10x that. Bit-exact resume within today's code is the next test and the trainer's.
+    // The fixture run's numbers were computed by the code of its day. Since then the cpu device's summation orders
+    // have changed on purpose (2026-12-01, kernels/NOTES.md: the bias gradient a thread per channel, col2im a thread
+    // per plane, the two-pass reductions 64 elements a thread, the nearest code by GEMM), so today's continuation
+    // agrees with the original run to float rounding, not bit for bit: measured after the first of those changes,
+    // parameters within 1.5e-8 and Adam moments within 7e-6 relative after 3 steps; the bounds below are ~10x that
+    // and still hold. Bit-exact resume within today's code is the next test and the trainer's.
     private const double LossTolerance = 1e-5;         // relative
     private const double ParameterTolerance = 2e-7;    // absolute, weights and EMA statistics of ~0.01–1
     private const double MomentTolerance = 1e-4;       // relative, Adam moments (plus 1e-12 absolute for the ~0 ones)
