@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Spectre.Console;
 using VqVaeCuda.Benchmarks;
 
@@ -128,15 +127,7 @@ internal static class BenchCommand
                 }
             });
             Print(results, options.Reference);
-            if (result.GetValue(json) is { } file)
-            {
-                File.WriteAllText(file.FullName, JsonSerializer.Serialize(results, new JsonSerializerOptions
-                {
-                    WriteIndented = true,
-                    PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-                }));
-                AnsiConsole.MarkupLineInterpolated($"[grey]wrote {file.FullName}[/]");
-            }
+            BenchStep.WriteJson(result.GetValue(json), results);
             return 0;
         }));
         return command;
@@ -157,15 +148,7 @@ internal static class BenchCommand
                          $"{r.CachedSamplesPerSecond:F2}", $"[green]{r.CachedSpeedup:F1}x[/]", r.SameCodes ? "yes" : "no");
         AnsiConsole.MarkupLineInterpolated($"prior preset [bold]{preset}[/] (randomly initialised, K = {options.CodebookSize}), seed {options.Seed}");
         AnsiConsole.Write(table);
-        if (json is not null)
-        {
-            File.WriteAllText(json.FullName, JsonSerializer.Serialize(results, new JsonSerializerOptions
-            {
-                WriteIndented = true,
-                PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-            }));
-            AnsiConsole.MarkupLineInterpolated($"[grey]wrote {json.FullName}[/]");
-        }
+        BenchStep.WriteJson(json, results);
         return 0;
     }
 

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Spectre.Console;
 using VqVaeCuda.Benchmarks;
 
@@ -34,11 +33,7 @@ internal static class BenchScaling
             quantizerTable.AddRow($"{p.Codes}", $"{p.Dimensions}", $"{p.NearestMs:F2}", $"{p.Gflops:F1}", $"{p.PicosecondsPerProduct:F1}", $"{p.QuantizerMs:F2}");
         AnsiConsole.Write(quantizerTable);
 
-        if (json is not null)
-        {
-            File.WriteAllText(json.FullName, JsonSerializer.Serialize(new { steps, quantizer }, BenchStep.JsonOptions));
-            AnsiConsole.MarkupLineInterpolated($"[grey]wrote {json.FullName}[/]");
-        }
+        BenchStep.WriteJson(json, new { steps, quantizer });
         return 0;
     }
 }

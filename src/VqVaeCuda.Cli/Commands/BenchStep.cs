@@ -29,13 +29,16 @@ internal static class BenchStep
         Print(result);
         if (peerMissing is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]peer torch: not run ({peerMissing}); our step alone above[/]");
         if (peerResult is not null) PrintPeer(result, peerResult);
-        if (json is not null)
-        {
-            object written = peerResult is null ? result : new { step = result, peer = peerResult, ratio_to_peer = result.StepMs / peerResult.StepMs };
-            File.WriteAllText(json.FullName, JsonSerializer.Serialize(written, JsonOptions));
-            AnsiConsole.MarkupLineInterpolated($"[grey]wrote {json.FullName}[/]");
-        }
+        WriteJson(json, peerResult is null ? result : new { step = result, peer = peerResult, ratio_to_peer = result.StepMs / peerResult.StepMs });
         return 0;
+    }
+
+    /// <summary>Writes a benchmark's results to <paramref name="file"/> (when given) as indented snake_case JSON and says so.</summary>
+    internal static void WriteJson(FileInfo? file, object results)
+    {
+        if (file is null) return;
+        File.WriteAllText(file.FullName, JsonSerializer.Serialize(results, JsonOptions));
+        AnsiConsole.MarkupLineInterpolated($"[grey]wrote {file.FullName}[/]");
     }
 
     private static void PrintPeer(StepBenchmarkResult ours, TorchPeerResult peer)
@@ -53,7 +56,7 @@ internal static class BenchStep
         foreach (var note in peer.Notes) AnsiConsole.MarkupLineInterpolated($"[grey]peer: {note}[/]");
     }
 
-    internal static JsonSerializerOptions JsonOptions { get; } = new()
+    private static JsonSerializerOptions JsonOptions { get; } = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,

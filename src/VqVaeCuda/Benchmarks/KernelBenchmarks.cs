@@ -147,12 +147,23 @@ public static class KernelBenchmarks
     private static void Gemm(IDevice device, KernelBenchmarkOptions o, Action<BenchmarkResult> add)
     {
         int s = o.GemmSide;
-        long bytes = (long)s * s * sizeof(float);
+        double flops = 2.0 * s * s * s, bytes = 4.0 * s * s * sizeof(float);
+        add(new BenchmarkResult($"sgemm {s}^3", "device GEMM", device.Name, GemmMilliseconds(device, s, o.Warmup, o.Repetitions), flops, bytes,
+                                o.Reference.FloorMilliseconds(flops, bytes)));
+    }
+
+    /// <summary>
+    /// Median milliseconds of one <paramref name="side"/>³ sgemm through the device on zero-filled operands: the
+    /// kernel benchmark's GEMM row, and the step benchmark's measured CPU floor.
+    /// </summary>
+    internal static double GemmMilliseconds(IDevice device, int side, int warmup, int repetitions)
+    {
+        long bytes = (long)side * side * sizeof(float);
         using var a = device.Allocate(bytes);
         using var b = device.Allocate(bytes);
         using var c = device.Allocate(bytes);
         foreach (var buffer in new[] { a, b, c }) device.FillBytes(buffer.Pointer, 0, bytes);
-        add(Measure(device, o, $"sgemm {s}^3", "device GEMM", 2.0 * s * s * s, 4.0 * bytes, () =>
-            device.Gemm(GemmOp.None, GemmOp.None, s, s, s, 1f, a.Pointer, s, b.Pointer, s, 0f, c.Pointer, s)));
+        return Timing.MedianMilliseconds(device, () => device.Gemm(GemmOp.None, GemmOp.None, side, side, side, 1f, a.Pointer, side, b.Pointer, side, 0f,
+                                                                   c.Pointer, side), warmup, repetitions);
     }
 }

@@ -148,14 +148,7 @@ public static class StepBenchmark
     private static double MeasureGemmGflops(IDevice device)
     {
         const int n = 1024;
-        using var a = device.Allocate(4L * n * n);
-        using var b = device.Allocate(4L * n * n);
-        using var c = device.Allocate(4L * n * n);
-        device.FillBytes(a.Pointer, 0, 4L * n * n);
-        device.FillBytes(b.Pointer, 0, 4L * n * n);
-        double ms = Timing.MedianMilliseconds(device, () => device.Gemm(GemmOp.None, GemmOp.None, n, n, n, 1f, a.Pointer, n, b.Pointer, n, 0f, c.Pointer, n),
-                                              warmup: 2, repetitions: 5);
-        return 2.0 * n * n * n / (ms * 1e-3) / 1e9;
+        return 2.0 * n * n * n / (KernelBenchmarks.GemmMilliseconds(device, n, warmup: 2, repetitions: 5) * 1e-3) / 1e9;
     }
 
     private static double Percentile(double[] sorted, double q)

@@ -24,22 +24,25 @@ internal static class ConvKernels
     /// <summary>col [C·kh·kw, N·P] from the image [N, C, H, W]: on a GPU planes of P, grid (·, C, N); on the cpu device a thread per (row, image).</summary>
     public static void Im2Col(IDevice device, DevicePointer image, DevicePointer col, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
                               int pw, int ho, int wo) =>
-        Im2Col(device, device.Kind == DeviceKind.Host ? Im2ColVariant.RowPerThread : Im2ColVariant.PositionPerThread,
-               image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+        Im2Col(device, FormFor(device), image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
 
     /// <summary>
-    /// Which of each pair of layout kernels runs (the per-position ones are a GPU's, the per-row/per-plane ones the cpu
-    /// device's). The two im2col kernels write the same bits: a thread per output position looping over the taps
-    /// (<c>conv_im2col_f32</c>, coalesced on a GPU) or a thread per (row of col, image) copying a shifted plane
-    /// (<c>conv_im2col_planes_f32</c>, contiguous per thread: the cpu device's, ~3× faster there).
+    /// Which kernel of each pair runs (im2col, col2im, the bias gradient): the GPU form — a thread per output position,
+    /// or a block reduction per channel: coalesced, parallel — or the CPU form — a thread per row of col, per plane, or per
+    /// channel, walking contiguous memory in order, as the cpu device runs a block's threads one after another. The two
+    /// im2col kernels write the same bits; the col2im and bias-gradient pairs add in different orders (they agree to
+    /// float rounding). ConvLayoutKernelTests hold both forms to one reference.
     /// </summary>
-    internal enum Im2ColVariant { PositionPerThread, RowPerThread }
+    internal enum KernelForm { Gpu, Cpu }
+
+    /// <summary>The form <paramref name="device"/> runs.</summary>
+    internal static KernelForm FormFor(IDevice device) => device.Kind == DeviceKind.Host ? KernelForm.Cpu : KernelForm.Gpu;
 
     /// <summary><see cref="Im2Col(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int)"/> with a chosen kernel (tests).</summary>
-    internal static void Im2Col(IDevice device, Im2ColVariant variant, DevicePointer image, DevicePointer col, int n, int c, int h, int w, int kh, int kw,
+    internal static void Im2Col(IDevice device, KernelForm form, DevicePointer image, DevicePointer col, int n, int c, int h, int w, int kh, int kw,
                                 int sh, int sw, int ph, int pw, int ho, int wo)
     {
-        if (variant == Im2ColVariant.PositionPerThread)
+        if (form == KernelForm.Gpu)
         {
             LaunchPlanes(device, "conv_im2col_f32", ho * wo, c, n, image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
             return;
@@ -52,18 +55,17 @@ internal static class ConvKernels
     /// <summary>image (= or +=) the col entries of each pixel: on a GPU the gather, planes of H·W, grid (·, C, N); on the cpu device a thread per plane.</summary>
     public static void Col2Im(IDevice device, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
                               int pw, int ho, int wo, bool accumulate) =>
-        Col2Im(device, device.Kind == DeviceKind.Host ? Im2ColVariant.RowPerThread : Im2ColVariant.PositionPerThread,
-               col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate);
+        Col2Im(device, FormFor(device), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate);
 
     /// <summary>
     /// <see cref="Col2Im(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, bool)"/> with a chosen
     /// kernel (tests): the gather per pixel (<c>conv_col2im_f32</c>, a GPU's) or a thread per plane adding tap after tap
     /// (<c>conv_col2im_planes_f32</c>, the cpu device's); they agree to float rounding.
     /// </summary>
-    internal static void Col2Im(IDevice device, Im2ColVariant variant, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw,
+    internal static void Col2Im(IDevice device, KernelForm form, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw,
                                 int sh, int sw, int ph, int pw, int ho, int wo, bool accumulate)
     {
-        if (variant == Im2ColVariant.PositionPerThread)
+        if (form == KernelForm.Gpu)
         {
             LaunchPlanes(device, "conv_col2im_f32", h * w, c, n, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0);
             return;
@@ -107,15 +109,15 @@ internal static class ConvKernels
 
     /// <summary>dbias[c] += Σ_{n,p} dy[n, c, p]: on a GPU grid (C), block <see cref="BiasReductionBlock"/>; on the cpu device a thread per channel.</summary>
     public static void ChannelBiasBackward(IDevice device, DevicePointer dy, DevicePointer dbias, int n, int c, int p) =>
-        ChannelBiasBackward(device, device.Kind == DeviceKind.Host ? Im2ColVariant.RowPerThread : Im2ColVariant.PositionPerThread, dy, dbias, n, c, p);
+        ChannelBiasBackward(device, FormFor(device), dy, dbias, n, c, p);
 
     /// <summary>
     /// The bias gradient with a chosen kernel (tests): a block reduction per channel (a GPU's) or one thread per channel
     /// summing in order (the cpu device's: its fibers pay for every shuffle; ~3 % of the fashion-mnist step there).
     /// </summary>
-    internal static void ChannelBiasBackward(IDevice device, Im2ColVariant variant, DevicePointer dy, DevicePointer dbias, int n, int c, int p)
+    internal static void ChannelBiasBackward(IDevice device, KernelForm form, DevicePointer dy, DevicePointer dbias, int n, int c, int p)
     {
-        if (variant == Im2ColVariant.PositionPerThread)
+        if (form == KernelForm.Gpu)
             Launch(device, "channel_bias_backward_f32", new Dim3((uint)c), BiasReductionBlock, dy, dbias, n, c, p);
         else
             Launch(device, "channel_bias_backward_rows_f32", new Dim3((uint)Math.Clamp((c + 31) / 32, 1, MaxGridStrideBlocks)), new Dim3(32u), dy, dbias, n, c, p);

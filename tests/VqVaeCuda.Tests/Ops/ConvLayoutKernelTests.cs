@@ -12,7 +12,7 @@ namespace VqVaeCuda.Tests.Ops;
 [TestFixture, Category("Cpu")]
 public class ConvLayoutKernelTests
 {
-    private static readonly ConvKernels.Im2ColVariant[] Variants = [ConvKernels.Im2ColVariant.PositionPerThread, ConvKernels.Im2ColVariant.RowPerThread];
+    private static readonly ConvKernels.KernelForm[] Forms = [ConvKernels.KernelForm.Gpu, ConvKernels.KernelForm.Cpu];
 
     private static int Out(int size, int k, int s, int p) => (size + 2 * p - k) / s + 1;
 
@@ -71,15 +71,15 @@ public class ConvLayoutKernelTests
             expected[ci] = initial[ci] + sum;
         }
         foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending })
-            foreach (var variant in Variants)
+            foreach (var form in Forms)
             {
                 using var device = TestDevices.Cpu(order);
                 using var dyb = device.Upload(dy);
                 using var db = device.Upload(initial);
-                ConvKernels.ChannelBiasBackward(device, variant, dyb.Pointer, db.Pointer, n, c, p);
+                ConvKernels.ChannelBiasBackward(device, form, dyb.Pointer, db.Pointer, n, c, p);
                 var actual = device.DownloadFloats(db);
                 for (int i = 0; i < c; i++)
-                    Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-4 * (1 + Math.Abs(expected[i]))), $"{variant}, {order}, channel {i}");
+                    Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-4 * (1 + Math.Abs(expected[i]))), $"{form}, {order}, channel {i}");
             }
     }
 
@@ -102,13 +102,13 @@ public class ConvLayoutKernelTests
         var col = TestData.Floats(expectedCol.Length);
         var initial = TestData.Floats(x.Length);
         foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending })
-            foreach (var variant in Variants)
+            foreach (var form in Forms)
             {
                 using var device = TestDevices.Cpu(order);
                 using var xb = device.Upload(x);
                 using var colOut = device.Upload(new float[expectedCol.Length]);
-                ConvKernels.Im2Col(device, variant, xb.Pointer, colOut.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
-                Assert.That(device.DownloadFloats(colOut), Is.EqualTo(expectedCol), $"im2col {variant}, {order}");
+                ConvKernels.Im2Col(device, form, xb.Pointer, colOut.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+                Assert.That(device.DownloadFloats(colOut), Is.EqualTo(expectedCol), $"im2col {form}, {order}");
 
                 foreach (bool accumulate in new[] { true, false })
                 {
@@ -116,11 +116,11 @@ public class ConvLayoutKernelTests
                     using var colIn = device.Upload(col);
                     // Without accumulate the output may hold anything first: NaN proves every pixel is written.
                     using var image = device.Upload(accumulate ? initial : Enumerable.Repeat(float.NaN, initial.Length).ToArray());
-                    ConvKernels.Col2Im(device, variant, colIn.Pointer, image.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate);
+                    ConvKernels.Col2Im(device, form, colIn.Pointer, image.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate);
                     var actual = device.DownloadFloats(image);
                     for (int i = 0; i < actual.Length; i++)
                         Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-5 * (1 + Math.Abs(expected[i]))),
-                                    $"col2im {variant}, accumulate {accumulate}, {order}, element {i}");
+                                    $"col2im {form}, accumulate {accumulate}, {order}, element {i}");
                 }
             }
     }
