@@ -114,8 +114,7 @@ public sealed class PriorTrainer : IDisposable
                 // The lines after the checkpoint came from steps this run does again; the kept ones carry the loss curve on.
                 MetricsLinesDropped = PriorMetricsLog.TruncateAfterStep(metrics, step);
                 if (File.Exists(metrics)) _history.AddRange(PriorMetricsLog.ReadAll(metrics));
-                RunFolder.RemoveTemporaryFiles(runDirectory);
-                RunFolder.RemoveTemporaryFiles(Path.Combine(runDirectory, "checkpoints"));
+                RunFolder.RemoveTornWrites(runDirectory);
             }
             _log = new PriorMetricsLog(metrics);
         }
@@ -226,26 +225,13 @@ public sealed class PriorTrainer : IDisposable
         return TrainingEnd.Finished;
     }
 
-    // As the VQ-VAE trainer's: the step checkpoint, then the latest, each atomic and synced; then pruning; a failed write
-    // stops training with the last good checkpoint named.
+    // As the VQ-VAE trainer's (RunFolder.WriteCheckpoint): the step checkpoint, then the latest, each durable; then
+    // pruning; a failed write stops training with the last good checkpoint named.
     private void WriteRunCheckpoint()
     {
-        var path = Path.Combine(RunDirectory!, "checkpoints", $"{StepCheckpointPrefix}{Step:D6}.safetensors");
         var state = new PriorTrainingState(Step, _adam.StepCount, Options);
-        try
-        {
-            _log?.Sync();
-            PriorCheckpoint.Save(path, Prior, Info, state, _adam);
-            RunFolder.SyncDirectory(Path.GetDirectoryName(path)!);
-            _lastCheckpoint = (path, Step);
-            PriorCheckpoint.Save(Path.Combine(RunDirectory!, LatestCheckpointName), Prior, Info, state, _adam);
-            RunFolder.SyncDirectory(RunDirectory!);
-            RunFolder.PruneStepCheckpoints(RunDirectory!, StepCheckpointPrefix, Options.KeepCheckpoints);
-        }
-        catch (Exception e) when (RunFolder.IsWriteFailure(e))
-        {
-            throw new CheckpointWriteException(VqVaeTrainer.CheckpointFailure(path, Step, e, _lastCheckpoint), e);
-        }
+        RunFolder.WriteCheckpoint(RunDirectory!, StepCheckpointPrefix, LatestCheckpointName, Step, Options.KeepCheckpoints, () => _log?.Sync(),
+                                  path => PriorCheckpoint.Save(path, Prior, Info, state, _adam), ref _lastCheckpoint);
     }
 
     /// <summary>
@@ -342,13 +328,9 @@ public sealed class PriorTrainer : IDisposable
     public void SaveCheckpoint(string path, bool alsoLatest = false)
     {
         var state = new PriorTrainingState(Step, _adam.StepCount, Options);
-        PriorCheckpoint.Save(path, Prior, Info, state, _adam);
-        RunFolder.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        if (alsoLatest && RunDirectory is not null)
-        {
-            PriorCheckpoint.Save(Path.Combine(RunDirectory, LatestCheckpointName), Prior, Info, state, _adam);
-            RunFolder.SyncDirectory(RunDirectory);
-        }
+        void Save(string to) => PriorCheckpoint.Save(to, Prior, Info, state, _adam);
+        RunFolder.SaveDurably(path, Save);
+        if (alsoLatest && RunDirectory is not null) RunFolder.SaveDurably(Path.Combine(RunDirectory, LatestCheckpointName), Save);
     }
 
     /// <summary>

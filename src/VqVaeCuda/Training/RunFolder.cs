@@ -112,6 +112,58 @@ public static partial class RunFolder
     }
 
     /// <summary>
+    /// Removes what killed writes left in a run folder being resumed: the temporary files in it and in its checkpoints/.
+    /// </summary>
+    public static void RemoveTornWrites(string runDirectory)
+    {
+        RemoveTemporaryFiles(runDirectory);
+        RemoveTemporaryFiles(Path.Combine(runDirectory, "checkpoints"));
+    }
+
+    /// <summary>
+    /// Writes a run's checkpoint of <paramref name="step"/> the way both trainers do: <c>checkpoints/{prefix}NNNNNN.safetensors</c>,
+    /// then <paramref name="latestName"/>, each by <paramref name="save"/> (an atomic write) with its folder synced; then the
+    /// step checkpoints beyond the newest <paramref name="keep"/> go. <paramref name="first"/> runs before them (the trainers sync
+    /// their metrics log there, so the log is never behind a checkpoint); its write failures count as the checkpoint's.
+    /// <paramref name="lastGood"/> becomes the step checkpoint as soon as it is durable, so a failure writing the latest
+    /// one names it.
+    /// </summary>
+    /// <exception cref="CheckpointWriteException">
+    /// A write failed (a full disk, a size limit, no permission): training must stop; the message names the last good
+    /// checkpoint, which the failed write never touched (it removed its own temporary file).
+    /// </exception>
+    public static void WriteCheckpoint(string runDirectory, string prefix, string latestName, int step, int keep, Action? first, Action<string> save,
+                                       ref (string Path, int Step)? lastGood)
+    {
+        var path = Path.Combine(runDirectory, "checkpoints", $"{prefix}{step:D6}.safetensors");
+        try
+        {
+            first?.Invoke();
+            save(path);
+            SyncDirectory(Path.GetDirectoryName(path)!);
+            lastGood = (path, step);
+            save(Path.Combine(runDirectory, latestName));
+            SyncDirectory(runDirectory);
+            PruneStepCheckpoints(runDirectory, prefix, keep);
+        }
+        catch (Exception e) when (IsWriteFailure(e))
+        {
+            throw new CheckpointWriteException(
+                $"could not write the checkpoint of step {step} ({path}: {WriteFailureReason(e)}); training stopped. " +
+                (lastGood is { } good
+                    ? $"The last good checkpoint, {good.Path} (step {good.Step}), is intact: resume from it once the problem is fixed"
+                    : "No checkpoint of this run had been written yet"), e);
+        }
+    }
+
+    /// <summary>Writes a checkpoint by <paramref name="save"/> (an atomic write) and syncs its folder, so the rename is durable.</summary>
+    public static void SaveDurably(string path, Action<string> save)
+    {
+        save(path);
+        SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+    }
+
+    /// <summary>
     /// The step checkpoints <c>checkpoints/{prefix}NNNNNN.safetensors</c> of a run folder, newest first, with their step
     /// numbers (read from the names).
     /// </summary>

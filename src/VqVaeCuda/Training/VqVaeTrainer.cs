@@ -124,8 +124,7 @@ public sealed class VqVaeTrainer : IDisposable
                 // The lines after the checkpoint came from steps this run does again; the kept ones carry the loss curve on.
                 MetricsLinesDropped = MetricsLog.TruncateAfterStep(metrics, step);
                 if (File.Exists(metrics)) _history.AddRange(MetricsLog.ReadAll(metrics));
-                RunFolder.RemoveTemporaryFiles(runDirectory);
-                RunFolder.RemoveTemporaryFiles(Path.Combine(runDirectory, "checkpoints"));
+                RunFolder.RemoveTornWrites(runDirectory);
             }
             _log = new MetricsLog(metrics);
         }
@@ -232,34 +231,14 @@ public sealed class VqVaeTrainer : IDisposable
 
     private string _lastSkip = "";
 
-    // The step checkpoint, then latest, each atomic and its folder synced; then the oldest step checkpoints beyond the
-    // number kept go. A failed write (a full disk, a size limit, no permission) stops training with the last good
-    // checkpoint named: the failed write removed its temporary file and never touched the good ones.
+    // RunFolder.WriteCheckpoint: the step checkpoint, then latest, each durable; then pruning. A failed write stops
+    // training with the last good checkpoint named.
     private void WriteRunCheckpoint()
     {
-        var path = Path.Combine(RunDirectory!, "checkpoints", $"{StepCheckpointPrefix}{Step:D6}.safetensors");
         var state = new TrainingStateInfo(Step, _adam.StepCount, Options, _train.Name);
-        try
-        {
-            _log?.Sync();
-            VqVaeCheckpoint.Save(path, Model, state, _adam);
-            RunFolder.SyncDirectory(Path.GetDirectoryName(path)!);
-            _lastCheckpoint = (path, Step);
-            VqVaeCheckpoint.Save(Path.Combine(RunDirectory!, LatestCheckpointName), Model, state, _adam);
-            RunFolder.SyncDirectory(RunDirectory!);
-            RunFolder.PruneStepCheckpoints(RunDirectory!, StepCheckpointPrefix, Options.KeepCheckpoints);
-        }
-        catch (Exception e) when (RunFolder.IsWriteFailure(e))
-        {
-            throw new CheckpointWriteException(CheckpointFailure(path, Step, e, _lastCheckpoint), e);
-        }
+        RunFolder.WriteCheckpoint(RunDirectory!, StepCheckpointPrefix, LatestCheckpointName, Step, Options.KeepCheckpoints, () => _log?.Sync(),
+                                  path => VqVaeCheckpoint.Save(path, Model, state, _adam), ref _lastCheckpoint);
     }
-
-    internal static string CheckpointFailure(string path, int step, Exception e, (string Path, int Step)? last) =>
-        $"could not write the checkpoint of step {step} ({path}: {RunFolder.WriteFailureReason(e)}); training stopped. " +
-        (last is { } good
-            ? $"The last good checkpoint, {good.Path} (step {good.Step}), is intact: resume from it once the problem is fixed"
-            : "No checkpoint of this run had been written yet");
 
     /// <summary>
     /// One optimizer step on the next batch; returns its losses. The step is the plain loop a host would write:
@@ -365,13 +344,9 @@ public sealed class VqVaeTrainer : IDisposable
     public void SaveCheckpoint(string path, bool alsoLatest = false)
     {
         var state = new TrainingStateInfo(Step, _adam.StepCount, Options, _train.Name);
-        VqVaeCheckpoint.Save(path, Model, state, _adam);
-        RunFolder.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        if (alsoLatest && RunDirectory is not null)
-        {
-            VqVaeCheckpoint.Save(Path.Combine(RunDirectory, LatestCheckpointName), Model, state, _adam);
-            RunFolder.SyncDirectory(RunDirectory);
-        }
+        void Save(string to) => VqVaeCheckpoint.Save(to, Model, state, _adam);
+        RunFolder.SaveDurably(path, Save);
+        if (alsoLatest && RunDirectory is not null) RunFolder.SaveDurably(Path.Combine(RunDirectory, LatestCheckpointName), Save);
     }
 
     private MetricsRecord Record(MetricsRecord record)
