@@ -33,6 +33,7 @@ internal static class TrainCommand
         };
         var keep = RunControl.KeepCheckpoints();
         var skip = RunControl.SkipNonFinite();
+        var stepMode = RunControl.StepMode();
         var logEvery = new Option<int>("--log-every") { Description = "Steps per metrics line.", DefaultValueFactory = _ => 25 };
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations on the test split (0: only at the end).", DefaultValueFactory = _ => 0 };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (0: only at the end).", DefaultValueFactory = _ => 0 };
@@ -47,7 +48,7 @@ internal static class TrainCommand
             "Writes runs/<name>/: config.json, metrics.jsonl, checkpoints/, latest.safetensors, reconstructions.png, loss.png. " +
             "SIGINT or SIGTERM finishes the step, writes a checkpoint and exits 0 with the command that resumes (a second one quits at once).");
         data.AddTo(command);
-        foreach (var o in new Option[] { preset, steps, batch, lr, seed, device, cache, output, resume, keep, skip, logEvery, evalEvery, checkpointEvery, deadCode, kmeans, codebookLoss, beta, k })
+        foreach (var o in new Option[] { preset, steps, batch, lr, seed, device, cache, output, resume, keep, skip, stepMode, logEvery, evalEvery, checkpointEvery, deadCode, kmeans, codebookLoss, beta, k })
             command.Options.Add(o);
 
         command.SetAction(result => CommonOptions.Guard(() =>
@@ -65,6 +66,7 @@ internal static class TrainCommand
                 KMeansInit = result.GetValue(kmeans),
                 KeepCheckpoints = result.GetValue(keep),
                 SkipNonFinite = result.GetValue(skip),
+                StepExecution = result.GetValue(stepMode),
             }.Validate();
 
             // Everything the user gave is checked before a device is opened or a folder created.
@@ -100,6 +102,7 @@ internal static class TrainCommand
                     Steps = RunControl.Given(result, steps) ? options.Steps : saved.Steps,
                     KeepCheckpoints = RunControl.Given(result, keep) ? options.KeepCheckpoints : saved.KeepCheckpoints,
                     SkipNonFinite = RunControl.Given(result, skip) ? options.SkipNonFinite : saved.SkipNonFinite,
+                    StepExecution = options.StepExecution,  // how steps run, not what they compute: this session's choice
                 };
                 RunControl.ReportSettings(result,
                     [(batch, options.BatchSize, saved.BatchSize), (lr, options.LearningRate, saved.LearningRate), (seed, options.Seed, saved.Seed),

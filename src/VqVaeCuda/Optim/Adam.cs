@@ -133,9 +133,7 @@ public sealed class Adam : IDisposable
     public void Step()
     {
         long t = StepCount + 1;
-        double biasCorrection1 = 1.0 - Math.Pow(Beta1, t);
-        double biasCorrection2 = 1.0 - Math.Pow(Beta2, t);
-        float stepSize = (float)(LearningRate / biasCorrection1), bc2Sqrt = (float)Math.Sqrt(biasCorrection2);
+        var (stepSize, bc2Sqrt) = BiasCorrectedScalars(t);
         float oneMinusBeta1 = (float)(1.0 - Beta1), beta2 = (float)Beta2, oneMinusBeta2 = (float)(1.0 - Beta2);
         float epsilon = (float)Epsilon, weightDecay = (float)WeightDecay;
         if (_wholeStore)
@@ -150,6 +148,54 @@ public sealed class Adam : IDisposable
                                  checked((int)p.Shape.Count), oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay, stepSize, bc2Sqrt);
         }
         StepCount = t;
+    }
+
+    /// <summary>Floats in an Adam schedule (<see cref="WriteSchedule"/>): the step size and sqrt(1 − β2^t).</summary>
+    public const int ScheduleLength = 2;
+
+    /// <summary>
+    /// Writes the scalars of the next update (t = <see cref="StepCount"/> + 1, the current <see cref="LearningRate"/>)
+    /// into <paramref name="schedule"/> ([<see cref="ScheduleLength"/>] floats on this device) for
+    /// <see cref="StepFromSchedule"/>. Call it before the step is launched or replayed: it copies from the host.
+    /// </summary>
+    public void WriteSchedule(Tensor schedule)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        if (schedule.Count < ScheduleLength || schedule.DType != DType.Float32 || schedule.Device != Device)
+            throw new ArgumentException($"adam: the schedule must be {ScheduleLength} float32 values on {Device.Name}, got {schedule.Describe()}");
+        var (stepSize, bc2Sqrt) = BiasCorrectedScalars(StepCount + 1);
+        Device.CopyToDevice<float>([stepSize, bc2Sqrt], schedule.Pointer);
+    }
+
+    /// <summary>
+    /// The update <see cref="Step"/> makes, with its per-step scalars read on the device from <paramref name="schedule"/>
+    /// (filled by <see cref="WriteSchedule"/>) — the form a captured CUDA graph can replay, since it launches with the
+    /// same arguments every step. It copies nothing from the host and does not count the step: the caller sets
+    /// <see cref="StepCount"/> once per update it runs (a replayed graph runs it without this method being called).
+    /// Same bits as <see cref="Step"/> for the same t and learning rate.
+    /// </summary>
+    public void StepFromSchedule(Tensor schedule)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        float oneMinusBeta1 = (float)(1.0 - Beta1), beta2 = (float)Beta2, oneMinusBeta2 = (float)(1.0 - Beta2);
+        float epsilon = (float)Epsilon, weightDecay = (float)WeightDecay;
+        if (_wholeStore)
+        {
+            AdamKernels.StepScheduled(Device, _store.FlatValues.Pointer, _store.FlatGrads.Pointer, _m.Pointer, _v.Pointer, schedule.Pointer,
+                                      checked((int)_m.Count), oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay);
+            return;
+        }
+        foreach (var p in _parameters)
+            AdamKernels.StepScheduled(Device, p.Value.Pointer, p.Grad.Pointer, _m.Pointer.OffsetFloats(p.Offset), _v.Pointer.OffsetFloats(p.Offset),
+                                      schedule.Pointer, checked((int)p.Shape.Count), oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay);
+    }
+
+    // step_size = lr / (1 − β1^t) and sqrt(1 − β2^t), computed in double and rounded once.
+    private (float StepSize, float BiasCorrection2Sqrt) BiasCorrectedScalars(long t)
+    {
+        double biasCorrection1 = 1.0 - Math.Pow(Beta1, t);
+        double biasCorrection2 = 1.0 - Math.Pow(Beta2, t);
+        return ((float)(LearningRate / biasCorrection1), (float)Math.Sqrt(biasCorrection2));
     }
 
     /// <summary>

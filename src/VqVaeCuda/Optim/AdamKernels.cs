@@ -15,4 +15,14 @@ internal static class AdamKernels
                             float biasCorrection2Sqrt) =>
         LaunchGridStride(device, "adam_step_f32", n, values, grads, m, v, oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay,
                          stepSize, biasCorrection2Sqrt, n);
+
+    /// <summary>
+    /// <see cref="Step"/> with the step size and sqrt(bc2) read from <paramref name="schedule"/>[0..1] on the device (the
+    /// form a captured graph replays: its arguments are frozen at capture, the schedule's contents are not).
+    /// </summary>
+    public static void StepScheduled(IDevice device, DevicePointer values, DevicePointer grads, DevicePointer m, DevicePointer v,
+                                     DevicePointer schedule, int n, float oneMinusBeta1, float beta2, float oneMinusBeta2, float epsilon,
+                                     float weightDecay) =>
+        LaunchGridStride(device, "adam_step_scheduled_f32", n, values, grads, m, v, schedule, oneMinusBeta1, beta2, oneMinusBeta2,
+                         epsilon, weightDecay, n);
 }

@@ -49,6 +49,28 @@ internal static class NonFiniteCheck
                $"The step was not applied and {kept}. The learning rate {lr} is probably too high: try {lower} " +
                "(or --skip-nonfinite N to pass over up to N such steps)";
     }
+
+    /// <summary>What a <see cref="CapturableStep"/> reports as the first op: it keeps no batch to re-run.</summary>
+    public const string NotLocatedInCapturedStep =
+        "not located (the graph-shaped step keeps no batch to re-run; resume from the checkpoint with --step-mode eager to find it)";
+
+    /// <summary>
+    /// The stop message of the graph-shaped step, whose non-finite steps are found when its accumulators are read (at a
+    /// log, evaluation or checkpoint): unlike the eager loop's, the steps after the first bad one were applied, so only
+    /// the checkpoint (never written from a non-finite step) is good.
+    /// </summary>
+    public static string CapturedStepStopMessage(int step, int firstStep, int count, double learningRate, (string Path, int Step)? lastCheckpoint)
+    {
+        var lr = learningRate.ToString("G3", CultureInfo.InvariantCulture);
+        var lower = (learningRate / 10).ToString("G3", CultureInfo.InvariantCulture);
+        var kept = lastCheckpoint is { } c
+            ? $"the last good checkpoint, {c.Path} (step {c.Step}), is kept"
+            : "no checkpoint of this run had been written";
+        return $"training stopped at step {step}: the loss or the gradient norm was not finite at step {firstStep} " +
+               $"({count} step{(count == 1 ? "" : "s")} in all since the last read); the first op whose output was not finite: {NotLocatedInCapturedStep}. " +
+               $"The weights are not trusted after step {firstStep - 1} and {kept}. The learning rate {lr} is probably too high: try {lower} " +
+               "(or --step-mode eager --skip-nonfinite N to pass over up to N such steps)";
+    }
 }
 
 /// <summary>

@@ -1,5 +1,26 @@
 namespace VqVaeCuda.Training;
 
+/// <summary>How the trainer runs a training step (DESIGN.md, "One step, two shapes").</summary>
+public enum StepExecution
+{
+    /// <summary><see cref="Graph"/> on a CUDA device, <see cref="Eager"/> on the cpu device.</summary>
+    Auto,
+
+    /// <summary>
+    /// The host loop of <see cref="VqVaeTrainer.TrainStep"/>: losses, counts and the gradient norm read back after every
+    /// step, a non-finite step skipped before it is applied, dead-code restarts checked every step.
+    /// </summary>
+    Eager,
+
+    /// <summary>
+    /// The <see cref="CapturableStep"/>: nothing read back inside a step; on a GPU captured once as a CUDA graph and
+    /// replayed (eagerly where capture is unavailable, with the reason reported). Losses and code usage are read at
+    /// each log, evaluation and checkpoint; dead-code restarts are checked then; a non-finite step stops training
+    /// there (it cannot be skipped: <see cref="TrainingOptions.SkipNonFinite"/> &gt; 0 runs the eager loop instead).
+    /// </summary>
+    Graph,
+}
+
 /// <summary>How a VQ-VAE is trained.</summary>
 public sealed record TrainingOptions
 {
@@ -52,6 +73,12 @@ public sealed record TrainingOptions
     /// </summary>
     public int SkipNonFinite { get; init; }
 
+    /// <summary>
+    /// How <see cref="VqVaeTrainer.Train"/> runs its steps (<see cref="StepExecution"/>): by default one CUDA graph per
+    /// step on a GPU and the eager loop on the cpu device. Not a model setting: a resume may change it.
+    /// </summary>
+    public StepExecution StepExecution { get; init; } = StepExecution.Auto;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
     public TrainingOptions Validate()
     {
@@ -63,6 +90,7 @@ public sealed record TrainingOptions
         if (MaxGradNorm < 0) throw new ArgumentException($"max grad norm = {MaxGradNorm}: must be >= 0");
         if (KeepCheckpoints < 0) throw new ArgumentException($"keep checkpoints = {KeepCheckpoints}: must be >= 0 (0 keeps all)");
         if (SkipNonFinite < 0) throw new ArgumentException($"skip non-finite = {SkipNonFinite}: must be >= 0");
+        if (!Enum.IsDefined(StepExecution)) throw new ArgumentException($"step execution = {StepExecution}: not one of {string.Join(", ", Enum.GetNames<StepExecution>())}");
         return this;
     }
 }

@@ -160,8 +160,8 @@ public sealed class VqVaeTrainer : IDisposable
     /// <summary>
     /// Continues a run from a checkpoint written by <see cref="SaveCheckpoint"/> (either format); the result equals an
     /// uninterrupted run. The checkpoint's options define the run; from <paramref name="options"/>, when given, only
-    /// <see cref="TrainingOptions.Steps"/>, <see cref="TrainingOptions.KeepCheckpoints"/> and
-    /// <see cref="TrainingOptions.SkipNonFinite"/> are taken. Into a run folder, metrics.jsonl is first cut back to the
+    /// <see cref="TrainingOptions.Steps"/>, <see cref="TrainingOptions.KeepCheckpoints"/>,
+    /// <see cref="TrainingOptions.SkipNonFinite"/> and <see cref="TrainingOptions.StepExecution"/> are taken. Into a run folder, metrics.jsonl is first cut back to the
     /// checkpoint's step (see <see cref="MetricsLinesDropped"/>) and left-over temporary files are removed.
     /// </summary>
     public static VqVaeTrainer Resume(Device.IDevice device, string checkpointPath, ImageDataset train, ImageDataset test,
@@ -176,7 +176,7 @@ public sealed class VqVaeTrainer : IDisposable
         }
         // The saved options define the run; only the number of steps may be extended.
         var saved = loaded.State.Options;
-        var effective = options is null ? saved : saved with { Steps = options.Steps, KeepCheckpoints = options.KeepCheckpoints, SkipNonFinite = options.SkipNonFinite };
+        var effective = options is null ? saved : saved with { Steps = options.Steps, KeepCheckpoints = options.KeepCheckpoints, SkipNonFinite = options.SkipNonFinite, StepExecution = options.StepExecution };
         try
         {
             return new VqVaeTrainer(loaded.Model, train, test, effective, runDirectory, loaded.State.Step, optimizerState, loaded.State.AdamStep,
@@ -204,25 +204,39 @@ public sealed class VqVaeTrainer : IDisposable
             _arena.Reset();
             CodebookInitialisation.KMeans(Model, _train, Options.BatchSize, Options.KMeansBatches, Options.Seed, _arena);
         }
+        using var deviceStep = OpenCapturableStep(progress);
         while (Step < Options.Steps)
         {
             if (cancellation.IsCancellationRequested)
             {
                 // Every step done is logged and checkpointed, so the resumed run's metrics continue with no gap.
+                if (deviceStep is not null) ReadDeviceStep(deviceStep);
                 var flushed = FlushWindow();
                 if (RunDirectory is not null && _lastCheckpoint?.Step != Step) WriteRunCheckpoint();
                 progress?.Report(new TrainingProgress(Step, Options.Steps, flushed, $"interrupted at step {Step}"));
                 return TrainingEnd.Interrupted;
             }
-            var stepLosses = TrainStep();
-            if (stepLosses.Skipped)
-                progress?.Report(new TrainingProgress(Step, Options.Steps, null,
-                    $"skipped step {Step} (non-finite: {_lastSkip}); {Options.SkipNonFinite - SkippedSteps} skips left"));
+            bool log = (Step + 1) % Options.LogEvery == 0 || Step + 1 == Options.Steps;
+            bool evaluate = (Options.EvaluateEvery > 0 && (Step + 1) % Options.EvaluateEvery == 0) || Step + 1 == Options.Steps;
+            bool checkpoint = RunDirectory is not null && ((Options.CheckpointEvery > 0 && (Step + 1) % Options.CheckpointEvery == 0) || Step + 1 == Options.Steps);
+            if (deviceStep is not null)
+            {
+                RunDeviceStep(deviceStep);
+                // The accumulators are read before anything uses the step's results: the metrics, a checkpoint (so a
+                // non-finite step is never written), an evaluation; and dead-code restarts are checked then.
+                if (log || evaluate || checkpoint) ReadDeviceStep(deviceStep);
+            }
+            else
+            {
+                var stepLosses = TrainStep();
+                if (stepLosses.Skipped)
+                    progress?.Report(new TrainingProgress(Step, Options.Steps, null,
+                        $"skipped step {Step} (non-finite: {_lastSkip}); {Options.SkipNonFinite - SkippedSteps} skips left"));
+            }
             MetricsRecord? latest = null;
-            if (Step % Options.LogEvery == 0 || Step == Options.Steps) latest = FlushWindow();
-            if ((Options.EvaluateEvery > 0 && Step % Options.EvaluateEvery == 0) || Step == Options.Steps) latest = Record(Evaluate());
-            if (RunDirectory is not null && ((Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) || Step == Options.Steps))
-                WriteRunCheckpoint();
+            if (log) latest = FlushWindow();
+            if (evaluate) latest = Record(Evaluate());
+            if (checkpoint) WriteRunCheckpoint();
             progress?.Report(new TrainingProgress(Step, Options.Steps, latest));
         }
         if (RunDirectory is not null) WritePictures();
@@ -230,6 +244,63 @@ public sealed class VqVaeTrainer : IDisposable
     }
 
     private string _lastSkip = "";
+
+    /// <summary>Which step <see cref="Train"/> runs: the <see cref="CapturableStep"/> or the eager loop, and why (null: eager).</summary>
+    public static string? WhyEager(TrainingOptions options, Device.IDevice device)
+    {
+        var mode = options.StepExecution == StepExecution.Auto
+            ? device.Kind == Device.DeviceKind.Cuda ? StepExecution.Graph : StepExecution.Eager
+            : options.StepExecution;
+        if (mode == StepExecution.Eager)
+            return options.StepExecution == StepExecution.Auto ? $"{device.Name}: the eager step (graphs are a GPU's)" : "the eager step was asked for";
+        if (options.SkipNonFinite > 0)
+            return "--skip-nonfinite needs the eager step: whether a step is applied is decided on the host after it";
+        return null;
+    }
+
+    private CapturableStep? OpenCapturableStep(IProgress<TrainingProgress>? progress)
+    {
+        var whyEager = WhyEager(Options, Model.Device);
+        if (whyEager is not null)
+        {
+            if (Options.StepExecution == StepExecution.Graph)
+                progress?.Report(new TrainingProgress(Step, Options.Steps, null, $"running the eager step: {whyEager}"));
+            return null;
+        }
+        _deviceStepClock = Stopwatch.StartNew();
+        return new CapturableStep(Model, _adam, _arena, Options.BatchSize, Options.MaxGradNorm);
+    }
+
+    private Stopwatch _deviceStepClock = new();
+
+    private void RunDeviceStep(CapturableStep step)
+    {
+        if (!_loader.TryNext(out var batch) && !_loader.TryNext(out batch))
+            throw new InvalidOperationException($"the batch loader of '{_train.Name}' produced no batch for a new epoch");
+        step.Run(batch.Pixels.AsSpan(0, batch.Size * batch.Channels * batch.Height * batch.Width), Step + 1);
+        _loader.Recycle(batch);
+        Step++;
+        _deviceStepImages += batch.Size;
+    }
+
+    private long _deviceStepImages;
+
+    // Between steps: the interval's losses and counts into the metrics window; a non-finite step stops training;
+    // dead-code restarts as the eager loop makes them, but checked here rather than after every step.
+    private void ReadDeviceStep(CapturableStep step)
+    {
+        var interval = step.ReadInterval();
+        if (interval.Steps == 0) return;
+        if (interval.NonFiniteSteps > 0)
+            throw new NonFiniteTrainingException(
+                NonFiniteCheck.CapturedStepStopMessage(Step, interval.FirstNonFiniteStep, interval.NonFiniteSteps, Options.LearningRate, _lastCheckpoint),
+                interval.FirstNonFiniteStep, NonFiniteCheck.NotLocatedInCapturedStep);
+        _window.AddInterval(interval, _deviceStepImages, _deviceStepClock.Elapsed.TotalSeconds);
+        _deviceStepImages = 0;
+        _deviceStepClock.Restart();
+        if (Options.DeadCodeSteps > 0 && Model.Quantizer.RestartDeadCodes(step.EncoderOutput!, Step, Options.DeadCodeSteps, Options.Seed) > 0)
+            step.PushCodeLastUsed();
+    }
 
     // RunFolder.WriteCheckpoint: the step checkpoint, then latest, each durable; then pruning. A failed write stops
     // training with the last good checkpoint named.
@@ -424,6 +495,18 @@ public sealed class VqVaeTrainer : IDisposable
         public double Mse, Codebook, Commitment, Seconds;
         public long Images;
         public long[] Counts = [];
+
+        public void AddInterval(StepInterval interval, long images, double seconds)
+        {
+            if (Counts.Length == 0) Counts = new long[interval.Counts.Length];
+            for (int k = 0; k < interval.Counts.Length; k++) Counts[k] += interval.Counts[k];
+            Steps += interval.Steps;
+            Mse += interval.ReconstructionMseSum;
+            Codebook += interval.CodebookLossSum;
+            Commitment += interval.CommitmentLossSum;
+            Images += images;
+            Seconds += seconds;
+        }
 
         public void Add(StepLosses l, int[] counts, int images, double seconds)
         {
