@@ -90,6 +90,8 @@ internal static class BenchStep
         summary.AddRow("spread (min / p10 / p90 / max)", $"{r.StepMsMin:F1} / {r.StepMsP10:F1} / {r.StepMsP90:F1} / {r.StepMsMax:F1}");
         summary.AddRow("images/s", $"{r.ImagesPerSecond:F0}");
         summary.AddRow("inference (forward alone) ms / images/s", $"{r.InferenceMs:F1} / {r.InferenceImagesPerSecond:F0} ({r.InferenceImagesPerSecond / r.ImagesPerSecond:F1}x training)");
+        if (r.GraphStepMs > 0)
+            summary.AddRow("graph-shaped step ms (median)", Markup.Escape($"{r.GraphStepMs:F1} ({r.GraphStepMs / r.StepMs:F2}x the eager step; {r.GraphStepExecution})"));
         summary.AddRow("kernel launches / GEMM calls per step", $"{r.LaunchesPerStep} / {r.GemmCallsPerStep}");
         summary.AddRow("work per step", $"{r.Flops / 1e9:F2} GFLOP, {r.Bytes / 1e6:F0} MB (fewest bytes)");
         summary.AddRow("arena peak / device memory", $"{r.ArenaPeakBytes / 1048576.0:F1} MiB / {r.DeviceBytes / 1048576.0:F1} MiB");

@@ -5,6 +5,7 @@ using VqVaeCuda.Device;
 using VqVaeCuda.Models;
 using VqVaeCuda.Optim;
 using VqVaeCuda.Tensors;
+using VqVaeCuda.Training;
 
 namespace VqVaeCuda.Benchmarks;
 
@@ -56,11 +57,14 @@ public sealed record StepBenchmarkOptions
 /// <param name="ByOp">Time, launches and work per op and phase, summing to <paramref name="ProfiledStepMs"/>.</param>
 /// <param name="InferenceMs">Median time of the forward alone on the same batch, without a tape (what reconstruct and evaluation run).</param>
 /// <param name="InferenceImagesPerSecond">Batch / <paramref name="InferenceMs"/>.</param>
+/// <param name="GraphStepMs">Median time of the graph-shaped step (<c>CapturableStep</c>: nothing read back inside it), as the trainer's
+/// <c>--step-mode graph</c> runs it.</param>
+/// <param name="GraphStepExecution">How that step ran: replayed as one captured CUDA graph, or launch by launch (and why).</param>
 public sealed record StepBenchmarkResult(
     string Preset, int Batch, string Device, int Workers, double StepMs, double StepMsMin, double StepMsMax, double StepMsP10, double StepMsP90,
     double ImagesPerSecond, long LaunchesPerStep, long GemmCallsPerStep, long ArenaPeakBytes, long DeviceBytes, long ParameterCount,
     double Flops, double Bytes, IReadOnlyList<StepFloor> Floors, double ProfiledStepMs, IReadOnlyList<OpTime> ByOp,
-    double InferenceMs = 0, double InferenceImagesPerSecond = 0);
+    double InferenceMs = 0, double InferenceImagesPerSecond = 0, double GraphStepMs = 0, string GraphStepExecution = "");
 
 /// <summary>The fastest a step could run on one reference: FLOPs at its peak rate or bytes at its bandwidth, whichever is slower.</summary>
 /// <param name="Reference">e.g. "cpu (measured sgemm)", "H100 SXM".</param>
@@ -115,6 +119,8 @@ public static class StepBenchmark
         }
         progress?.Invoke("inference (the forward alone)");
         double inference = Timing.MedianMilliseconds(device, step.RunInference, warmup: 1, options.Repetitions);
+        progress?.Invoke("the graph-shaped step");
+        var (graphMs, graphExecution) = step.TimeCapturable(options.Repetitions);
         var byOp = profiler.PerStep();
         double flops = byOp.Sum(o => o.Flops), bytes = byOp.Sum(o => o.Bytes);
 
@@ -125,7 +131,7 @@ public static class StepBenchmark
             median, samples[0], samples[^1], Percentile(samples, 0.1), Percentile(samples, 0.9), options.Batch / (median / 1e3),
             launches, gemms, step.ArenaPeakBytes, step.DeviceBytes, step.ParameterCount, flops, bytes,
             Floors(device, flops, bytes), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
-            inference, options.Batch / (inference / 1e3));
+            inference, options.Batch / (inference / 1e3), graphMs, graphExecution);
     }
 
     /// <summary>
@@ -236,6 +242,29 @@ internal sealed class BenchmarkStep : IDisposable
         _model.Quantizer.RestartDeadCodes(output.EncoderOutput, _step, DeadCodeSteps, _seed);
         profiler?.EndStep("code usage + dead-code restarts");
         return value;
+    }
+
+    /// <summary>
+    /// Median milliseconds of the trainer's graph-shaped step (<see cref="CapturableStep"/>) on the same batch, after one
+    /// warm-up step, and how it ran.
+    /// </summary>
+    public (double Milliseconds, string Execution) TimeCapturable(int repetitions)
+    {
+        var device = _model.Device;
+        using var step = new CapturableStep(_model, _adam, _arena, _data.Count, maxGradNorm: 0);
+        var samples = new double[repetitions];
+        step.Run(_data.Pixels, ++_step);
+        for (int i = 0; i < repetitions; i++)
+        {
+            device.Synchronize();
+            long t0 = Stopwatch.GetTimestamp();
+            step.Run(_data.Pixels, ++_step);
+            device.Synchronize();
+            samples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        step.ReadInterval();
+        Array.Sort(samples);
+        return (samples[samples.Length / 2], step.Execution);
     }
 
     /// <summary>The forward alone in evaluation mode, no tape: what reconstruct, encode and evaluation run per batch.</summary>

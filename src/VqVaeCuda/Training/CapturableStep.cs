@@ -80,6 +80,9 @@ public sealed class CapturableStep : IDisposable
     /// <summary>The last step's encoder output z_e (an arena tensor, valid until the arena is next used): what dead-code restarts draw from.</summary>
     public Tensor? EncoderOutput { get; private set; }
 
+    /// <summary>How the steps run: "launch by launch (...)" with the reason, or as a replayed CUDA graph.</summary>
+    public string Execution { get; private set; } = "launch by launch (no graph capture on this device)";
+
     /// <summary>Kernel launches and GEMM calls of one step, counted on the last eager run (0 before the first).</summary>
     public long LaunchesPerStep { get; private set; }
 
