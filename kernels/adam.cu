@@ -23,7 +23,7 @@
 extern "C" __global__ void adam_step_f32(float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
                                          float* __restrict__ v, float one_minus_beta1, float beta2, float one_minus_beta2,
                                          float eps, float weight_decay, float step_size, float bias_correction2_sqrt, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) {
         const float theta = param[i];
         const float g = grad[i] + weight_decay * theta;
         const float mi = m[i] + one_minus_beta1 * (g - m[i]);

@@ -27,6 +27,11 @@ internal static class LaunchValidator
             throw new KernelLaunchException($"launch of '{name}': grid {grid} exceeds the limit ({MaxGridX},{MaxGridYZ},{MaxGridYZ})");
         if (block.X > MaxBlock.X || block.Y > MaxBlock.Y || block.Z > MaxBlock.Z)
             throw new KernelLaunchException($"launch of '{name}': block {block} exceeds the per-dimension limit {MaxBlock}");
+        // Not a CUDA limit but the kernels': their grid-stride loops step by blockDim.x·gridDim.x in 32 bits
+        // (kernels/common.cuh, vq_grid_next). Dim3.Cover of any int count stays below it.
+        if ((ulong)grid.X * block.X >= 1UL << 32)
+            throw new KernelLaunchException(
+                $"launch of '{name}': grid {grid} × block {block} is {(ulong)grid.X * block.X} threads along x; the kernels' grid-stride loops allow fewer than 2^32");
         if (block.Volume > (ulong)caps.MaxThreadsPerBlock)
             throw new KernelLaunchException(
                 $"launch of '{name}': block {block} has {block.Volume} threads; the device allows at most {caps.MaxThreadsPerBlock}");
