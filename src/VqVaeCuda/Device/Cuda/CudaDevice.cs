@@ -508,8 +508,18 @@ public sealed unsafe class CudaDevice : IDevice, IGraphCapture
         ThrowIfDisposed();
         if (!IsCapturing) throw new InvalidOperationException($"{Name}: {nameof(EndCapture)} without {nameof(BeginCapture)}");
         MakeCurrent();
+        // Asked first: once ended, the stream no longer says that an earlier call broke the capture.
+        bool invalidated = CudaDriver.cuStreamIsCapturing(_stream, out var status) == CUresult.CUDA_SUCCESS &&
+                           status == CUstreamCaptureStatus.CU_STREAM_CAPTURE_STATUS_INVALIDATED;
         var ended = CudaDriver.cuStreamEndCapture(_stream, out var graph);
         Volatile.Write(ref _captureThread, 0);
+        if (invalidated || ended == CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED)
+        {
+            if (graph != 0) _ = CudaDriver.cuGraphDestroy(graph);
+            throw new InvalidOperationException($"{Name}: the graph capture was invalidated by a failed or unsupported call during it " +
+                                                "(see IGraphCapture for what a capture may contain)",
+                                                new CudaException(nameof(CudaDriver.cuStreamEndCapture), CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED));
+        }
         CudaDriver.Check(ended, nameof(CudaDriver.cuStreamEndCapture));
         var instantiated = CudaDriver.cuGraphInstantiateWithFlags(out var exec, graph, 0);
         if (instantiated != CUresult.CUDA_SUCCESS)
