@@ -472,7 +472,7 @@ public sealed unsafe class CudaDevice : IDevice, IGraphCapture
     public bool IsCapturing => Volatile.Read(ref _captureThread) != 0;
 
     /// <summary>The cuBLAS workspace given to the handle before a capture (NVIDIA's recommendation: 32 MiB on Hopper, 4 MiB before).</summary>
-    private long CublasWorkspaceBytes => Capabilities.Architecture.CompareTo("sm_90") >= 0 ? 32L << 20 : 4L << 20;
+    private long CublasWorkspaceBytes => KernelTarget.Parse(Capabilities.Architecture).Architecture >= 90 ? 32L << 20 : 4L << 20;
 
     /// <inheritdoc />
     /// <remarks>
