@@ -11,13 +11,13 @@
 extern "C" __global__ void relu_forward_f32(const float* __restrict__ x, float* __restrict__ y, int n) {
     // A compare and select, not fmaxf: the same result for every input (NaN and −0 give +0 either way), but on the CPU
     // fmaxf is a libm call per element and the loop does not vectorise; a GPU compiles both to one max or select.
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 VQ_KERNEL_NO_SYNC(relu_forward_f32)
 
 extern "C" __global__ void relu_backward_f32(const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx, int n) {
     // A select, not a branch: the loop vectorises on the CPU (the branch made it 4x slower than the forward there);
     // a GPU predicates either form. (−0 in dx may become +0 where y ≤ 0: equal as floats.)
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
 }
 VQ_KERNEL_NO_SYNC(relu_backward_f32)

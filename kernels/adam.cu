@@ -42,7 +42,7 @@ __device__ __forceinline__ void adam_update_element(float* __restrict__ param, c
 extern "C" __global__ void adam_step_f32(float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
                                          float* __restrict__ v, float one_minus_beta1, float beta2, float one_minus_beta2,
                                          float eps, float weight_decay, float step_size, float bias_correction2_sqrt, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n))
         adam_update_element(param, grad, m, v, i, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, step_size,
                             bias_correction2_sqrt);
 }
@@ -52,7 +52,7 @@ extern "C" __global__ void adam_step_scheduled_f32(float* __restrict__ param, co
                                                    float* __restrict__ v, const float* __restrict__ schedule, float one_minus_beta1,
                                                    float beta2, float one_minus_beta2, float eps, float weight_decay, int n) {
     const float step_size = schedule[0], bias_correction2_sqrt = schedule[1];
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n))
         adam_update_element(param, grad, m, v, i, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, step_size,
                             bias_correction2_sqrt);
 }

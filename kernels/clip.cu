@@ -31,6 +31,6 @@ VQ_KERNEL_SYNC(sqrt_of_sum_f32)
 extern "C" __global__ void clip_scale_f32(float* __restrict__ grad, const float* __restrict__ norm, float max_norm, int n) {
     const float coef = max_norm / (norm[0] + 1e-6f);
     if (coef >= 1.0f) return;  // NaN falls through and scales, as torch.clamp(NaN, max=1) = NaN
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) grad[i] *= coef;
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) grad[i] *= coef;
 }
 VQ_KERNEL_NO_SYNC(clip_scale_f32)

@@ -16,7 +16,7 @@
 
 extern "C" __global__ void vq_codebook_grad_f32(const float* __restrict__ E, const int* __restrict__ counts, const float* __restrict__ sums,
                                                 float* __restrict__ dE, float coef, int K, int D) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < K * D; i += blockDim.x * gridDim.x)
+    for (int i = vq_grid_start(K * D); i < K * D; i = vq_grid_next(i, K * D))
         dE[i] += coef * ((float)counts[i / D] * E[i] - sums[i]);
 }
 VQ_KERNEL_NO_SYNC(vq_codebook_grad_f32)
@@ -38,7 +38,7 @@ extern "C" __global__ void vq_ema_codebook_f32(const float* __restrict__ sums, c
                                                const float* __restrict__ total, float* __restrict__ ema_sums, float* __restrict__ E,
                                                float decay, float epsilon, int K, int D) {
     const float n_total = total[0];
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < K * D; i += blockDim.x * gridDim.x) {
+    for (int i = vq_grid_start(K * D); i < K * D; i = vq_grid_next(i, K * D)) {
         const float w = decay * ema_sums[i] + (1.0f - decay) * sums[i];
         ema_sums[i] = w;
         const float smoothed = (cluster_size[i / D] + epsilon) / (n_total + (float)K * epsilon) * n_total;

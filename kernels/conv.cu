@@ -72,7 +72,7 @@ extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* _
     const int NP = N * P;
     for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z)
-    for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) {
+    for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) {
         const float* image = x + (n * C + c) * H * W;
         float* plane = col + (c * kh * kw) * NP + n * P;
         // Column q = n·P + p: consecutive threads write consecutive columns of every row (coalesced).
@@ -111,7 +111,7 @@ extern "C" __global__ void conv_im2col_planes_f32(const float* __restrict__ x, f
         const int c = r / taps;
         const int i = (r - c * taps) / kw;
         const int j = r - c * taps - i * kw;
-        for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += blockDim.x * gridDim.x) {
+        for (int n = vq_grid_start(N); n < N; n = vq_grid_next(n, N)) {
             const float* image = x + (n * C + c) * H * W;
             float* out = col + r * NP + n * P;
             for (int oh = 0; oh < Ho; oh++) {
@@ -143,7 +143,7 @@ extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float*
     const int HW = H * W;
     for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z)
-    for (int s = blockIdx.x * blockDim.x + threadIdx.x; s < HW; s += blockDim.x * gridDim.x) {
+    for (int s = vq_grid_start(HW); s < HW; s = vq_grid_next(s, HW)) {
         const float* base = col + (c * kh * kw) * NP + n * P;
         float* image = x + (n * C + c) * HW;
         const int h = s / W;
@@ -180,7 +180,7 @@ extern "C" __global__ void conv_col2im_planes_f32(const float* __restrict__ col,
     const int NP = N * P;
     const int HW = H * W;
     for (int c = blockIdx.y; c < C; c += gridDim.y)
-    for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += blockDim.x * gridDim.x) {
+    for (int n = vq_grid_start(N); n < N; n = vq_grid_next(n, N)) {
         float* image = x + (n * C + c) * HW;
         if (!accumulate)
             for (int s = 0; s < HW; s++) image[s] = 0.0f;
@@ -205,7 +205,7 @@ VQ_KERNEL_NO_SYNC(conv_col2im_planes_f32)
 extern "C" __global__ void conv_nchw_to_cnhw_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P) {
     for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z)
-        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) y[(c * N + n) * P + p] = x[(n * C + c) * P + p];
+        for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) y[(c * N + n) * P + p] = x[(n * C + c) * P + p];
 }
 VQ_KERNEL_NO_SYNC(conv_nchw_to_cnhw_f32)
 
@@ -214,7 +214,7 @@ extern "C" __global__ void conv_cnhw_to_nchw_bias_f32(const float* __restrict__ 
                                                       int N, int C, int P) {
     for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z)
-        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) y[(n * C + c) * P + p] = x[(c * N + n) * P + p] + bias[c];
+        for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) y[(n * C + c) * P + p] = x[(c * N + n) * P + p] + bias[c];
 }
 VQ_KERNEL_NO_SYNC(conv_cnhw_to_nchw_bias_f32)
 
@@ -225,7 +225,7 @@ extern "C" __global__ void channel_bias_forward_f32(const float* x, const float*
     const int N = n / (C * P);
     for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int image = blockIdx.z; image < N; image += gridDim.z)
-        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += blockDim.x * gridDim.x) {
+        for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) {
             const int i = (image * C + c) * P + p;
             y[i] = x[i] + bias[c];
         }
@@ -247,7 +247,7 @@ VQ_KERNEL_SYNC(channel_bias_backward_f32)
 // variant (ConvKernels picks it there), where the block reduction's 32 fibers pay ~35 ns per shuffle each; on a GPU C
 // threads walking N·P values one by one would leave the machine idle, so the GPU keeps the block reduction.
 extern "C" __global__ void channel_bias_backward_rows_f32(const float* __restrict__ dy, float* __restrict__ dbias, int N, int C, int P) {
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += blockDim.x * gridDim.x) {
+    for (int c = vq_grid_start(C); c < C; c = vq_grid_next(c, C)) {
         float acc = 0.0f;
         for (int n = 0; n < N; n++) {
             const float* row = dy + (n * C + c) * P;
@@ -260,12 +260,12 @@ VQ_KERNEL_NO_SYNC(channel_bias_backward_rows_f32)
 
 extern "C" __global__ void conv_mask_multiply_f32(const float* __restrict__ w, const float* __restrict__ mask, float* __restrict__ out,
                                                   int n, int m) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = w[i] * mask[i % m];
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) out[i] = w[i] * mask[i % m];
 }
 VQ_KERNEL_NO_SYNC(conv_mask_multiply_f32)
 
 extern "C" __global__ void conv_mask_multiply_add_f32(const float* __restrict__ g, const float* __restrict__ mask, float* __restrict__ dw,
                                                       int n, int m) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) dw[i] += g[i] * mask[i % m];
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) dw[i] += g[i] * mask[i % m];
 }
 VQ_KERNEL_NO_SYNC(conv_mask_multiply_add_f32)

@@ -12,21 +12,21 @@
 #include "common.cuh"
 
 extern "C" __global__ void fill_f32(float* out, float value, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = value;
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) out[i] = value;
 }
 VQ_KERNEL_NO_SYNC(fill_f32)
 
 extern "C" __global__ void scale_f32(const float* __restrict__ x, float* __restrict__ out, float alpha, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = alpha * x[i];
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) out[i] = alpha * x[i];
 }
 VQ_KERNEL_NO_SYNC(scale_f32)
 
 extern "C" __global__ void axpy_f32(const float* __restrict__ x, float* __restrict__ y, float alpha, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) y[i] += alpha * x[i];
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) y[i] += alpha * x[i];
 }
 VQ_KERNEL_NO_SYNC(axpy_f32)
 
 extern "C" __global__ void add_f32(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = a[i] + b[i];
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) out[i] = a[i] + b[i];
 }
 VQ_KERNEL_NO_SYNC(add_f32)

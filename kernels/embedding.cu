@@ -28,14 +28,14 @@
 
 extern "C" __global__ void embedding_forward_f32(const float* __restrict__ table, const int* __restrict__ indices,
                                                  float* __restrict__ out, int rows, int dim, int inner, int m) {
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x)
+    for (int e = vq_grid_start(m); e < m; e = vq_grid_next(e, m))
         out[e] = gather_element(table, indices, rows, dim, inner, e);
 }
 VQ_KERNEL_NO_SYNC(embedding_forward_f32)
 
 extern "C" __global__ void embedding_backward_atomic_f32(const float* __restrict__ dout, const int* __restrict__ indices,
                                                          float* __restrict__ dtable, int rows, int dim, int inner, int m) {
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
+    for (int e = vq_grid_start(m); e < m; e = vq_grid_next(e, m)) {
         int s, d;
         strided_element(e, dim, inner, s, d);
         const int v = indices[s];

@@ -46,7 +46,7 @@ __device__ __forceinline__ void gate_gradients(float a, float b, float g, float&
 extern "C" __global__ void gated_tanh_sigmoid_forward_f32(const float* __restrict__ x, float* __restrict__ y, int channels,
                                                           int inner, int m) {
     const int half = channels * inner;  // elements of one half of one sample
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
+    for (int e = vq_grid_start(m); e < m; e = vq_grid_next(e, m)) {
         int n, r;
         const int ia = gate_input_offset(e, half, n, r);
         y[e] = tanhf(x[ia]) * sigmoid_f32(x[ia + half]);
@@ -57,7 +57,7 @@ VQ_KERNEL_NO_SYNC(gated_tanh_sigmoid_forward_f32)
 extern "C" __global__ void gated_tanh_sigmoid_backward_f32(const float* __restrict__ x, const float* __restrict__ dy,
                                                            float* __restrict__ dx, int channels, int inner, int m) {
     const int half = channels * inner;
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
+    for (int e = vq_grid_start(m); e < m; e = vq_grid_next(e, m)) {
         int n, r;
         const int ia = gate_input_offset(e, half, n, r);
         float da, db;
@@ -71,7 +71,7 @@ VQ_KERNEL_NO_SYNC(gated_tanh_sigmoid_backward_f32)
 extern "C" __global__ void gated_tanh_sigmoid_cond_forward_f32(const float* __restrict__ x, const float* __restrict__ cond,
                                                                float* __restrict__ y, int channels, int inner, int m) {
     const int half = channels * inner;
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
+    for (int e = vq_grid_start(m); e < m; e = vq_grid_next(e, m)) {
         int n, r;
         const int ia = gate_input_offset(e, half, n, r);
         const float* h = cond + 2 * n * channels + r / inner;
@@ -84,7 +84,7 @@ extern "C" __global__ void gated_tanh_sigmoid_cond_backward_f32(const float* __r
                                                                 const float* __restrict__ dy, float* __restrict__ dx,
                                                                 int channels, int inner, int m) {
     const int half = channels * inner;
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
+    for (int e = vq_grid_start(m); e < m; e = vq_grid_next(e, m)) {
         int n, r;
         const int ia = gate_input_offset(e, half, n, r);
         const float* h = cond + 2 * n * channels + r / inner;
@@ -101,7 +101,7 @@ VQ_KERNEL_NO_SYNC(gated_tanh_sigmoid_cond_backward_f32)
 extern "C" __global__ void gate_condition_backward_f32(const float* __restrict__ x, const float* __restrict__ cond,
                                                        const float* __restrict__ dy, float* __restrict__ dcond,
                                                        int channels, int inner, int rows) {
-    for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < rows; row += blockDim.x * gridDim.x) {
+    for (int row = vq_grid_start(rows); row < rows; row = vq_grid_next(row, rows)) {
         const int n = row / (2 * channels);
         const int j = row - n * 2 * channels;
         const int c = j < channels ? j : j - channels;

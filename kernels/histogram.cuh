@@ -8,7 +8,7 @@
 
 template <class Bin>
 __device__ __forceinline__ void grid_stride_histogram(int n, int bins, int* __restrict__ counts, Bin bin) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) {
         const int b = bin(i);
         if ((unsigned)b < (unsigned)bins) atomicAdd(&counts[b], 1);
     }

@@ -46,7 +46,7 @@ VQ_KERNEL_SYNC(mse_partials_f32)
 extern "C" __global__ void mse_backward_f32(const float* __restrict__ prediction, const float* __restrict__ target,
                                             const float* __restrict__ dloss, float* __restrict__ grad, float alpha, int n) {
     const float k = alpha * dloss[0];
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n))
         grad[i] += k * (prediction[i] - target[i]);
 }
 VQ_KERNEL_NO_SYNC(mse_backward_f32)
@@ -64,7 +64,7 @@ VQ_KERNEL_SYNC(vq_losses_f32)
 
 extern "C" __global__ void vq_straight_through_backward_f32(const float* __restrict__ ze, const float* __restrict__ zq,
                                                             const float* __restrict__ dzq, float* __restrict__ dze, float coef, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n))
         dze[i] += dzq[i] + coef * (ze[i] - zq[i]);
 }
 VQ_KERNEL_NO_SYNC(vq_straight_through_backward_f32)

@@ -69,7 +69,7 @@ __device__ __forceinline__ unsigned long long vq_min_key(unsigned long long a, u
 
 extern "C" __global__ void vq_codebook_prepare_f32(const float* __restrict__ E, float* __restrict__ et, float* __restrict__ enorm,
                                                    int K, int D) {
-    for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < K; k += blockDim.x * gridDim.x) {
+    for (int k = vq_grid_start(K); k < K; k = vq_grid_next(k, K)) {
         float s = 0.0f;
         for (int d = 0; d < D; ++d) {
             const float v = E[k * D + d];
@@ -184,7 +184,7 @@ extern "C" __global__ __launch_bounds__(256) void vq_nearest_fused_f32(
 VQ_KERNEL_SYNC(vq_nearest_fused_f32)
 
 extern "C" __global__ void vq_nearest_merge_f32(const unsigned long long* __restrict__ keys, int* __restrict__ idx, int M, int splits) {
-    for (int m = blockIdx.x * blockDim.x + threadIdx.x; m < M; m += blockDim.x * gridDim.x) {
+    for (int m = vq_grid_start(M); m < M; m = vq_grid_next(m, M)) {
         unsigned long long key = keys[m];
         for (int s = 1; s < splits; ++s) key = vq_min_key(key, keys[s * M + m]);
         idx[m] = (int)(key & 0xffffffffu);
@@ -201,7 +201,7 @@ VQ_KERNEL_NO_SYNC(vq_nearest_merge_f32)
 // the next 31 iterations of the same lane; the fused kernel is the GPU's default path in any case.
 extern "C" __global__ void vq_argmin_rows_f32(const float* __restrict__ S, const float* __restrict__ enorm, int* __restrict__ idx, int M,
                                               int K) {
-    for (int row = blockIdx.x * blockDim.x + threadIdx.x; row < M; row += blockDim.x * gridDim.x) {
+    for (int row = vq_grid_start(M); row < M; row = vq_grid_next(row, M)) {
         const float* s = S + row * K;
         float best = VQ_INFINITY;
         int best_k = 0;

@@ -19,7 +19,7 @@
 template <class Term>
 __device__ __forceinline__ float grid_stride_block_sum(int n, Term term) {
     float acc = 0.0f;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) acc += term(i);
+    for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) acc += term(i);
     return block_sum_f32(acc);
 }
 

@@ -33,7 +33,7 @@ extern "C" __global__ void sample_position_f32(const float* __restrict__ logits,
                                                const float* __restrict__ uniforms, int uniform_stride, int uniform_index,
                                                float temperature, int* __restrict__ codes, int code_inner, int code_index,
                                                int* __restrict__ chosen, int samples) {
-    for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < samples; n += blockDim.x * gridDim.x) {
+    for (int n = vq_grid_start(samples); n < samples; n = vq_grid_next(n, samples)) {
         const float* l = logits + n * classes * inner + position;
         float m = -VQ_INFINITY;
         for (int k = 0; k < classes; k++) m = fmaxf(m, l[k * inner]);
@@ -62,7 +62,7 @@ extern "C" __global__ void copy_window_f32(const float* __restrict__ src, int sr
                                            float* __restrict__ dst, int dst_h, int dst_w, int dst_row, int dst_col,
                                            int planes, int h, int w) {
     const int m = planes * h * w;
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
+    for (int e = vq_grid_start(m); e < m; e = vq_grid_next(e, m)) {
         const int j = e % w;
         const int i = (e / w) % h;
         const int c = e / (w * h);

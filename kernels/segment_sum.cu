@@ -69,7 +69,7 @@ extern "C" __global__ void segment_chunk_sums_f32(const float* __restrict__ valu
                                                   const int* __restrict__ sorted_buckets, float* __restrict__ sums, float* __restrict__ head,
                                                   float* __restrict__ tail, int M, int K, int D, int inner) {
     const int chunks = (M + VQ_SEGMENT_CHUNK - 1) / VQ_SEGMENT_CHUNK;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < chunks * D; i += blockDim.x * gridDim.x) {
+    for (int i = vq_grid_start(chunks * D); i < chunks * D; i = vq_grid_next(i, chunks * D)) {
         const int d = i % D;
         segment_chunk_sum(i / D, d, M, K, D, sorted_buckets, sums, head, tail,
                           [&](int j) { return values[strided_vector_offset(order[j], D, inner) + d * inner]; });
@@ -79,7 +79,7 @@ VQ_KERNEL_NO_SYNC(segment_chunk_sums_f32)
 
 extern "C" __global__ void segment_sums_fixup_f32(const int* __restrict__ base, const float* __restrict__ head, const float* __restrict__ tail,
                                                   float* __restrict__ sums, int K, int D, int tiles) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < K * D; i += blockDim.x * gridDim.x)
+    for (int i = vq_grid_start(K * D); i < K * D; i = vq_grid_next(i, K * D))
         segment_fixup_sum(i / D, i % D, D, tiles, base, head, tail, sums);
 }
 VQ_KERNEL_NO_SYNC(segment_sums_fixup_f32)

@@ -49,7 +49,7 @@ extern "C" __global__ void softmax_xent_backward_f32(const float* __restrict__ l
                                                      float scale) {
     const float g = scale * dloss[0];
     const int m = positions * classes;
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < m; e += blockDim.x * gridDim.x) {
+    for (int e = vq_grid_start(m); e < m; e = vq_grid_next(e, m)) {
         const int p = e % inner;
         const int ok = e / inner;
         const int k = ok % classes;

@@ -38,7 +38,7 @@ VQ_KERNEL_NO_SYNC(step_accumulate_f32)
 
 extern "C" __global__ void usage_accumulate_i32(const int* __restrict__ counts, const int* __restrict__ step, int* __restrict__ interval_counts,
                                                 int* __restrict__ last_used, int K) {
-    for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < K; k += blockDim.x * gridDim.x) {
+    for (int k = vq_grid_start(K); k < K; k = vq_grid_next(k, K)) {
         const int n = counts[k];
         interval_counts[k] += n;
         if (n > 0) last_used[k] = step[0];

@@ -61,6 +61,7 @@ internal static class BenchCommand
         };
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
+        var tf32 = CommonOptions.Tf32();
         var elements = new Option<int>("--elements")
         {
             Description = "Elements of the elementwise and reduction inputs.",
@@ -76,7 +77,7 @@ internal static class BenchCommand
                                             "--sampling for the prior's samples per second, naive against cached, " +
                                             "--step for a whole training step with its time by op (--peer torch: beside PyTorch's), " +
                                             "--scaling for how the step and the quantizer grow with the work.");
-        foreach (var o in new Option[] { kernels, ops, step, preset, batch, peer, scaling, sampling, priorPreset, count, device, cache, elements, repetitions, json })
+        foreach (var o in new Option[] { kernels, ops, step, preset, batch, peer, scaling, sampling, priorPreset, count, device, cache, tf32, elements, repetitions, json })
             command.Options.Add(o);
         command.SetAction(result => CommonOptions.Guard(() =>
         {
@@ -86,7 +87,7 @@ internal static class BenchCommand
             {
                 if (runKernels || runOps || result.GetValue(sampling) || result.GetValue(step))
                     throw new ArgumentException("--scaling runs on its own: benchmark --kernels, --ops, --sampling or --step in another run");
-                return BenchScaling.Run(result.GetValue(device)!, result.GetValue(cache), result.GetValue(preset)!, repetitionsGiven ?? 3, result.GetValue(json));
+                return BenchScaling.Run(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32), result.GetValue(preset)!, repetitionsGiven ?? 3, result.GetValue(json));
             }
             if (result.GetValue(step))
             {
@@ -95,21 +96,21 @@ internal static class BenchCommand
                 int stepReps = repetitionsGiven ?? 10, images = result.GetValue(batch);
                 if (stepReps < 1) throw new ArgumentException($"--repetitions {stepReps}: at least 1");
                 if (images < 1) throw new ArgumentException($"--batch {images}: at least 1");
-                return BenchStep.Run(result.GetValue(device)!, result.GetValue(cache),
+                return BenchStep.Run(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32),
                                      new StepBenchmarkOptions { Preset = result.GetValue(preset)!, Batch = images, Repetitions = stepReps },
                                      result.GetValue(peer), result.GetValue(json));
             }
             if (result.GetValue(sampling))
             {
                 if (runKernels || runOps) throw new ArgumentException("--sampling runs on its own: benchmark --kernels or --ops in another run");
-                return RunSampling(result.GetValue(device)!, result.GetValue(cache), result.GetValue(priorPreset)!, result.GetValue(count), result.GetValue(json));
+                return RunSampling(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32), result.GetValue(priorPreset)!, result.GetValue(count), result.GetValue(json));
             }
             if (!runKernels && !runOps)
                 throw new ArgumentException("choose what to benchmark: --kernels and/or --ops, or --sampling, or --step");
             int n = result.GetValue(elements), reps = repetitionsGiven ?? 7;
             if (n < 1024) throw new ArgumentException($"--elements {n}: at least 1024");
             if (reps < 1) throw new ArgumentException($"--repetitions {reps}: at least 1");
-            using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
+            using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32));
             var options = new KernelBenchmarkOptions { Elements = n, Repetitions = reps };
             var results = new List<BenchmarkResult>();
             AnsiConsole.Status().Start("benchmarking", ctx =>
@@ -133,10 +134,10 @@ internal static class BenchCommand
         return command;
     }
 
-    private static int RunSampling(string deviceName, string? cache, string preset, int count, FileInfo? json)
+    private static int RunSampling(string deviceName, string? cache, bool tf32, string preset, int count, FileInfo? json)
     {
         if (count < 1) throw new ArgumentException($"--n {count}: sample at least 1 code map");
-        using var dev = CommonOptions.OpenDevice(deviceName, cache);
+        using var dev = CommonOptions.OpenDevice(deviceName, cache, tf32);
         var options = new SamplingBenchmarkOptions { PriorPreset = preset, Count = count };
         IReadOnlyList<SamplingBenchmarkResult> results = [];
         AnsiConsole.Status().Start("benchmarking sampling", ctx =>

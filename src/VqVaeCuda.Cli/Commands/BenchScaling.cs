@@ -6,10 +6,10 @@ namespace VqVaeCuda.Cli.Commands;
 /// <summary><c>vqvae bench --scaling</c>: the step over batch sizes, the quantizer over K and D, as tables.</summary>
 internal static class BenchScaling
 {
-    public static int Run(string deviceName, string? cache, string preset, int repetitions, FileInfo? json)
+    public static int Run(string deviceName, string? cache, bool tf32, string preset, int repetitions, FileInfo? json)
     {
         if (repetitions < 1) throw new ArgumentException($"--repetitions {repetitions}: at least 1");
-        using var dev = CommonOptions.OpenDevice(deviceName, cache);
+        using var dev = CommonOptions.OpenDevice(deviceName, cache, tf32);
         IReadOnlyList<StepScalingPoint> steps = [];
         IReadOnlyList<QuantizerScalingPoint> quantizer = [];
         AnsiConsole.Status().Start("benchmarking scaling", ctx =>

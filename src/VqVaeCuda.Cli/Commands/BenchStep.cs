@@ -7,10 +7,10 @@ namespace VqVaeCuda.Cli.Commands;
 /// <summary><c>vqvae bench --step</c>: a whole training step, its time by op, its floor.</summary>
 internal static class BenchStep
 {
-    public static int Run(string deviceName, string? cache, StepBenchmarkOptions options, string? peer, FileInfo? json)
+    public static int Run(string deviceName, string? cache, bool tf32, StepBenchmarkOptions options, string? peer, FileInfo? json)
     {
         if (peer is not null && peer != "torch") throw new ArgumentException($"--peer {peer}: the one peer is torch (PyTorch, tools/peer/)");
-        using var dev = CommonOptions.OpenDevice(deviceName, cache);
+        using var dev = CommonOptions.OpenDevice(deviceName, cache, tf32);
         string? python = null, peerMissing = null;
         if (peer is not null && !TorchPeer.TryFind(out python, out var why)) peerMissing = why;
         StepBenchmarkResult result = null!;

@@ -21,14 +21,22 @@ internal static class CommonOptions
 
     public const string KernelCache_EnvironmentVariable = "VQVAE_KERNEL_CACHE";
 
-    /// <summary>Opens the device, printing which one was chosen and why.</summary>
-    public static IDevice OpenDevice(string specification, string? kernelCache)
+    public static Option<bool> Tf32() => new("--tf32")
+    {
+        Description = "Let cuBLAS GEMMs round their inputs to TF32 on tensor cores (Ampere and newer): several times faster, " +
+                      "10-bit mantissa instead of 23. Off by default. The cpu device ignores it (and says so).",
+    };
+
+    /// <summary>Opens the device, printing which one was chosen and why (and that <c>--tf32</c> does nothing on the CPU).</summary>
+    public static IDevice OpenDevice(string specification, string? kernelCache, bool tf32 = false)
     {
         var selected = DeviceSelector.Open(specification, new DeviceSelectorOptions
         {
-            Cuda = new CudaDeviceOptions { KernelCacheDirectory = kernelCache },
+            Cuda = new CudaDeviceOptions { KernelCacheDirectory = kernelCache, AllowTf32 = tf32 },
         });
         AnsiConsole.MarkupLineInterpolated($"[grey]device: {selected.Reason}[/]");
+        if (tf32 && !selected.Device.Capabilities.Tf32Gemm)
+            AnsiConsole.MarkupLineInterpolated($"[yellow]--tf32 ignored: {selected.Device.Name} computes GEMM in FP32[/]");
         return selected.Device;
     }
 

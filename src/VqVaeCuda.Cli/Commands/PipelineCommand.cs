@@ -36,6 +36,7 @@ internal static class PipelineCommand
         var seed = new Option<int>("--seed") { Description = "Seed of data, initialisation, batches and samples.", DefaultValueFactory = _ => 0 };
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
+        var tf32 = CommonOptions.Tf32();
         var output = new Option<string?>("--out") { Description = "Run folder; it must not exist (default: runs/pipeline-<dataset>-<time>, with -2, -3, ... when taken)." };
         var resume = new Option<string?>("--resume")
         {
@@ -52,7 +53,7 @@ internal static class PipelineCommand
             "SIGINT or SIGTERM finishes the step of the stage under way, writes its checkpoint and exits 0 with the command that resumes " +
             "(a second one quits at once).");
         data.AddTo(command);
-        foreach (var o in new Option[] { vqvaePreset, vqvaeSteps, vqvaeLr, priorPreset, priorSteps, priorLr, batch, unconditional, samples, seed, device, cache, output, resume })
+        foreach (var o in new Option[] { vqvaePreset, vqvaeSteps, vqvaeLr, priorPreset, priorSteps, priorLr, batch, unconditional, samples, seed, device, cache, tf32, output, resume })
             command.Options.Add(o);
 
         command.SetAction(given => CommonOptions.Guard(() =>
@@ -65,7 +66,7 @@ internal static class PipelineCommand
                 var argsFile = Path.Combine(resumeDirectory, ArgsFileName);
                 if (!File.Exists(argsFile)) throw new FileNotFoundException($"{resumeDirectory}: not a pipeline run folder (no {ArgsFileName})");
                 result = command.Parse(JsonSerializer.Deserialize<string[]>(File.ReadAllText(argsFile)) ?? []);
-                foreach (var option in command.Options.Where(o => o != resume && o != device && o != cache && RunControl.Given(given, o)))
+                foreach (var option in command.Options.Where(o => o != resume && o != device && o != cache && o != tf32 && RunControl.Given(given, o)))
                     AnsiConsole.MarkupLineInterpolated($"[yellow]{option.Name} is ignored: a resumed pipeline keeps the settings it was started with[/]");
             }
             int b = result.GetValue(batch), s = result.GetValue(seed);
@@ -102,7 +103,7 @@ internal static class PipelineCommand
             IDevice dev;
             try
             {
-                dev = CommonOptions.OpenDevice(given.GetValue(device)!, given.GetValue(cache));
+                dev = CommonOptions.OpenDevice(given.GetValue(device)!, given.GetValue(cache), given.GetValue(tf32));
             }
             catch
             {

@@ -47,6 +47,7 @@ internal static class PriorCommands
         var conditional = new Option<bool>("--class-conditional") { Description = "Condition the prior on the images' classes (the data must have labels)." };
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
+        var tf32 = CommonOptions.Tf32();
         var output = new Option<string?>("--out") { Description = "Run folder of a new run; it must not exist (default: runs/prior-<dataset>-<preset>-<time>, with -2, -3, ... when taken; on --resume the checkpoint's run folder)." };
         var resume = new Option<string?>("--resume")
         {
@@ -70,7 +71,7 @@ internal static class PriorCommands
             "checkpoints/, prior-latest.safetensors, loss.png, samples.png. " +
             "SIGINT or SIGTERM finishes the step, writes a checkpoint and exits 0 with the command that resumes (a second one quits at once).");
         foreach (var o in new Option[] { vqvae, dataset, dataFolder }) command.Options.Add(o);
-        foreach (var o in new Option[] { preset, steps, batch, lr, seed, conditional, device, cache, output, resume, keep, skip, codesCache, logEvery, evalEvery, checkpointEvery, samples })
+        foreach (var o in new Option[] { preset, steps, batch, lr, seed, conditional, device, cache, tf32, output, resume, keep, skip, codesCache, logEvery, evalEvery, checkpointEvery, samples })
             command.Options.Add(o);
 
         command.SetAction(result => CommonOptions.Guard(() =>
@@ -143,7 +144,7 @@ internal static class PriorCommands
                 int l = vqvaeHeader.Config.LatentSize;
                 var key = new CodeMapCacheKey(vqvaeHeader.Sha256, datasetKey, vqvaeHeader.Config.CodebookSize, l, l);
 
-                using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
+                using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32));
                 using var model = VqVaeCheckpoint.LoadModel(vqvaePath, dev);
                 int batchSize = resumed?.State!.Options.BatchSize ?? options.BatchSize;
                 var (train, test) = CodeMaps(cachePath, key, model, () => DatasetCatalog.Open(spec, dataPath, model.Config.ImageSize, model.Config.InputChannels, dataSeed),

@@ -23,6 +23,7 @@ internal static class TrainCommand
         var seed = new Option<int>("--seed") { Description = "Seed of initialisation, data order and restarts.", DefaultValueFactory = _ => 0 };
         var device = CommonOptions.Device();
         var cache = CommonOptions.KernelCache();
+        var tf32 = CommonOptions.Tf32();
         var output = new Option<string?>("--out") { Description = "Run folder of a new run; it must not exist (default: runs/<dataset>-<preset>-<time>, with -2, -3, ... when taken)." };
         var resume = new Option<string?>("--resume")
         {
@@ -48,7 +49,7 @@ internal static class TrainCommand
             "Writes runs/<name>/: config.json, metrics.jsonl, checkpoints/, latest.safetensors, reconstructions.png, loss.png. " +
             "SIGINT or SIGTERM finishes the step, writes a checkpoint and exits 0 with the command that resumes (a second one quits at once).");
         data.AddTo(command);
-        foreach (var o in new Option[] { preset, steps, batch, lr, seed, device, cache, output, resume, keep, skip, stepMode, logEvery, evalEvery, checkpointEvery, deadCode, kmeans, codebookLoss, beta, k })
+        foreach (var o in new Option[] { preset, steps, batch, lr, seed, device, cache, tf32, output, resume, keep, skip, stepMode, logEvery, evalEvery, checkpointEvery, deadCode, kmeans, codebookLoss, beta, k })
             command.Options.Add(o);
 
         command.SetAction(result => CommonOptions.Guard(() =>
@@ -124,7 +125,7 @@ internal static class TrainCommand
             VqVaeTrainer trainer;
             try
             {
-                dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache));
+                dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32));
                 if (resumePath is not null)
                 {
                     trainer = VqVaeTrainer.Resume(dev, resumePath, train, test, resumeOptions, runDirectory);

@@ -7,16 +7,23 @@ namespace VqVaeCuda.Benchmarks;
 /// <param name="PeakFlops">FP32 FLOP/s (non-tensor).</param>
 /// <param name="PeakBytesPerSecond">Memory bandwidth.</param>
 /// <param name="Source">Where the figures come from.</param>
-public sealed record ReferenceGpu(string Name, double PeakFlops, double PeakBytesPerSecond, string Source = "")
+/// <param name="PeakTf32Flops">Dense TF32 tensor-core FLOP/s: the floor of a GEMM allowed TF32 (0 when the GPU has none).</param>
+public sealed record ReferenceGpu(string Name, double PeakFlops, double PeakBytesPerSecond, string Source = "", double PeakTf32Flops = 0)
 {
-    /// <summary>DESIGN.md's reference: H100 SXM, ~67 TFLOP/s FP32, ~3.35 TB/s HBM3.</summary>
-    public static ReferenceGpu H100Sxm { get; } = new("H100 SXM", 67e12, 3.35e12, "NVIDIA H100 datasheet: 67 TFLOP/s FP32 (non-tensor), 3.35 TB/s HBM3");
+    /// <summary>DESIGN.md's reference: H100 SXM, ~67 TFLOP/s FP32, ~495 TFLOP/s dense TF32, ~3.35 TB/s HBM3.</summary>
+    public static ReferenceGpu H100Sxm { get; } = new("H100 SXM", 67e12, 3.35e12,
+        "NVIDIA H100 datasheet: 67 TFLOP/s FP32 (non-tensor), 495 TFLOP/s dense TF32, 3.35 TB/s HBM3", 495e12);
 
     /// <summary>H200 (SXM): the same GH100 compute as the H100 SXM, 4.8 TB/s HBM3e.</summary>
-    public static ReferenceGpu H200 { get; } = new("H200", 67e12, 4.8e12, "NVIDIA H200 datasheet: 67 TFLOP/s FP32 (non-tensor), 4.8 TB/s HBM3e");
+    public static ReferenceGpu H200 { get; } = new("H200", 67e12, 4.8e12,
+        "NVIDIA H200 datasheet: 67 TFLOP/s FP32 (non-tensor), 495 TFLOP/s dense TF32, 4.8 TB/s HBM3e", 495e12);
 
     /// <summary>The larger of FLOPs/peak and bytes/bandwidth, in milliseconds.</summary>
     public double FloorMilliseconds(double flops, double bytes) => 1e3 * Math.Max(flops / PeakFlops, bytes / PeakBytesPerSecond);
+
+    /// <summary>As <see cref="FloorMilliseconds"/> with the TF32 tensor-core peak (the FP32 one when none is known).</summary>
+    public double Tf32FloorMilliseconds(double flops, double bytes) =>
+        1e3 * Math.Max(flops / (PeakTf32Flops > 0 ? PeakTf32Flops : PeakFlops), bytes / PeakBytesPerSecond);
 }
 
 /// <summary>One measured variant.</summary>

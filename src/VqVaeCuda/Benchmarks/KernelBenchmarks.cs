@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 using VqVaeCuda.Device;
+using VqVaeCuda.Device.Cuda;
 using VqVaeCuda.Ops;
 
 namespace VqVaeCuda.Benchmarks;
@@ -31,6 +32,13 @@ public sealed record KernelBenchmarkOptions
 /// Times the kernels of kernels/elementwise.cu, reduce.cu and transpose.cu, the device GEMM, and the
 /// cost of one barrier, on whatever device it is given; variants of the same work side by side.
 /// </summary>
+/// <remarks>
+/// On a CUDA device two settings fixed per device are timed both ways, each on a second device object of the same GPU
+/// with the setting flipped: the elementwise and reduction kernels compiled with <c>--fmad=true</c> and <c>--fmad=false</c>
+/// (<see cref="CudaDeviceOptions.FusedMultiplyAdd"/>), and the sgemm with TF32 off and on
+/// (<see cref="CudaDeviceOptions.AllowTf32"/>). Variants are labelled "[fmad on|off]" and "[TF32 on|off]". The CPU
+/// device has neither setting and times each once.
+/// </remarks>
 public static class KernelBenchmarks
 {
     private const int Block = 256;
@@ -46,11 +54,31 @@ public static class KernelBenchmarks
             results.Add(r);
             progress?.Invoke(r);
         }
-        Elementwise(device, options, Add);
-        Reduction(device, options, Add);
+        if (device is CudaDevice cuda)
+        {
+            // The flipped device shares the GPU's primary context; its buffers and modules are its own and go with it.
+            using var flipped = new CudaDevice(cuda.Ordinal, cuda.Options with { FusedMultiplyAdd = !cuda.Options.FusedMultiplyAdd });
+            foreach (var d in new IDevice[] { cuda, flipped })
+            {
+                string tag = $" [fmad {(d.Capabilities.FusedMultiplyAdd ? "on" : "off")}]";
+                void Tagged(BenchmarkResult r) => Add(r.Device == "managed" ? r : r with { Variant = r.Variant + tag });
+                Elementwise(d, options, Tagged);
+                Reduction(d, options, Tagged);
+            }
+        }
+        else
+        {
+            Elementwise(device, options, Add);
+            Reduction(device, options, Add);
+        }
         Transpose(device, options, Add);
         Barrier(device, options, Add);
         Gemm(device, options, Add);
+        if (device is CudaDevice gpu)
+        {
+            using var other = new CudaDevice(gpu.Ordinal, gpu.Options with { AllowTf32 = !gpu.Options.AllowTf32 });
+            Gemm(other, options, Add);
+        }
         return results;
     }
 
@@ -148,8 +176,11 @@ public static class KernelBenchmarks
     {
         int s = o.GemmSide;
         double flops = 2.0 * s * s * s, bytes = 4.0 * s * s * sizeof(float);
-        add(new BenchmarkResult($"sgemm {s}^3", "device GEMM", device.Name, GemmMilliseconds(device, s, o.Warmup, o.Repetitions), flops, bytes,
-                                o.Reference.FloorMilliseconds(flops, bytes)));
+        // TF32's floor is the tensor-core peak; FP32's the CUDA-core peak. The CPU device has no TF32.
+        bool tf32 = device.Capabilities.Tf32Gemm;
+        string variant = device.Kind == DeviceKind.Cuda ? $"device GEMM [TF32 {(tf32 ? "on" : "off")}]" : "device GEMM";
+        add(new BenchmarkResult($"sgemm {s}^3", variant, device.Name, GemmMilliseconds(device, s, o.Warmup, o.Repetitions), flops, bytes,
+                                tf32 ? o.Reference.Tf32FloorMilliseconds(flops, bytes) : o.Reference.FloorMilliseconds(flops, bytes)));
     }
 
     /// <summary>

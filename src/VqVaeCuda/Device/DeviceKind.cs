@@ -33,4 +33,22 @@ public sealed record DeviceCapabilities(
     int Multiprocessors,
     long TotalMemoryBytes,
     int MaxThreadsPerBlock,
-    int MaxSharedMemoryPerBlock);
+    int MaxSharedMemoryPerBlock)
+{
+    /// <summary>
+    /// Whether kernels were compiled to contract a·b + c into fused multiply-adds (one rounding instead of two). Always
+    /// false on the CPU device (its library is built with <c>-ffp-contract=off</c>); on a GPU,
+    /// <see cref="Cuda.CudaDeviceOptions.FusedMultiplyAdd"/>. Results of the two devices agree to the last bit only where
+    /// both are false; <c>verify</c> and the CUDA tests state it.
+    /// </summary>
+    public bool FusedMultiplyAdd { get; init; }
+
+    /// <summary>Whether GEMM may round its inputs to TF32 (<see cref="Cuda.CudaDeviceOptions.AllowTf32"/>). Always false on the CPU device.</summary>
+    public bool Tf32Gemm { get; init; }
+
+    /// <summary>
+    /// How kernels reach the device, for reports: "cubin sm_90", "PTX compute_90, JIT-compiled by the driver", or on the
+    /// CPU "C++ (libvqvae_host, -ffp-contract=off)".
+    /// </summary>
+    public string KernelTarget { get; init; } = "";
+}

@@ -17,6 +17,13 @@ public sealed class Kernel
     /// <summary>Its declaration in the kernel sources.</summary>
     public KernelDefinition Definition { get; }
 
+    /// <summary>
+    /// What this compiled kernel allows a launch: from the driver on a GPU (cuFuncGetAttribute); on the CPU from the
+    /// ptxas report when the device was given one (<see cref="Host.HostDeviceOptions.KernelLimits"/>), else from
+    /// <c>__launch_bounds__</c>; null when nothing is known beyond the device's limits.
+    /// </summary>
+    public KernelLaunchLimits? Limits { get; internal init; }
+
     /// <summary>Device-specific handle: a CUfunction on the GPU, the registry index on the CPU.</summary>
     internal nint Handle { get; }
 

@@ -27,12 +27,28 @@ internal static class LaunchValidator
             throw new KernelLaunchException($"launch of '{name}': grid {grid} exceeds the limit ({MaxGridX},{MaxGridYZ},{MaxGridYZ})");
         if (block.X > MaxBlock.X || block.Y > MaxBlock.Y || block.Z > MaxBlock.Z)
             throw new KernelLaunchException($"launch of '{name}': block {block} exceeds the per-dimension limit {MaxBlock}");
+        // Not a CUDA limit but the kernels': their grid-stride loops step by blockDim.x·gridDim.x in 32 bits
+        // (kernels/common.cuh, vq_grid_next). Dim3.Cover of any int count stays below it.
+        if ((ulong)grid.X * block.X >= 1UL << 32)
+            throw new KernelLaunchException(
+                $"launch of '{name}': grid {grid} × block {block} is {(ulong)grid.X * block.X} threads along x; the kernels' grid-stride loops allow fewer than 2^32");
         if (block.Volume > (ulong)caps.MaxThreadsPerBlock)
             throw new KernelLaunchException(
                 $"launch of '{name}': block {block} has {block.Volume} threads; the device allows at most {caps.MaxThreadsPerBlock}");
-        if (dynamicSharedBytes < 0 || dynamicSharedBytes > caps.MaxSharedMemoryPerBlock)
+        if (kernel.Limits is { } limits && block.Volume > (ulong)limits.MaxThreadsPerBlock)
             throw new KernelLaunchException(
-                $"launch of '{name}': {dynamicSharedBytes} bytes of dynamic shared memory; the device allows at most {caps.MaxSharedMemoryPerBlock} per block");
+                $"launch of '{name}': block {block} has {block.Volume} threads; this kernel allows at most {limits.MaxThreadsPerBlock} ({limits.Origin})");
+        if (dynamicSharedBytes < 0)
+            throw new KernelLaunchException($"launch of '{name}': {dynamicSharedBytes} bytes of dynamic shared memory is negative");
+        // The limit is on static + dynamic shared memory together. Beyond it a GPU needs the per-kernel opt-in
+        // (cuFuncSetAttribute MAX_DYNAMIC_SHARED_SIZE_BYTES), which this engine does not use, so the CPU device can keep
+        // the same limit and refuse exactly what a GPU would.
+        long staticShared = kernel.Limits?.StaticSharedBytes ?? 0;
+        if (staticShared + dynamicSharedBytes > caps.MaxSharedMemoryPerBlock)
+            throw new KernelLaunchException(
+                $"launch of '{name}': {dynamicSharedBytes} bytes of dynamic shared memory" +
+                (staticShared > 0 ? $" + {staticShared} static ({kernel.Limits!.Origin}) = {staticShared + dynamicSharedBytes}" : "") +
+                $"; the device allows at most {caps.MaxSharedMemoryPerBlock} per block without an opt-in, which this engine does not use");
 
         var parameters = kernel.Definition.Parameters;
         if (args.Length != parameters.Count)

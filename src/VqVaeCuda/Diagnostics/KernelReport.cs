@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using VqVaeCuda.Device;
 using VqVaeCuda.Device.Cuda;
 using VqVaeCuda.Kernels;
 
@@ -118,6 +119,32 @@ public static class KernelReport
             }
         }
         return rows;
+    }
+
+    /// <summary>
+    /// Launch limits per kernel as GPUs of <paramref name="architectures"/> would enforce them, the strictest over all of
+    /// them (smallest register-limited block, largest static shared memory), from NVRTC's ptxas report: give it to
+    /// <see cref="Device.Host.HostDeviceOptions.KernelLimits"/> so that the CPU device refuses what a GPU would refuse.
+    /// Needs NVRTC (no GPU); compiles through <paramref name="cache"/>.
+    /// </summary>
+    public static IReadOnlyDictionary<string, KernelLaunchLimits> LaunchLimits(KernelSourceSet sources, IReadOnlyList<string> architectures,
+                                                                               KernelCache? cache)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        ArgumentNullException.ThrowIfNull(architectures);
+        var builder = new KernelModuleBuilder(sources, cache);
+        var rows = architectures.SelectMany(a => Build(builder, a, null)).ToList();
+        var origin = $"ptxas {string.Join("/", architectures)}";
+        return rows.GroupBy(r => r.Kernel, StringComparer.Ordinal).ToDictionary(
+            g => g.Key,
+            g =>
+            {
+                var definition = sources.Find(g.Key);
+                int threads = g.Min(r => KernelLaunchLimits.RegisterLimitedThreads(r.Registers, definition.LaunchBoundsThreads));
+                int worstRegisters = g.Max(r => r.Registers);
+                return new KernelLaunchLimits(threads, g.Max(r => r.SharedBytes), $"{origin}: up to {worstRegisters} registers per thread");
+            },
+            StringComparer.Ordinal);
     }
 
     /// <summary>The rows as a JSON array with camelCase property names (kernel, source, architecture, registers, ...).</summary>

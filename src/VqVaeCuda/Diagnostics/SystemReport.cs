@@ -21,12 +21,18 @@ public sealed record SystemReport(IReadOnlyList<SystemReportLine> Lines)
         int cudaCount = CudaDevice.DeviceCount(out var whyNoCuda);
         if (cudaCount == 0)
             lines.Add(new("CUDA devices", false, whyNoCuda ?? "none"));
+        var driverVersion = CudaDriver.TryGetDriverVersion();
+        if (driverVersion is int dv)
+            lines.Add(new("CUDA driver", true, $"supports CUDA {CudaCompatibility.FormatVersion(dv)} (NVRTC and cuBLAS of major ≤ {dv / 1000} are used, " +
+                                                 "and PTX only from an NVRTC no newer than that)"));
         for (int i = 0; i < cudaCount; i++)
             lines.Add(Try($"cuda:{i}", () =>
             {
                 using var d = new CudaDevice(i);
                 var c = d.Capabilities;
-                return $"{c.Name}, {c.Architecture}, {c.Multiprocessors} SMs, {c.TotalMemoryBytes / (1024.0 * 1024 * 1024):F1} GiB";
+                return $"{c.Name}, {c.Architecture}, {c.Multiprocessors} SMs, {c.TotalMemoryBytes / (1024.0 * 1024 * 1024):F1} GiB; " +
+                       $"kernels: {c.KernelTarget}; FMA contraction {(c.FusedMultiplyAdd ? "on" : "off")} (CudaDeviceOptions.FusedMultiplyAdd, default off, " +
+                       "as the cpu device); TF32 GEMM off unless --tf32";
             }));
 
         lines.Add(Try("NVRTC", () =>
@@ -47,7 +53,8 @@ public sealed record SystemReport(IReadOnlyList<SystemReportLine> Lines)
         lines.Add(Try("CPU kernel library", () =>
         {
             if (!HostRuntime.IsAvailable(out var why)) throw new DllNotFoundException(why);
-            return $"{HostRuntime.LoadedFrom}: {HostRuntime.Registry().Count} kernels, {HostRuntime.vqh_worker_count()} worker threads";
+            return $"{HostRuntime.LoadedFrom}: {HostRuntime.Registry().Count} kernels, {HostRuntime.vqh_worker_count()} worker threads; " +
+                   "built with -ffp-contract=off (no FMA contraction); GEMM in FP32 (--tf32 is ignored on the cpu device)";
         }));
         lines.Add(Try("CPU GEMM (CBLAS)", () =>
         {

@@ -68,7 +68,7 @@ public class NvrtcCompileTests
         Assert.That(first.FromCache, Is.False);
         Assert.That(second.FromCache, Is.True);
         Assert.That(builder.CompileCount, Is.Zero, "the cached module must not invoke NVRTC");
-        Assert.That(second.Cubin, Is.EqualTo(first.Cubin));
+        Assert.That(second.Image, Is.EqualTo(first.Image));
     }
 
     [Test]
@@ -85,6 +85,39 @@ public class NvrtcCompileTests
         editedBuilder.Build("elementwise.cu", "sm_80");
         Assert.That(builder.CompileCount, Is.EqualTo(2), "two architectures, two compiles");
         Assert.That(editedBuilder.CompileCount, Is.EqualTo(1), "an edited source is a new key");
+    }
+
+    [Test]
+    public void A_compute_target_gives_NUL_terminated_PTX_that_the_cache_keeps_apart_from_the_cubin()
+    {
+        var cache = new KernelCache(_cacheDirectory);
+        var builder = new KernelModuleBuilder(KernelSourceSet.Embedded, cache);
+        var ptx = builder.Build("elementwise.cu", "compute_90");
+        var cubin = builder.Build("elementwise.cu", "sm_90");
+        Assert.That(ptx.Target, Is.EqualTo(new KernelTarget(KernelTargetKind.Ptx, 90)));
+        Assert.That(ptx.Image[^1], Is.Zero, "cuModuleLoadData reads PTX as a C string");
+        var text = System.Text.Encoding.UTF8.GetString(ptx.Image, 0, ptx.Image.Length - 1);
+        Assert.That(text, Does.Contain(".target sm_90").And.Contain(".entry axpy_f32"));
+        Assert.That(cubin.Image[..4], Is.EqualTo(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F' }));
+        var again = new KernelModuleBuilder(KernelSourceSet.Embedded, cache);
+        Assert.That(again.Build("elementwise.cu", "compute_90").Image, Is.EqualTo(ptx.Image));
+        Assert.That(again.Build("elementwise.cu", "compute_90").FromCache, Is.True);
+        Assert.That(again.CompileCount, Is.Zero);
+    }
+
+    [Test]
+    public void Fused_multiply_add_is_off_by_default_and_part_of_the_cache_key()
+    {
+        var cache = new KernelCache(_cacheDirectory);
+        var plain = new KernelModuleBuilder(KernelSourceSet.Embedded, cache);
+        var fused = new KernelModuleBuilder(KernelSourceSet.Embedded, cache, fusedMultiplyAdd: true);
+        Assert.That(plain.OptionsFor("sm_80"), Does.Contain("--fmad=false"));
+        Assert.That(fused.OptionsFor("sm_80"), Does.Contain("--fmad=true"));
+        string Ptx(KernelModuleBuilder b) => System.Text.Encoding.UTF8.GetString(b.Build("elementwise.cu", "compute_80").Image);
+        // axpy_f32 is y[i] += alpha·x[i]: one fma contracted, or a separately rounded mul and add.
+        Assert.That(Ptx(plain), Does.Not.Contain("fma.rn.f32"));
+        Assert.That(Ptx(fused), Does.Contain("fma.rn.f32"));
+        Assert.That(fused.CompileCount, Is.EqualTo(1), "the fused build is a different key, not the plain one's entry");
     }
 
     [Test]

@@ -70,4 +70,39 @@ public class CudaDeviceTests
         }
         Assert.That(Run(gpu), Is.EqualTo(Run(cpu)).Within(1e-4f));
     }
+
+    [Test]
+    public void Without_fma_contraction_axpy_on_the_gpu_equals_the_cpu_device_bit_for_bit()
+    {
+        using var gpu = TestDevices.Cuda();
+        using var cpu = TestDevices.Cpu();
+        // The default, and what makes the GPU's rounding the CPU device's: y + a·x rounded twice, never fused.
+        Assert.That(gpu.Capabilities.FusedMultiplyAdd, Is.False);
+        Assert.That(cpu.Capabilities.FusedMultiplyAdd, Is.False);
+        TestContext.Out.WriteLine($"{gpu.Name}: kernels as {gpu.Capabilities.KernelTarget}, driver CUDA {gpu.DriverVersion}");
+        int n = TestData.OddSize(10_000, 100_000);
+        var x = TestData.Floats(n);
+        var y = TestData.Floats(n);
+        float[] Run(IDevice d)
+        {
+            using var xb = d.Upload(x);
+            using var yb = d.Upload(y);
+            d.Launch(d.GetKernel("axpy_f32"), Dim3.Cover(n, 256), 256, 0, xb, yb, 0.7f, n);
+            return d.DownloadFloats(yb);
+        }
+        Assert.That(Run(gpu), Is.EqualTo(Run(cpu)));
+    }
+
+    [Test]
+    public void Dispose_frees_the_buffers_still_live_and_a_later_buffer_dispose_does_nothing()
+    {
+        // A second device on the same GPU keeps the primary context alive, as cuBLAS or another library would.
+        using var keeper = TestDevices.Cuda();
+        var device = TestDevices.Cuda();
+        var buffer = device.Allocate(64L << 20);
+        Assert.That(device.LiveAllocations, Is.EqualTo(1));
+        device.Dispose();
+        Assert.That(device.LiveAllocations, Is.Zero);
+        Assert.DoesNotThrow(buffer.Dispose);
+    }
 }

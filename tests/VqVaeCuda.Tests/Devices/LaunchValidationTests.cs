@@ -27,6 +27,10 @@ public class LaunchValidationTests
         AssertRefusedWithoutRunning((d, k, b) => d.Launch(k, 1, 64, 48 * 1024 + 4, b, 1f, 64), "shared memory");
 
     [Test]
+    public void A_grid_of_2_to_the_32_threads_along_x_is_refused_for_the_grid_stride_loops() =>
+        AssertRefusedWithoutRunning((d, k, b) => d.Launch(k, new Dim3(1u << 23), 512, 0, b, 1f, 64), "fewer than 2^32");
+
+    [Test]
     public void A_zero_grid_dimension_is_refused() =>
         AssertRefusedWithoutRunning((d, k, b) => d.Launch(k, new Dim3(1, 0), 64, 0, b, 1f, 64), "zero dimension");
 

@@ -13,14 +13,25 @@ public sealed record CudaDeviceOptions
 
     /// <summary>
     /// Let GEMM round its inputs to TF32 on tensor cores (Ampere and newer): several times faster, with a
-    /// 10-bit mantissa instead of 23. Off by default so that results match the CPU device closely.
+    /// 10-bit mantissa instead of 23. Off by default so that results match the CPU device closely. The CLI's
+    /// <c>--tf32</c>; the handle's math mode is CUBLAS_TF32_TENSOR_OP_MATH when on.
     /// </summary>
     public bool AllowTf32 { get; init; }
+
+    /// <summary>
+    /// Let NVRTC contract a·b + c into fused multiply-adds (<c>--fmad=true</c>, NVRTC's own default). <b>Off by default</b>:
+    /// the CPU device, the reference every GPU result is verified against, is built with <c>-ffp-contract=off</c>, and with
+    /// contraction the two round differently, so near-ties in the nearest-code search can pick different codes and
+    /// <c>verify</c> would compare two different computations. Our kernels are memory-bound apart from GEMM (cuBLAS, not
+    /// affected by this flag), so the extra instructions should cost little; kernels/NOTES.md has the PTX instruction
+    /// counts of both settings and the benchmark times both on a GPU. Part of the kernel cache key.
+    /// </summary>
+    public bool FusedMultiplyAdd { get; init; }
 }
 
 /// <summary>
 /// A <c>cuda:N</c> device: the kernels of <c>kernels/*.cu</c> compiled by NVRTC for this GPU's own
-/// architecture (cached on disk), run through the driver API on one stream of the device's primary
+/// architecture, or as PTX that the driver JIT-compiles when the GPU is newer than NVRTC (cached on disk), run through the driver API on one stream of the device's primary
 /// context; GEMM by cuBLAS on the same stream. Launches, device copies and fills are asynchronous;
 /// <see cref="CopyToHost{T}"/>, <see cref="Synchronize"/> and event timing wait for them.
 /// </summary>
@@ -31,22 +42,25 @@ public sealed record CudaDeviceOptions
 /// <para>Launches from several threads are ordered on the one stream in the order the driver receives them;
 /// the device does not add locking beyond what module loading needs.</para>
 /// </remarks>
-public sealed unsafe class CudaDevice : IDevice
+public sealed unsafe class CudaDevice : IDevice, IGraphCapture
 {
     private readonly int _ordinal;
     private readonly int _device;
     private readonly nint _context;
     private readonly nint _stream;
-    private readonly string _compileArchitecture;
+    private readonly KernelTarget _target;
+    private readonly AllocationLedger _allocations = new();
     private readonly KernelModuleBuilder _builder;
     private readonly ConcurrentDictionary<string, Kernel> _kernels = new(StringComparer.Ordinal);
     private readonly Dictionary<string, nint> _modules = new(StringComparer.Ordinal);
     private readonly object _gate = new();
     private nint _cublas;
+    private DeviceBuffer? _cublasWorkspace;
     private int _disposed;
+    private int _captureThread;  // managed thread id of the capturing thread; 0 when not capturing
 
     /// <summary>Opens GPU number <paramref name="ordinal"/>.</summary>
-    /// <exception cref="DeviceUnavailableException">No driver, no GPU, no such ordinal, no NVRTC, or an NVRTC too old for this GPU (the message says which).</exception>
+    /// <exception cref="DeviceUnavailableException">No driver, no GPU, no such ordinal, no NVRTC, or an NVRTC that cannot target this GPU under this driver (the message says which).</exception>
     /// <exception cref="CudaException">A driver call failed while setting up the context or stream.</exception>
     public CudaDevice(int ordinal = 0, CudaDeviceOptions? options = null)
     {
@@ -66,7 +80,10 @@ public sealed unsafe class CudaDevice : IDevice
         int major = Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
         int minor = Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
         var architecture = string.Create(CultureInfo.InvariantCulture, $"sm_{major}{minor}");
-        _compileArchitecture = ChooseCompileArchitecture(Name, major, minor);
+        DriverVersion = CudaDriver.TryGetDriverVersion() ?? 0;
+        _target = CudaCompatibility.ChooseTarget(major, minor, NvrtcCompiler.SupportedArchitectures, NvrtcCompiler.Version,
+                                                 DriverVersion == 0 ? null : DriverVersion, out var noTarget)
+                  ?? throw new DeviceUnavailableException(Name, noTarget ?? "no NVRTC target fits this GPU");
         CudaDriver.Check(CudaDriver.cuDeviceTotalMem_v2(out var totalMemory, _device), nameof(CudaDriver.cuDeviceTotalMem_v2));
         Capabilities = new DeviceCapabilities(
             Name: CudaDriver.GetDeviceName(_device),
@@ -74,11 +91,19 @@ public sealed unsafe class CudaDevice : IDevice
             Multiprocessors: Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
             TotalMemoryBytes: (long)totalMemory,
             MaxThreadsPerBlock: Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK),
-            // Without opt-in (cuFuncSetAttribute) a launch may not exceed this, so it is the launch validator's limit.
-            MaxSharedMemoryPerBlock: Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK));
+            // Static + dynamic shared memory of a block may not exceed this without opt-in (cuFuncSetAttribute
+            // MAX_DYNAMIC_SHARED_SIZE_BYTES), which this engine never does, so that every launch also fits the CPU device's
+            // identical limit: it is the launch validator's limit.
+            MaxSharedMemoryPerBlock: Attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK))
+        {
+            FusedMultiplyAdd = Options.FusedMultiplyAdd,
+            Tf32Gemm = Options.AllowTf32,
+            KernelTarget = _target.Description,
+        };
 
         Sources = KernelSourceSet.Embedded;
-        _builder = new KernelModuleBuilder(Sources, new KernelCache(KernelCache.ResolveDirectory(Options.KernelCacheDirectory)));
+        _builder = new KernelModuleBuilder(Sources, new KernelCache(KernelCache.ResolveDirectory(Options.KernelCacheDirectory)),
+                                           fusedMultiplyAdd: Options.FusedMultiplyAdd);
 
         // The primary context is the one cuBLAS and any CUDA-runtime library in the process also use, so
         // device pointers can be shared with them.
@@ -99,6 +124,9 @@ public sealed unsafe class CudaDevice : IDevice
     /// <summary>This device's options.</summary>
     public CudaDeviceOptions Options { get; }
 
+    /// <summary>The GPU's ordinal (N of <c>cuda:N</c>).</summary>
+    public int Ordinal => _ordinal;
+
     /// <inheritdoc />
     public string Name { get; }
 
@@ -111,8 +139,20 @@ public sealed unsafe class CudaDevice : IDevice
     /// <inheritdoc />
     public KernelSourceSet Sources { get; }
 
-    /// <summary>The architecture kernels are compiled for: the GPU's own, or the newest one NVRTC knows that the GPU can run.</summary>
-    public string CompileArchitecture => _compileArchitecture;
+    /// <summary>
+    /// What NVRTC compiles for: a cubin for the GPU's own architecture (or the newest same-major one NVRTC knows), or, for a
+    /// GPU newer than NVRTC, PTX for the newest architecture NVRTC knows, JIT-compiled by the driver at load.
+    /// </summary>
+    public KernelTarget Target => _target;
+
+    /// <summary>The NVRTC architecture name of <see cref="Target"/>: "sm_90" or "compute_90".</summary>
+    public string CompileArchitecture => _target.Name;
+
+    /// <summary>The driver's CUDA version (cuDriverGetVersion, e.g. 12080); 0 if it could not be read.</summary>
+    public int DriverVersion { get; }
+
+    /// <summary>Device allocations not yet freed (freed at <see cref="Dispose"/> if still live).</summary>
+    public int LiveAllocations => _allocations.Count;
 
     /// <summary>The on-disk cache of compiled kernels this device uses.</summary>
     public KernelCache KernelCache => _builder.Cache!;
@@ -156,6 +196,7 @@ public sealed unsafe class CudaDevice : IDevice
     public DeviceBuffer Allocate(long bytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        RefuseDuringCapture(nameof(Allocate));
         MakeCurrent();
         // cuMemAlloc rejects 0 bytes; a 1-byte allocation keeps zero-length buffers distinct and freeable, as on the CPU device.
         var result = CudaDriver.cuMemAlloc_v2(out var address, (nuint)Math.Max(bytes, 1));
@@ -166,15 +207,25 @@ public sealed unsafe class CudaDevice : IDevice
             throw new DeviceOutOfMemoryException(Name, bytes, free, inner: new CudaException(nameof(CudaDriver.cuMemAlloc_v2), result));
         }
         CudaDriver.Check(result, nameof(CudaDriver.cuMemAlloc_v2));
+        try
+        {
+            _allocations.Add(address);
+        }
+        catch (InvalidOperationException)  // disposed meanwhile on another thread: the ledger was already drained
+        {
+            _ = CudaDriver.cuMemFree_v2(address);
+            throw new ObjectDisposedException(Name);
+        }
         return new DeviceBuffer(this, new DevicePointer(address), bytes);
     }
 
     /// <inheritdoc />
+    /// <remarks>After <see cref="Dispose"/> this does nothing: dispose freed every live allocation (see <see cref="AllocationLedger"/>).</remarks>
     public void Free(DevicePointer pointer)
     {
         if (pointer.Address == 0) return;
-        // Releasing the primary context freed every allocation; a buffer disposed after its device has nothing left to free.
-        if (Volatile.Read(ref _disposed) != 0) return;
+        RefuseDuringCapture(nameof(Free));
+        if (!_allocations.Remove(pointer.Address)) return;
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuMemFree_v2(pointer.Address), nameof(CudaDriver.cuMemFree_v2));
     }
@@ -183,6 +234,7 @@ public sealed unsafe class CudaDevice : IDevice
     public void CopyToDevice<T>(ReadOnlySpan<T> source, DevicePointer destination) where T : unmanaged
     {
         if (source.IsEmpty) return;
+        RefuseDuringCapture(nameof(CopyToDevice));
         MakeCurrent();
         var bytes = (nuint)source.Length * (nuint)sizeof(T);
         fixed (T* host = source)
@@ -198,6 +250,7 @@ public sealed unsafe class CudaDevice : IDevice
     public void CopyToHost<T>(DevicePointer source, Span<T> destination) where T : unmanaged
     {
         if (destination.IsEmpty) return;
+        RefuseDuringCapture(nameof(CopyToHost));
         MakeCurrent();
         var bytes = (nuint)destination.Length * (nuint)sizeof(T);
         fixed (T* host = destination)
@@ -213,6 +266,7 @@ public sealed unsafe class CudaDevice : IDevice
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         if (bytes == 0) return;
+        NoteIfCapturing();
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync_v2(destination.Address, source.Address, (nuint)bytes, _stream),
                          nameof(CudaDriver.cuMemcpyDtoDAsync_v2));
@@ -223,6 +277,7 @@ public sealed unsafe class CudaDevice : IDevice
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         if (bytes == 0) return;
+        NoteIfCapturing();
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuMemsetD8Async(destination.Address, value, (nuint)bytes, _stream), nameof(CudaDriver.cuMemsetD8Async));
     }
@@ -236,10 +291,20 @@ public sealed unsafe class CudaDevice : IDevice
         {
             if (_kernels.TryGetValue(name, out cached)) return cached;
             var definition = Sources.Find(name);
+            RefuseDuringCapture($"{nameof(GetKernel)}(\"{name}\") of a kernel not loaded before the capture");
             MakeCurrent();
             var module = LoadModule(definition.SourceName);
             CudaDriver.Check(CudaDriver.cuModuleGetFunction(out var function, module, name), nameof(CudaDriver.cuModuleGetFunction));
-            var kernel = new Kernel(definition, function);
+            // The driver's own limits for this function: its block size is capped by __launch_bounds__ and by its registers.
+            int FunctionAttribute(CUfunction_attribute a)
+            {
+                CudaDriver.Check(CudaDriver.cuFuncGetAttribute(out var value, a, function), nameof(CudaDriver.cuFuncGetAttribute));
+                return value;
+            }
+            var limits = new KernelLaunchLimits(FunctionAttribute(CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK),
+                                                FunctionAttribute(CUfunction_attribute.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES),
+                                                $"driver: {FunctionAttribute(CUfunction_attribute.CU_FUNC_ATTRIBUTE_NUM_REGS)} registers per thread");
+            var kernel = new Kernel(definition, function) { Limits = limits };
             _kernels[name] = kernel;
             return kernel;
         }
@@ -263,6 +328,7 @@ public sealed unsafe class CudaDevice : IDevice
             throw new KernelLaunchException($"launch of '{kernel.Name}': the kernel was not obtained from {Name}; use {Name}.GetKernel");
         LaunchValidator.Validate(kernel, grid, block, dynamicSharedBytes, args, Capabilities);
         _kernelLaunches++;
+        NoteIfCapturing();
         MakeCurrent();
         ulong* values = stackalloc ulong[Math.Max(1, args.Length)];
         void** pointers = stackalloc void*[Math.Max(1, args.Length)];
@@ -285,6 +351,7 @@ public sealed unsafe class CudaDevice : IDevice
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc);
         if (m == 0 || n == 0) return;
         _gemmCalls++;
+        NoteIfCapturing();
         var handle = CublasHandle();
         if (Options.AllowTf32)
         {
@@ -312,6 +379,7 @@ public sealed unsafe class CudaDevice : IDevice
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc, batch);
         if (m == 0 || n == 0 || batch == 0) return;
         _gemmCalls++;
+        NoteIfCapturing();
         // With AllowTf32 the handle's math mode (set at creation) lets this FP32 routine use TF32 as well.
         Cublas.Check(
             Cublas.cublasSgemmStridedBatched(CublasHandle(), Op(transA), Op(transB), m, n, k, alpha, a.Address, lda, strideA,
@@ -323,6 +391,7 @@ public sealed unsafe class CudaDevice : IDevice
     public void Synchronize()
     {
         ThrowIfDisposed();
+        RefuseDuringCapture(nameof(Synchronize));
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuStreamSynchronize(_stream), nameof(CudaDriver.cuStreamSynchronize));
     }
@@ -331,6 +400,7 @@ public sealed unsafe class CudaDevice : IDevice
     public DeviceEvent Record()
     {
         ThrowIfDisposed();
+        RefuseDuringCapture(nameof(Record));
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuEventCreate(out var handle, CudaFlags.CU_EVENT_DEFAULT), nameof(CudaDriver.cuEventCreate));
         try
@@ -351,6 +421,7 @@ public sealed unsafe class CudaDevice : IDevice
         ThrowIfDisposed();
         var first = OwnEvent(start, nameof(start));
         var last = OwnEvent(end, nameof(end));
+        RefuseDuringCapture(nameof(ElapsedMilliseconds));
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuEventSynchronize(last), nameof(CudaDriver.cuEventSynchronize));
         CudaDriver.Check(CudaDriver.cuEventElapsedTime(out var milliseconds, first, last), nameof(CudaDriver.cuEventElapsedTime));
@@ -358,8 +429,10 @@ public sealed unsafe class CudaDevice : IDevice
     }
 
     /// <summary>
-    /// Destroys the cuBLAS handle, unloads the modules, destroys the stream and releases the primary
-    /// context (which frees any device memory still allocated once no one else holds the context).
+    /// Waits for the stream, frees every allocation still live, destroys the cuBLAS handle, unloads the modules, destroys
+    /// the stream and releases the primary context. In that order: kernels still queued must finish before their module
+    /// goes, and memory must be freed by us because the primary context outlives this device whenever cuBLAS, another
+    /// library or a second device object on the same ordinal still holds it.
     /// </summary>
     /// <remarks>
     /// Teardown failures are ignored: after a sticky fault (an illegal address in a kernel) every driver call
@@ -372,17 +445,131 @@ public sealed unsafe class CudaDevice : IDevice
         lock (_gate)
         {
             _ = CudaDriver.cuCtxSetCurrent(_context);
+            if (Volatile.Read(ref _captureThread) != 0)
+            {
+                // A capture left open (an exception inside it): end it so the stream can be synchronised and destroyed.
+                if (CudaDriver.cuStreamEndCapture(_stream, out var abandoned) == CUresult.CUDA_SUCCESS && abandoned != 0)
+                    _ = CudaDriver.cuGraphDestroy(abandoned);
+                Volatile.Write(ref _captureThread, 0);
+            }
+            _ = CudaDriver.cuStreamSynchronize(_stream);
             if (_cublas != 0)
             {
                 _ = Cublas.cublasDestroy_v2(_cublas);
                 _cublas = 0;
             }
+            _cublasWorkspace = null;  // its address is in the ledger, freed below
+            foreach (var address in _allocations.Close()) _ = CudaDriver.cuMemFree_v2(address);
             foreach (var module in _modules.Values) _ = CudaDriver.cuModuleUnload(module);
             _modules.Clear();
             _kernels.Clear();
-            _ = CudaDriver.cuStreamSynchronize(_stream);
             _ = CudaDriver.cuStreamDestroy_v2(_stream);
             _ = CudaDriver.cuDevicePrimaryCtxRelease_v2(_device);
+        }
+    }
+
+    /// <inheritdoc />
+    public bool IsCapturing => Volatile.Read(ref _captureThread) != 0;
+
+    /// <summary>The cuBLAS workspace given to the handle before a capture (NVIDIA's recommendation: 32 MiB on Hopper, 4 MiB before).</summary>
+    private long CublasWorkspaceBytes => KernelTarget.Parse(Capabilities.Architecture).Architecture >= 90 ? 32L << 20 : 4L << 20;
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Creates the cuBLAS handle and gives it a fixed workspace first (allocation is not allowed during capture, and
+    /// without a workspace cuBLAS would allocate its own inside the capture), then starts a thread-local capture of the
+    /// device's stream (cuStreamBeginCapture_v2, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).
+    /// </remarks>
+    public void BeginCapture()
+    {
+        ThrowIfDisposed();
+        if (IsCapturing) throw new InvalidOperationException($"{Name}: a graph capture is already in progress");
+        var handle = CublasHandle();
+        lock (_gate)
+        {
+            if (_cublasWorkspace is null)
+            {
+                var workspace = Allocate(CublasWorkspaceBytes);
+                Cublas.Check(Cublas.cublasSetWorkspace_v2(handle, workspace.Pointer.Address, (nuint)workspace.Bytes), nameof(Cublas.cublasSetWorkspace_v2));
+                _cublasWorkspace = workspace;
+            }
+        }
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuStreamBeginCapture_v2(_stream, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+                         nameof(CudaDriver.cuStreamBeginCapture_v2));
+        _capturedOperations = 0;
+        Volatile.Write(ref _captureThread, Environment.CurrentManagedThreadId);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>cuStreamEndCapture, then cuGraphInstantiateWithFlags (flags 0). The device leaves capture mode even when this throws.</remarks>
+    public CapturedGraph EndCapture()
+    {
+        ThrowIfDisposed();
+        if (!IsCapturing) throw new InvalidOperationException($"{Name}: {nameof(EndCapture)} without {nameof(BeginCapture)}");
+        MakeCurrent();
+        // Asked first: once ended, the stream no longer says that an earlier call broke the capture.
+        bool invalidated = CudaDriver.cuStreamIsCapturing(_stream, out var status) == CUresult.CUDA_SUCCESS &&
+                           status == CUstreamCaptureStatus.CU_STREAM_CAPTURE_STATUS_INVALIDATED;
+        var ended = CudaDriver.cuStreamEndCapture(_stream, out var graph);
+        Volatile.Write(ref _captureThread, 0);
+        if (invalidated || ended == CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED)
+        {
+            if (graph != 0) _ = CudaDriver.cuGraphDestroy(graph);
+            throw new InvalidOperationException($"{Name}: the graph capture was invalidated by a failed or unsupported call during it " +
+                                                "(see IGraphCapture for what a capture may contain)",
+                                                new CudaException(nameof(CudaDriver.cuStreamEndCapture), CUresult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED));
+        }
+        CudaDriver.Check(ended, nameof(CudaDriver.cuStreamEndCapture));
+        var instantiated = CudaDriver.cuGraphInstantiateWithFlags(out var exec, graph, 0);
+        if (instantiated != CUresult.CUDA_SUCCESS)
+        {
+            _ = CudaDriver.cuGraphDestroy(graph);
+            CudaDriver.Check(instantiated, nameof(CudaDriver.cuGraphInstantiateWithFlags));
+        }
+        return new CudaGraph(this, graph, exec, _capturedOperations);
+    }
+
+    private int _capturedOperations;
+
+    // Counts what a capture records, for CapturedGraph.OperationCount.
+    private void NoteIfCapturing()
+    {
+        if (IsCapturing) _capturedOperations++;
+    }
+
+    private void RefuseDuringCapture(string what)
+    {
+        if (Volatile.Read(ref _captureThread) != 0)
+            throw new InvalidOperationException($"{Name}: {what} is not allowed during a graph capture " +
+                                                "(no host synchronisation, host copies or allocation until EndCapture; see IGraphCapture)");
+    }
+
+    /// <summary>An instantiated CUDA graph; owns the graph and its executable until disposed.</summary>
+    private sealed class CudaGraph(CudaDevice device, nint graph, nint exec, int operations) : CapturedGraph
+    {
+        private nint _graph = graph, _exec = exec;
+
+        public override int OperationCount { get; } = operations;
+
+        public override void Launch()
+        {
+            ObjectDisposedException.ThrowIf(_exec == 0, this);
+            device.ThrowIfDisposed();
+            device.RefuseDuringCapture("launching a captured graph");
+            device.MakeCurrent();
+            CudaDriver.Check(CudaDriver.cuGraphLaunch(_exec, device._stream), nameof(CudaDriver.cuGraphLaunch));
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            var e = Interlocked.Exchange(ref _exec, 0);
+            var g = Interlocked.Exchange(ref _graph, 0);
+            // Once the device has released its context, the graph went with it.
+            if (device.IsDisposed) return;
+            _ = CudaDriver.cuCtxSetCurrent(device._context);
+            if (e != 0) _ = CudaDriver.cuGraphExecDestroy(e);
+            if (g != 0) _ = CudaDriver.cuGraphDestroy(g);
         }
     }
 
@@ -400,22 +587,48 @@ public sealed unsafe class CudaDevice : IDevice
     private nint LoadModule(string sourceName)
     {
         if (_modules.TryGetValue(sourceName, out var loaded)) return loaded;
-        var compiled = _builder.Build(sourceName, _compileArchitecture);
-        var result = LoadImage(compiled.Cubin, out var module);
-        if (compiled.FromCache && result is CUresult.CUDA_ERROR_INVALID_IMAGE or CUresult.CUDA_ERROR_NO_BINARY_FOR_GPU)
+        var compiled = _builder.Build(sourceName, _target.Name);
+        var result = LoadImage(compiled.Image, out var module, out var jitLog);
+        if (compiled.FromCache && result is CUresult.CUDA_ERROR_INVALID_IMAGE or CUresult.CUDA_ERROR_NO_BINARY_FOR_GPU or CUresult.CUDA_ERROR_INVALID_PTX)
         {
-            // A damaged cache entry that still looked like an ELF file: compile afresh (which also rewrites the entry).
-            compiled = _builder.Build(sourceName, _compileArchitecture, bypassCache: true);
-            result = LoadImage(compiled.Cubin, out module);
+            // A damaged cache entry that still looked complete: compile afresh (which also rewrites the entry).
+            compiled = _builder.Build(sourceName, _target.Name, bypassCache: true);
+            result = LoadImage(compiled.Image, out module, out jitLog);
         }
-        CudaDriver.Check(result, nameof(CudaDriver.cuModuleLoadData));
+        if (result != CUresult.CUDA_SUCCESS)
+        {
+            var cause = new CudaException(nameof(CudaDriver.cuModuleLoadDataEx), result);
+            var (nvrtcMajor, nvrtcMinor) = NvrtcCompiler.Version;
+            string why = result == CUresult.CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+                ? $"the driver (CUDA {CudaCompatibility.FormatVersion(DriverVersion)}) cannot JIT-compile PTX from NVRTC {nvrtcMajor}.{nvrtcMinor}; " +
+                  "install a newer driver or an NVRTC no newer than the driver"
+                : cause.Message;
+            throw new DeviceUnavailableException(Name, $"loading {sourceName} ({_target.Description}) failed: {why}" +
+                                                       (string.IsNullOrWhiteSpace(jitLog) ? "" : $"; JIT log: {jitLog.Trim()}"));
+        }
         _modules[sourceName] = module;
         return module;
     }
 
-    private static CUresult LoadImage(byte[] cubin, out nint module)
+    /// <summary>
+    /// Loads a cubin or NUL-terminated PTX. PTX is compiled by the driver here, so its error log is asked for: it is the
+    /// only place that says why a JIT failed.
+    /// </summary>
+    private static CUresult LoadImage(byte[] image, out nint module, out string jitLog)
     {
-        fixed (byte* image = cubin) return CudaDriver.cuModuleLoadData(out module, image);
+        const int logCapacity = 8192;
+        byte* log = stackalloc byte[logCapacity];
+        log[0] = 0;
+        CUjit_option* keys = stackalloc CUjit_option[2];
+        void** values = stackalloc void*[2];
+        keys[0] = CUjit_option.CU_JIT_ERROR_LOG_BUFFER;
+        values[0] = log;
+        keys[1] = CUjit_option.CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES;
+        values[1] = (void*)(nint)logCapacity;  // a scalar option travels in the pointer slot itself
+        CUresult result;
+        fixed (byte* bytes = image) result = CudaDriver.cuModuleLoadDataEx(out module, bytes, 2, keys, values);
+        jitLog = System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)log) ?? "";
+        return result;
     }
 
     private nint CublasHandle()
@@ -428,6 +641,7 @@ public sealed unsafe class CudaDevice : IDevice
             if (_cublas != 0) return _cublas;
             if (!Cublas.IsAvailable(out var whyNot)) throw new DeviceUnavailableException(Name, $"GEMM needs cuBLAS: {whyNot}");
             // cuBLAS binds the handle to the context current now, which MakeCurrent made ours.
+            RefuseDuringCapture("creating the cuBLAS handle (run one GEMM, or BeginCapture, before capturing)");
             Cublas.Check(Cublas.cublasCreate_v2(out handle), nameof(Cublas.cublasCreate_v2));
             try
             {
@@ -459,26 +673,6 @@ public sealed unsafe class CudaDevice : IDevice
     {
         CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out var value, attribute, _device), nameof(CudaDriver.cuDeviceGetAttribute));
         return value;
-    }
-
-    /// <summary>
-    /// The GPU's own architecture when this NVRTC can target it. Otherwise the newest architecture NVRTC
-    /// knows with the same major version and a minor no higher than the GPU's: SASS runs on later minors
-    /// of its major, never across majors, so a newer-major GPU needs a newer NVRTC.
-    /// </summary>
-    private static string ChooseCompileArchitecture(string deviceName, int major, int minor)
-    {
-        int own = major * 10 + minor;
-        var supported = NvrtcCompiler.SupportedArchitectures;
-        if (supported is null || supported.Contains(own)) return string.Create(CultureInfo.InvariantCulture, $"sm_{own}");
-        var compatible = supported.Where(a => a / 10 == major && a % 10 <= minor).DefaultIfEmpty(-1).Max();
-        if (compatible < 0)
-        {
-            var (nvrtcMajor, nvrtcMinor) = NvrtcCompiler.Version;
-            throw new DeviceUnavailableException(deviceName,
-                $"NVRTC {nvrtcMajor}.{nvrtcMinor} cannot compile for sm_{own} (it targets sm_{supported.Min()}..sm_{supported.Max()}); install a newer NVRTC / CUDA toolkit");
-        }
-        return string.Create(CultureInfo.InvariantCulture, $"sm_{compatible}");
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);

@@ -5,9 +5,9 @@ using System.Text;
 namespace VqVaeCuda.Device.Cuda;
 
 /// <summary>
-/// On-disk cache of compiled kernel modules: one <c>&lt;key&gt;.cubin</c> and one <c>&lt;key&gt;.log</c> per
-/// compiled source file, where the key (<see cref="ComputeKey"/>) hashes everything that can change the
-/// CUBIN. NVRTC takes seconds per file; a warm cache makes opening a GPU device cost milliseconds.
+/// On-disk cache of compiled kernel modules: one <c>&lt;key&gt;.cubin</c> (or <c>&lt;key&gt;.ptx</c> for a PTX target)
+/// and one <c>&lt;key&gt;.log</c> per compiled source file, where the key (<see cref="ComputeKey"/>) hashes everything that
+/// can change the image. NVRTC takes seconds per file; a warm cache makes opening a GPU device cost milliseconds.
 /// </summary>
 /// <remarks>
 /// The cache is an optimisation, never a source of truth: an entry that is missing, unreadable or
@@ -21,6 +21,7 @@ public sealed class KernelCache
     public const string EnvironmentVariable = "VQVAE_KERNEL_CACHE";
 
     private const string CubinExtension = ".cubin";
+    private const string PtxExtension = ".ptx";
     private const string LogExtension = ".log";
 
     /// <summary>Uses <paramref name="directory"/>, which is created on the first <see cref="Store"/>.</summary>
@@ -54,12 +55,12 @@ public sealed class KernelCache
     }
 
     /// <summary>
-    /// The entry key: SHA-256 (lower-case hex) over the NVRTC version, target architecture, compile options
-    /// (in order), the source's name and text, and every header's name and text (sorted by name, so the
+    /// The entry key: SHA-256 (lower-case hex) over the NVRTC version, the target's kind (cubin or PTX) and architecture,
+    /// the compile options (in order, so <c>--fmad</c> is in it), the source's name and text, and every header's name and text (sorted by name, so the
     /// order a dictionary happens to enumerate in cannot change the key).
     /// </summary>
     /// <remarks>Every field is length-prefixed, so no two different inputs can concatenate to the same bytes.</remarks>
-    public static string ComputeKey(string nvrtcVersion, string architecture, IReadOnlyList<string> options, string sourceName,
+    public static string ComputeKey(string nvrtcVersion, KernelTargetKind kind, string architecture, IReadOnlyList<string> options, string sourceName,
                                     string sourceText, IReadOnlyDictionary<string, string> headers)
     {
         ArgumentNullException.ThrowIfNull(nvrtcVersion);
@@ -79,8 +80,9 @@ public sealed class KernelCache
             hash.AppendData(bytes);
         }
 
-        Add("vqvae-kernel-cache/1");  // bump when the entry format or key recipe changes
+        Add("vqvae-kernel-cache/2");  // bump when the entry format or key recipe changes (2: target kind, PTX entries)
         Add(nvrtcVersion);
+        Add(kind.ToString());
         Add(architecture);
         Add(options.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
         foreach (var option in options) Add(option);
@@ -98,27 +100,27 @@ public sealed class KernelCache
 
     /// <summary>
     /// Reads the entry for <paramref name="key"/>. False (a miss) when it is absent, unreadable, or the
-    /// CUBIN is not a complete ELF image; never throws for a bad entry.
+    /// image is not a complete ELF file (cubin) or NUL-terminated PTX; never throws for a bad entry.
     /// </summary>
-    public bool TryLoad(string key, out byte[] cubin, out string log)
+    public bool TryLoad(string key, KernelTargetKind kind, out byte[] image, out string log)
     {
         ValidateKey(key);
-        cubin = [];
+        image = [];
         log = string.Empty;
         try
         {
-            var cubinPath = PathFor(key, CubinExtension);
+            var imagePath = PathFor(key, ExtensionOf(kind));
             var logPath = PathFor(key, LogExtension);
-            if (!File.Exists(cubinPath) || !File.Exists(logPath)) return false;
-            var bytes = File.ReadAllBytes(cubinPath);
-            if (!LooksLikeCompleteElf(bytes)) return false;
+            if (!File.Exists(imagePath) || !File.Exists(logPath)) return false;
+            var bytes = File.ReadAllBytes(imagePath);
+            if (kind == KernelTargetKind.Cubin ? !LooksLikeCompleteElf(bytes) : !LooksLikeCompletePtx(bytes)) return false;
             log = File.ReadAllText(logPath, Encoding.UTF8);
-            cubin = bytes;
+            image = bytes;
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or System.Security.SecurityException)
         {
-            cubin = [];
+            image = [];
             log = string.Empty;
             return false;
         }
@@ -127,19 +129,29 @@ public sealed class KernelCache
     /// <summary>Writes (or overwrites) the entry for <paramref name="key"/>, each file atomically.</summary>
     /// <exception cref="IOException">The directory cannot be created or written.</exception>
     /// <exception cref="UnauthorizedAccessException">The directory is not writable.</exception>
-    public void Store(string key, byte[] cubin, string log)
+    public void Store(string key, KernelTargetKind kind, byte[] image, string log)
     {
         ValidateKey(key);
-        ArgumentNullException.ThrowIfNull(cubin);
+        ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(log);
         System.IO.Directory.CreateDirectory(Directory);
-        // The log goes first: TryLoad wants both files, and a CUBIN without its log would be a miss anyway.
+        // The log goes first: TryLoad wants both files, and an image without its log would be a miss anyway.
         WriteAtomically(PathFor(key, LogExtension), Encoding.UTF8.GetBytes(log));
-        WriteAtomically(PathFor(key, CubinExtension), cubin);
+        WriteAtomically(PathFor(key, ExtensionOf(kind)), image);
     }
 
     /// <inheritdoc />
     public override string ToString() => $"KernelCache({Directory})";
+
+    private static string ExtensionOf(KernelTargetKind kind) => kind == KernelTargetKind.Cubin ? CubinExtension : PtxExtension;
+
+    /// <summary>PTX as the driver takes it: text naming its ISA version and target, ending in the NUL that <c>cuModuleLoadData</c> needs.</summary>
+    private static bool LooksLikeCompletePtx(byte[] bytes)
+    {
+        if (bytes.Length < 2 || bytes[^1] != 0 || Array.IndexOf(bytes, (byte)0) != bytes.Length - 1) return false;
+        var text = Encoding.UTF8.GetString(bytes, 0, bytes.Length - 1);
+        return text.Contains(".version", StringComparison.Ordinal) && text.Contains(".target", StringComparison.Ordinal);
+    }
 
     private string PathFor(string key, string extension) => Path.Combine(Directory, key + extension);
 

@@ -23,6 +23,14 @@ public sealed record HostDeviceOptions
 
     /// <summary>OS threads that run blocks; 0 = one per core.</summary>
     public int Workers { get; init; }
+
+    /// <summary>
+    /// Per-kernel launch limits as a GPU would enforce them (block size capped by registers and <c>__launch_bounds__</c>,
+    /// static shared memory), e.g. Diagnostics' <c>KernelReport.LaunchLimits</c> from NVRTC's ptxas report, so that a
+    /// launch that would fail on a GPU fails here too. Null (or a null answer for a kernel) falls back to the kernel's
+    /// <c>__launch_bounds__</c> alone: the CPU library itself does not know registers or static shared memory.
+    /// </summary>
+    public Func<KernelDefinition, KernelLaunchLimits?>? KernelLimits { get; init; }
 }
 
 /// <summary>
@@ -30,7 +38,7 @@ public sealed record HostDeviceOptions
 /// its block scheduler; GEMM by OpenBLAS. Device pointers are ordinary host pointers, and every
 /// launch has finished when <see cref="Launch"/> returns.
 /// </summary>
-public sealed unsafe class HostDevice : IDevice
+public sealed unsafe class HostDevice : IDevice, IGraphCapture
 {
     private const int ErrorCapacity = 2048;
     private const long LargeAllocationBytes = 16L << 20;
@@ -56,7 +64,12 @@ public sealed unsafe class HostDevice : IDevice
             TotalMemoryBytes: GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
             MaxThreadsPerBlock: 1024,
             // CUDA's default per-block limit without opt-in, so kernels that run here also fit a GPU.
-            MaxSharedMemoryPerBlock: 48 * 1024);
+            MaxSharedMemoryPerBlock: 48 * 1024)
+        {
+            FusedMultiplyAdd = false,
+            Tf32Gemm = false,
+            KernelTarget = "C++ (libvqvae_host, -ffp-contract=off)",
+        };
     }
 
     /// <summary>This device's options.</summary>
@@ -87,6 +100,7 @@ public sealed unsafe class HostDevice : IDevice
     public DeviceBuffer Allocate(long bytes)
     {
         ThrowIfDisposed();
+        RefuseDuringCapture(nameof(Allocate));
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         // Linux overcommits: an allocation beyond what the machine has succeeds, and the OOM killer ends the process when
         // the pages are touched (checked mode fills them at once). Large requests are therefore checked first; small ones
@@ -110,6 +124,7 @@ public sealed unsafe class HostDevice : IDevice
     /// <inheritdoc />
     public void Free(DevicePointer pointer)
     {
+        RefuseDuringCapture(nameof(Free));
         byte* err = stackalloc byte[ErrorCapacity];
         int rc = HostRuntime.vqh_free((void*)pointer.Address, err, ErrorCapacity);
         HostRuntime.Check(rc, new ReadOnlySpan<byte>(err, ErrorCapacity), "cpu device: free");
@@ -119,6 +134,7 @@ public sealed unsafe class HostDevice : IDevice
     public void CopyToDevice<T>(ReadOnlySpan<T> source, DevicePointer destination) where T : unmanaged
     {
         ThrowIfDisposed();
+        RefuseDuringCapture(nameof(CopyToDevice));
         source.CopyTo(new Span<T>((void*)destination.Address, source.Length));
     }
 
@@ -126,16 +142,23 @@ public sealed unsafe class HostDevice : IDevice
     public void CopyToHost<T>(DevicePointer source, Span<T> destination) where T : unmanaged
     {
         ThrowIfDisposed();
+        RefuseDuringCapture(nameof(CopyToHost));
         new ReadOnlySpan<T>((void*)source.Address, destination.Length).CopyTo(destination);
     }
 
     /// <inheritdoc />
-    public void Copy(DevicePointer source, DevicePointer destination, long bytes) =>
+    public void Copy(DevicePointer source, DevicePointer destination, long bytes)
+    {
+        if (Recording(() => Buffer.MemoryCopy((void*)source.Address, (void*)destination.Address, bytes, bytes))) return;
         Buffer.MemoryCopy((void*)source.Address, (void*)destination.Address, bytes, bytes);
+    }
 
     /// <inheritdoc />
-    public void FillBytes(DevicePointer destination, byte value, long bytes) =>
+    public void FillBytes(DevicePointer destination, byte value, long bytes)
+    {
+        if (Recording(() => NativeMemory.Fill((void*)destination.Address, (nuint)bytes, value))) return;
         NativeMemory.Fill((void*)destination.Address, (nuint)bytes, value);
+    }
 
     /// <inheritdoc />
     public Kernel GetKernel(string name)
@@ -145,11 +168,14 @@ public sealed unsafe class HostDevice : IDevice
         {
             if (_kernels.TryGetValue(name, out var cached)) return cached;
             var definition = Sources.Find(name);
+            RefuseDuringCapture($"{nameof(GetKernel)}(\"{name}\") of a kernel not loaded before the capture");
             if (!_registry.TryGetValue(name, out var registered))
                 throw new HostDeviceException(
                     $"kernel '{name}' ({definition.SourceName}) is not in {HostRuntime.LoadedFrom}: the CPU library is older than the sources; rebuild with `dotnet build`");
             CheckRegistryMatchesSource(definition, registered);
-            var kernel = new Kernel(definition, registered.Index);
+            var limits = Options.KernelLimits?.Invoke(definition)
+                         ?? (definition.LaunchBoundsThreads is int bound ? new KernelLaunchLimits(bound, 0, "__launch_bounds__") : null);
+            var kernel = new Kernel(definition, registered.Index) { Limits = limits };
             _kernels[name] = kernel;
             return kernel;
         }
@@ -169,6 +195,17 @@ public sealed unsafe class HostDevice : IDevice
         ThrowIfDisposed();
         LaunchValidator.Validate(kernel, grid, block, dynamicSharedBytes, args, Capabilities);
         _kernelLaunches++;
+        if (IsCapturing)
+        {
+            var recorded = args.ToArray();  // by value, as cuLaunchKernel copies them into the graph node
+            Record(() => Execute(kernel, grid, block, dynamicSharedBytes, recorded));
+            return;
+        }
+        Execute(kernel, grid, block, dynamicSharedBytes, args);
+    }
+
+    private void Execute(Kernel kernel, Dim3 grid, Dim3 block, int dynamicSharedBytes, ReadOnlySpan<KernelArg> args)
+    {
         ulong* values = stackalloc ulong[Math.Max(1, args.Length)];
         void** pointers = stackalloc void*[Math.Max(1, args.Length)];
         KernelArg.ToLaunchParameters(args, values, pointers);
@@ -191,8 +228,12 @@ public sealed unsafe class HostDevice : IDevice
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc);
         if (m == 0 || n == 0) return;
         _gemmCalls++;
-        RunGemm(transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
-        if (Options.Checked) VerifyCanaries("GEMM");
+        void Run()
+        {
+            RunGemm(transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
+            if (Options.Checked) VerifyCanaries("GEMM");
+        }
+        if (!Recording(Run)) Run();
     }
 
     /// <inheritdoc />
@@ -203,19 +244,95 @@ public sealed unsafe class HostDevice : IDevice
         GemmValidator.Validate(transA, transB, m, n, k, lda, ldb, ldc, batch);
         if (m == 0 || n == 0 || batch == 0) return;
         _gemmCalls++;
-        RunGemm(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch);
-        if (Options.Checked) VerifyCanaries("batched GEMM");
+        void Run()
+        {
+            RunGemm(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch);
+            if (Options.Checked) VerifyCanaries("batched GEMM");
+        }
+        if (!Recording(Run)) Run();
     }
 
     /// <inheritdoc />
-    public void Synchronize() => ThrowIfDisposed();  // launches complete before they return
+    public void Synchronize()
+    {
+        ThrowIfDisposed();  // launches complete before they return
+        RefuseDuringCapture(nameof(Synchronize));
+    }
 
     /// <inheritdoc />
-    public DeviceEvent Record() => new HostEvent(Stopwatch.GetTimestamp());
+    public DeviceEvent Record()
+    {
+        RefuseDuringCapture(nameof(Record));
+        return new HostEvent(Stopwatch.GetTimestamp());
+    }
 
     /// <inheritdoc />
-    public double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end) =>
-        Stopwatch.GetElapsedTime(((HostEvent)start).Timestamp, ((HostEvent)end).Timestamp).TotalMilliseconds;
+    public double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end)
+    {
+        RefuseDuringCapture(nameof(ElapsedMilliseconds));
+        return Stopwatch.GetElapsedTime(((HostEvent)start).Timestamp, ((HostEvent)end).Timestamp).TotalMilliseconds;
+    }
+
+    // ---------------------------------------------------------------- graph capture: record, then replay in order
+
+    private List<Action>? _recording;
+
+    /// <inheritdoc />
+    public bool IsCapturing => _recording is not null;
+
+    /// <inheritdoc />
+    /// <remarks>On the CPU a capture is a list: every launch, GEMM, device copy and fill is validated and recorded, not run.</remarks>
+    public void BeginCapture()
+    {
+        ThrowIfDisposed();
+        if (IsCapturing) throw new InvalidOperationException("cpu: a graph capture is already in progress");
+        _recording = [];
+    }
+
+    /// <inheritdoc />
+    public CapturedGraph EndCapture()
+    {
+        ThrowIfDisposed();
+        var recorded = _recording ?? throw new InvalidOperationException($"cpu: {nameof(EndCapture)} without {nameof(BeginCapture)}");
+        _recording = null;
+        return new RecordedGraph(this, recorded);
+    }
+
+    private void Record(Action operation) => _recording!.Add(operation);
+
+    // True when the operation was recorded instead of run.
+    private bool Recording(Action operation)
+    {
+        if (!IsCapturing) return false;
+        Record(operation);
+        return true;
+    }
+
+    private void RefuseDuringCapture(string what)
+    {
+        if (IsCapturing)
+            throw new InvalidOperationException($"cpu: {what} is not allowed during a graph capture " +
+                                                "(no host synchronisation, host copies or allocation until EndCapture; see IGraphCapture)");
+    }
+
+    /// <summary>The CPU form of a CUDA graph: the recorded operations, replayed in order.</summary>
+    private sealed class RecordedGraph(HostDevice device, List<Action> operations) : CapturedGraph
+    {
+        private List<Action>? _operations = operations;
+
+        public override int OperationCount => _operations?.Count ?? 0;
+
+        public override void Launch()
+        {
+            var operations = _operations;
+            ObjectDisposedException.ThrowIf(operations is null, this);
+            device.ThrowIfDisposed();
+            device.RefuseDuringCapture("launching a captured graph");
+            foreach (var operation in operations) operation();
+        }
+
+        protected override void Dispose(bool disposing) => _operations = null;
+    }
 
     /// <inheritdoc />
     public void Dispose() => _disposed = true;

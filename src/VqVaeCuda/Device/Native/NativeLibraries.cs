@@ -25,6 +25,7 @@ internal static class NativeLibraries
     {
         [Cuda] = new(["libcuda.so.1", "libcuda.so", "nvcuda.dll"],
             "the NVIDIA driver (libcuda.so.1) is not installed or no NVIDIA GPU driver is loaded"),
+        // NVRTC's and cuBLAS's lists are replaced by CandidateProviders (newest major the driver supports first).
         [Nvrtc] = new(["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"],
             "install NVRTC: on Debian enable the 'non-free' component and `apt-get install libnvrtc11.2`, or install the CUDA toolkit"),
         [Cublas] = new(["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"],
@@ -46,6 +47,16 @@ internal static class NativeLibraries
         if (Interlocked.Exchange(ref _registered, 1) == 0)
             NativeLibrary.SetDllImportResolver(typeof(NativeLibraries).Assembly, Resolve);
     }
+
+    /// <summary>
+    /// Functions that compute a logical name's soname list when it is first loaded, in place of the static list: NVRTC
+    /// and cuBLAS pick their majors from the driver's version (registered by their bindings, which know the driver).
+    /// </summary>
+    private static readonly ConcurrentDictionary<string, Func<(string[] Candidates, string? Note)>> CandidateProviders = new();
+
+    /// <summary>Sets the provider of <paramref name="logicalName"/>'s soname list (see <see cref="CandidateProviders"/>); first one wins.</summary>
+    public static void SetCandidateProvider(string logicalName, Func<(string[] Candidates, string? Note)> provider) =>
+        CandidateProviders.TryAdd(logicalName, provider);
 
     /// <summary>Adds explicit file paths to probe for <paramref name="logicalName"/> before its sonames.</summary>
     public static void AddCandidates(string logicalName, params string[] paths) =>
@@ -81,7 +92,10 @@ internal static class NativeLibraries
     {
         if (!Probes.TryGetValue(name, out var probe))
             return (IntPtr.Zero, $"unknown native library '{name}'");
-        var candidates = ExtraCandidates.GetValueOrDefault(name, []).Concat(probe.Candidates).ToArray();
+        var sonames = probe.Candidates;
+        string? note = null;
+        if (CandidateProviders.TryGetValue(name, out var provider)) (sonames, note) = provider();
+        var candidates = ExtraCandidates.GetValueOrDefault(name, []).Concat(sonames).ToArray();
         var errors = new List<string>();
         foreach (var candidate in candidates)
         {
@@ -92,7 +106,7 @@ internal static class NativeLibraries
             }
             errors.Add(candidate);
         }
-        return (IntPtr.Zero, $"could not load any of [{string.Join(", ", errors)}]: {probe.InstallHint}");
+        return (IntPtr.Zero, $"could not load any of [{string.Join(", ", errors)}]{(note is null ? "" : $" ({note})")}: {probe.InstallHint}");
     }
 
     private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)

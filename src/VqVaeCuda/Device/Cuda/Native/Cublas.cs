@@ -25,8 +25,18 @@ internal static unsafe partial class Cublas
 {
     private const string Lib = NativeLibraries.Cublas;
 
-    // Explicit static constructor so the resolver is installed before the first stub runs (see CudaDriver).
-    static Cublas() => NativeLibraries.EnsureResolver();
+    // Explicit static constructor so the resolver is installed before the first stub runs (see CudaDriver); the soname list
+    // keeps only the majors the driver supports, newest first (CudaCompatibility.CublasSonames).
+    static Cublas()
+    {
+        NativeLibraries.EnsureResolver();
+        NativeLibraries.SetCandidateProvider(NativeLibraries.Cublas, () =>
+        {
+            var driver = CudaDriver.TryGetDriverVersion();
+            return (CudaCompatibility.CublasSonames(driver),
+                    driver is int v ? $"the driver supports CUDA {CudaCompatibility.FormatVersion(v)}, so only majors up to {v / 1000} were tried" : null);
+        });
+    }
 
     /// <summary>True when libcublas can be loaded; otherwise <paramref name="whyNot"/> says what was tried and what to install.</summary>
     public static bool IsAvailable(out string? whyNot) => NativeLibraries.TryLoad(Lib, out whyNot);
@@ -101,6 +111,13 @@ internal static unsafe partial class Cublas
 
     /// <summary>Sets the handle's math mode, e.g. <see cref="cublasMath_t.CUBLAS_TF32_TENSOR_OP_MATH"/>.</summary>
     [LibraryImport(Lib)] internal static partial cublasStatus_t cublasSetMathMode(nint handle, cublasMath_t mode);
+
+    /// <summary>
+    /// Gives the handle a caller-owned workspace of <paramref name="workspaceSizeInBytes"/> bytes (cuda.h-style macro
+    /// <c>cublasSetWorkspace</c> → <c>cublasSetWorkspace_v2</c>, cuBLAS ≥ 11.4). With it cuBLAS allocates nothing during a
+    /// stream capture; NVIDIA recommends 32 MiB on Hopper, 4 MiB before. Must stay allocated while the handle uses it.
+    /// </summary>
+    [LibraryImport(Lib)] internal static partial cublasStatus_t cublasSetWorkspace_v2(nint handle, ulong workspace, nuint workspaceSizeInBytes);
 
     /// <summary>Static name of a status (cuBLAS ≥ 11.4). Raw pointer: library-owned, must not be freed. Use <see cref="StatusName"/>.</summary>
     [LibraryImport(Lib)] internal static partial nint cublasGetStatusName(cublasStatus_t status);

@@ -97,6 +97,23 @@ internal static unsafe partial class CudaDriver
     /// <summary>Initialises the driver; flags must be 0. Must precede every other call except version/error queries.</summary>
     [LibraryImport(Lib)] internal static partial CUresult cuInit(uint flags);
 
+    /// <summary>
+    /// The driver's CUDA version (<see cref="cuDriverGetVersion"/>, e.g. 12080), or null when there is no driver. Never
+    /// throws; needs no <c>cuInit</c>. NVRTC's and cuBLAS's soname choice and the kernel target depend on it.
+    /// </summary>
+    internal static int? TryGetDriverVersion()
+    {
+        try
+        {
+            if (!IsAvailable(out _)) return null;
+            return cuDriverGetVersion(out var version) == CUresult.CUDA_SUCCESS && version > 0 ? version : null;
+        }
+        catch (Exception) // EntryPointNotFoundException from a stub libcuda: treat as no driver.
+        {
+            return null;
+        }
+    }
+
     /// <summary>Latest CUDA version the installed driver supports, as 1000*major + 10*minor (e.g. 12040).</summary>
     [LibraryImport(Lib)] internal static partial CUresult cuDriverGetVersion(out int driverVersion);
 
@@ -253,11 +270,21 @@ internal static unsafe partial class CudaDriver
 
     // ---------------------------------------------------------------- graphs
 
+    // Symbols, checked against cuda.h of 11.x and 12.x: cuda.h maps cuStreamBeginCapture to cuStreamBeginCapture_v2 (the
+    // v1 export, kept for old binaries, has no mode argument; 10.1 added v2); cuStreamEndCapture, cuStreamIsCapturing,
+    // cuGraphLaunch, cuGraphExecDestroy and cuGraphDestroy were never versioned. Their _ptsz twins are the per-thread
+    // default stream forms, which we do not use (explicit streams). The CUDA 13 driver keeps all of these exports; no
+    // GPU has been available to check a 13.x libcuda's symbol table, so a missing one would show as
+    // EntryPointNotFoundException from BeginCapture, which CudaDevice reports as such.
+
     /// <summary>Starts recording the stream's work into a graph instead of executing it (the v1 symbol had no mode argument).</summary>
     [LibraryImport(Lib)] internal static partial CUresult cuStreamBeginCapture_v2(nint hStream, CUstreamCaptureMode mode);
 
-    /// <summary>Ends capture and returns the recorded graph.</summary>
+    /// <summary>Ends capture and returns the recorded graph (0 with CUDA_ERROR_STREAM_CAPTURE_INVALIDATED when an error broke the capture).</summary>
     [LibraryImport(Lib)] internal static partial CUresult cuStreamEndCapture(nint hStream, out nint phGraph);
+
+    /// <summary>Whether <paramref name="hStream"/> is capturing.</summary>
+    [LibraryImport(Lib)] internal static partial CUresult cuStreamIsCapturing(nint hStream, out CUstreamCaptureStatus captureStatus);
 
     /// <summary>
     /// Instantiates an executable graph. <c>cuGraphInstantiateWithFlags</c> exists from CUDA 11.4 and

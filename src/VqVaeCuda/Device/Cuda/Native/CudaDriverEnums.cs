@@ -81,6 +81,15 @@ internal enum CUstreamCaptureMode
     CU_STREAM_CAPTURE_MODE_RELAXED = 2,
 }
 
+/// <summary>Whether a stream is recording (<c>CUstreamCaptureStatus</c>, from <see cref="CudaDriver.cuStreamIsCapturing"/>).</summary>
+internal enum CUstreamCaptureStatus
+{
+    CU_STREAM_CAPTURE_STATUS_NONE = 0,
+    CU_STREAM_CAPTURE_STATUS_ACTIVE = 1,
+    /// <summary>Capturing, but an error has invalidated the capture; <c>cuStreamEndCapture</c> must still be called.</summary>
+    CU_STREAM_CAPTURE_STATUS_INVALIDATED = 2,
+}
+
 /// <summary>JIT options for <see cref="CudaDriver.cuModuleLoadDataEx"/> (<c>CUjit_option</c>); each takes its value through the parallel <c>void*</c> array.</summary>
 internal enum CUjit_option
 {

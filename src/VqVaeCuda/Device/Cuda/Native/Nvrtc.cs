@@ -16,8 +16,18 @@ internal static unsafe partial class Nvrtc
 {
     private const string Lib = NativeLibraries.Nvrtc;
 
-    // Explicit static constructor so the resolver is installed before the first stub runs (see CudaDriver).
-    static Nvrtc() => NativeLibraries.EnsureResolver();
+    // Explicit static constructor so the resolver is installed before the first stub runs (see CudaDriver); the soname list
+    // keeps only the majors the driver supports, newest first (CudaCompatibility.NvrtcSonames).
+    static Nvrtc()
+    {
+        NativeLibraries.EnsureResolver();
+        NativeLibraries.SetCandidateProvider(NativeLibraries.Nvrtc, () =>
+        {
+            var driver = CudaDriver.TryGetDriverVersion();
+            return (CudaCompatibility.NvrtcSonames(driver),
+                    driver is int v ? $"the driver supports CUDA {CudaCompatibility.FormatVersion(v)}, so only majors up to {v / 1000} were tried" : null);
+        });
+    }
 
     /// <summary>True when libnvrtc can be loaded; otherwise <paramref name="whyNot"/> says what was tried and what to install.</summary>
     public static bool IsAvailable(out string? whyNot) => NativeLibraries.TryLoad(Lib, out whyNot);
