@@ -43,6 +43,9 @@ public sealed class CapturableStep : IDisposable
     private readonly Tensor _schedule, _one, _intervalCounts, _lastUsed, _nonFinite;
     private readonly DeviceBuffer _sums;  // double[4]: three loss sums and the step count
     private readonly int _codes;
+    private CapturedGraph? _graph;
+    private string? _captureFailure;
+    private int _eagerRuns;
 
     /// <param name="model">The model, in training mode.</param>
     /// <param name="adam">Its optimizer (over the whole model).</param>
@@ -81,7 +84,12 @@ public sealed class CapturableStep : IDisposable
     public Tensor? EncoderOutput { get; private set; }
 
     /// <summary>How the steps run: "launch by launch (...)" with the reason, or as a replayed CUDA graph.</summary>
-    public string Execution { get; private set; } = "launch by launch (no graph capture on this device)";
+    public string Execution =>
+        _graph is not null ? $"one captured graph per step, replayed ({_graph.OperationCount} operations)"
+        : _captureFailure is not null ? $"launch by launch: the capture failed ({_captureFailure})"
+        : !Capture ? "launch by launch (capture turned off)"
+        : _model.Device is not IGraphCapture ? $"launch by launch ({_model.Device.Name} cannot capture)"
+        : "launch by launch (captured from the second step on)";
 
     /// <summary>Kernel launches and GEMM calls of one step, counted on the last eager run (0 before the first).</summary>
     public long LaunchesPerStep { get; private set; }
@@ -89,21 +97,78 @@ public sealed class CapturableStep : IDisposable
     /// <summary>
     /// One training step on <paramref name="pixels"/> ([batch, C, H, W] row-major, the constructor's batch size) as step
     /// number <paramref name="step"/>: writes the schedule, copies the batch in, runs the step, and counts Adam's step.
+    /// The first step runs launch by launch (it loads every kernel and sizes nothing new after); on a device that can
+    /// capture (<see cref="IGraphCapture"/>) the second is captured and every step from then on replays that graph.
+    /// A capture that fails is reported in <see cref="Execution"/> and the steps run launch by launch.
     /// </summary>
     public void Run(ReadOnlySpan<float> pixels, int step)
     {
         if (pixels.Length != _inputShape.Count)
             throw new ArgumentException($"a batch of {pixels.Length} floats for a step over {_inputShape} ({_inputShape.Count} floats)");
         WriteSchedule(step);
+        if (_graph is not null)
+        {
+            Input!.CopyFrom(pixels);
+            _graph.Launch();
+        }
+        else if (_eagerRuns > 0 && Capture && _model.Device is IGraphCapture capture && _captureFailure is null)
+        {
+            PrepareInput(pixels);
+            CaptureBody(capture, step);
+            if (_graph is not null) _graph.Launch();
+            else RunEagerly(pixels);  // the failed capture ran nothing
+        }
+        else
+        {
+            RunEagerly(pixels);
+        }
+        _adam.StepCount++;
+    }
+
+    /// <summary>Whether <see cref="Run"/> captures the step where the device can (default true; false keeps every step launch by launch).</summary>
+    public bool Capture { get; init; } = true;
+
+    /// <summary>Operations (launches, GEMMs, copies, fills) in the captured graph; 0 before a capture.</summary>
+    public int CapturedOperations => _graph?.OperationCount ?? 0;
+
+    private void RunEagerly(ReadOnlySpan<float> pixels)
+    {
         var device = _model.Device;
         long before = device.KernelLaunches + device.GemmCalls;
-        _arena.Reset();
-        var ctx = new OpContext(_arena);
-        Input = ctx.NewTensor(_inputShape, purpose: "batch");
-        Input.CopyFrom(pixels);
+        PrepareInput(pixels);
         Body();
         LaunchesPerStep = device.KernelLaunches + device.GemmCalls - before;
-        _adam.StepCount++;
+        _eagerRuns++;
+    }
+
+    private void PrepareInput(ReadOnlySpan<float> pixels)
+    {
+        _arena.Reset();
+        Input = new OpContext(_arena).NewTensor(_inputShape, purpose: "batch");
+        Input.CopyFrom(pixels);
+    }
+
+    // Records the step instead of running it. Anything the contract refuses (a host read, an allocation, a kernel loaded
+    // for the first time) or a failed launch ends the capture; the reason is kept and the steps go on launch by launch.
+    private void CaptureBody(IGraphCapture capture, int step)
+    {
+        try
+        {
+            capture.BeginCapture();
+            Body();
+            _graph = capture.EndCapture();
+        }
+        catch (Exception e)
+        {
+            // Whatever ended the capture, the step is then run launch by launch: an error of the step itself (not of
+            // capturing) shows up there, from the eager run, as it would without capture.
+            if (capture.IsCapturing)
+            {
+                try { capture.EndCapture().Dispose(); }
+                catch (Exception) { /* the capture was already invalid: the reason kept is the first failure */ }
+            }
+            _captureFailure = $"at step {step}: {e.Message}";
+        }
     }
 
     /// <summary>Reads and clears what the steps since the last call accumulated, and brings the quantizer's last-use record up to date.</summary>
@@ -162,6 +227,7 @@ public sealed class CapturableStep : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        _graph?.Dispose();
         _schedule.Dispose();
         _one.Dispose();
         _intervalCounts.Dispose();
