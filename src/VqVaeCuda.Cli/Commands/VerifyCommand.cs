@@ -52,12 +52,14 @@ internal static class VerifyCommand
         using var reference = new HostDevice(new HostDeviceOptions { ThreadOrder = ThreadOrder.Ascending });
         var selected = DeviceSelector.Open(specification, new DeviceSelectorOptions
         {
-            Host = new HostDeviceOptions { ThreadOrder = order },
+            // Checked: canaries around every allocation (a write out of bounds is named) and fresh memory filled with NaN (a
+            // read of memory nothing wrote reaches the comparison), which a GPU would not report.
+            Host = new HostDeviceOptions { ThreadOrder = order, Checked = true },
             Cuda = new CudaDeviceOptions { KernelCacheDirectory = cache },
         });
         using var tested = selected.Device;
         AnsiConsole.MarkupLineInterpolated($"[grey]device: {selected.Reason}[/]");
-        string label = tested.Kind == DeviceKind.Host ? $"cpu ({order.ToString().ToLowerInvariant()} thread order)" : $"{tested.Name} ({tested.Capabilities.Name})";
+        string label = tested.Kind == DeviceKind.Host ? $"cpu ({order.ToString().ToLowerInvariant()} thread order, checked memory)" : $"{tested.Name} ({tested.Capabilities.Name})";
         return Run(tested, reference, new VerificationOptions { DeviceLabel = label, ReferenceLabel = "cpu (ascending thread order)" }, json);
     }
 

@@ -18,11 +18,6 @@ public sealed record OpCatalogShapes(int Batch, int ImageSize, int InputChannels
 {
     /// <summary>The <c>fashion-mnist</c> model (batch 64, 28×28 inputs, hidden 128, residual 32, D 64, K 512) and its prior: what <c>bench --ops</c> times.</summary>
     public static OpCatalogShapes FashionMnist { get; } = new(64, 28, 1, 128, 32, 64, 512, 7, 64);
-
-    /// <summary>"batch 64, 28x28x1, hidden 128, ...": the shape set in one line.</summary>
-    public override string ToString() =>
-        $"batch {Batch}, {ImageSize}x{ImageSize}x{InputChannels}, hidden {Hidden}, residual {Residual}, D {EmbeddingDim}, K {CodebookSize}, " +
-        $"latent {LatentSize}x{LatentSize}, prior channels {PriorChannels}";
 }
 
 /// <summary>
@@ -36,9 +31,9 @@ public static class OpBenchmarkCatalog
     public static IEnumerable<OpBenchmarkCase> All(OpCatalogShapes? shapes = null)
     {
         var s = shapes ?? OpCatalogShapes.FashionMnist;
-        int Batch = s.Batch;
+        int batch = s.Batch;
         // Activation tensor of the encoder after the first convolution: [64,128,14,14] for fashion-mnist.
-        var hidden = new Shape(Batch, s.Hidden, s.ImageSize / 2, s.ImageSize / 2);
+        var hidden = new Shape(batch, s.Hidden, s.ImageSize / 2, s.ImageSize / 2);
         double n = hidden.Count;
         yield return new OpBenchmarkCase($"relu {hidden}", [hidden], (ctx, t) => Activations.Relu(ctx, t[0]),
                                          n, 8 * n, n, 16 * n);
@@ -55,7 +50,7 @@ public static class OpBenchmarkCatalog
     // floor does not include).
     private static IEnumerable<OpBenchmarkCase> Convolutions(OpCatalogShapes s)
     {
-        int Batch = s.Batch, half = s.Hidden / 2, size2 = (s.ImageSize + 2 - 4) / 2 + 1, size4 = (size2 + 2 - 4) / 2 + 1;
+        int batch = s.Batch, half = s.Hidden / 2, size2 = (s.ImageSize + 2 - 4) / 2 + 1, size4 = (size2 + 2 - 4) / 2 + 1;
         (string Name, int Cin, int Cout, int K, int S, int P, int Size, bool Transposed)[] layers =
         [
             ("encoder conv 4x4/2", s.InputChannels, half, 4, 2, 1, s.ImageSize, false),
@@ -68,16 +63,16 @@ public static class OpBenchmarkCatalog
         ];
         foreach (var l in layers)
         {
-            var x = new Shape(Batch, l.Cin, l.Size, l.Size);
+            var x = new Shape(batch, l.Cin, l.Size, l.Size);
             var w = l.Transposed ? new Shape(l.Cin, l.Cout, l.K, l.K) : new Shape(l.Cout, l.Cin, l.K, l.K);
             var b = new Shape(l.Cout);
             int outSize = l.Transposed ? (l.Size - 1) * l.S - 2 * l.P + l.K : (l.Size + 2 * l.P - l.K) / l.S + 1;
             // For the transposed conv the multiply-adds are counted on its input side.
             double macs = l.Transposed
-                ? (double)Batch * l.Cin * l.Size * l.Size * l.Cout * l.K * l.K
-                : (double)Batch * l.Cout * outSize * outSize * l.Cin * l.K * l.K;
-            double bytes = 4.0 * (x.Count + w.Count + b.Count + (double)Batch * l.Cout * outSize * outSize);
-            string name = $"{l.Name} {x}->[{Batch},{l.Cout},{outSize},{outSize}]";
+                ? (double)batch * l.Cin * l.Size * l.Size * l.Cout * l.K * l.K
+                : (double)batch * l.Cout * outSize * outSize * l.Cin * l.K * l.K;
+            double bytes = 4.0 * (x.Count + w.Count + b.Count + (double)batch * l.Cout * outSize * outSize);
+            string name = $"{l.Name} {x}->[{batch},{l.Cout},{outSize},{outSize}]";
             yield return l.Transposed
                 ? new OpBenchmarkCase(name, [x, w, b], (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], l.S, l.P), 2 * macs, bytes, 4 * macs, 2 * bytes)
                 : new OpBenchmarkCase(name, [x, w, b], (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], l.S, l.P), 2 * macs, bytes, 4 * macs, 2 * bytes);
@@ -88,14 +83,14 @@ public static class OpBenchmarkCatalog
     // loss-based codebook so that its backward includes the codebook gradient; the reconstruction loss.
     private static IEnumerable<OpBenchmarkCase> QuantizerAndLosses(OpCatalogShapes s)
     {
-        int Batch = s.Batch, d = s.EmbeddingDim, k = s.CodebookSize, side = s.LatentSize;
-        var zE = new Shape(Batch, d, side, side);
+        int batch = s.Batch, d = s.EmbeddingDim, k = s.CodebookSize, side = s.LatentSize;
+        var zE = new Shape(batch, d, side, side);
         var codebook = new Shape(k, d);
-        double m = Batch * side * side, n = zE.Count;
+        double m = batch * side * side, n = zE.Count;
         yield return new OpBenchmarkCase($"vector quantizer z_e {zE}, E {codebook}", [zE, codebook],
             (ctx, t) => VectorQuantizer.Quantize(ctx, t[0], t[1], 0.25f, useEma: false).Quantized,
             2 * m * k * d, 4 * (2 * n + k * d + m), 4 * n + 3 * k * d, 4 * (5 * n + 4 * k * d));
-        var image = new Shape(Batch, s.InputChannels, s.ImageSize, s.ImageSize);
+        var image = new Shape(batch, s.InputChannels, s.ImageSize, s.ImageSize);
         double p = image.Count;
         yield return new OpBenchmarkCase($"mse loss {image}", [image, image], (ctx, t) => Losses.Mse(ctx, t[0], t[1]),
                                          3 * p, 8 * p, 3 * p, 16 * p);
@@ -105,26 +100,26 @@ public static class OpBenchmarkCatalog
     // the softmax cross-entropy over K = 512 codes. Integer inputs (codes) are constants made in the arena.
     private static IEnumerable<OpBenchmarkCase> Prior(OpCatalogShapes s)
     {
-        int Batch = s.Batch, k = s.CodebookSize, side = s.LatentSize, channels = s.PriorChannels;
-        var codes = Enumerable.Range(0, Batch * side * side).Select(i => (i * 7919) % k).ToArray();
+        int batch = s.Batch, k = s.CodebookSize, side = s.LatentSize, channels = s.PriorChannels;
+        var codes = Enumerable.Range(0, batch * side * side).Select(i => (i * 7919) % k).ToArray();
         Tensor Codes(Autodiff.OpContext ctx)
         {
-            var t = ctx.NewTensor(new Shape(Batch, side, side), DType.Int32);
+            var t = ctx.NewTensor(new Shape(batch, side, side), DType.Int32);
             t.CopyFrom(codes);
             return t;
         }
         var table = new Shape(k, channels);
-        double positions = Batch * side * side;
-        yield return new OpBenchmarkCase($"code embedding {table} -> [{Batch},{channels},{side},{side}]", [table],
+        double positions = batch * side * side;
+        yield return new OpBenchmarkCase($"code embedding {table} -> [{batch},{channels},{side},{side}]", [table],
             (ctx, t) => Embedding.LookupNchw(ctx, t[0], Codes(ctx)),
             0, 4 * (positions * channels + positions), positions * channels, 4 * (2 * positions * channels + table.Count));
 
-        var x = new Shape(Batch, channels, side, side);
+        var x = new Shape(batch, channels, side, side);
         var w = new Shape(2 * channels, channels, 3, 3);
         var b = new Shape(2 * channels);
         var mask = ConvMasks.PixelCnn(3, MaskType.B);
         double macs = positions * 2 * channels * channels * 9;
-        yield return new OpBenchmarkCase($"masked conv 3x3 B {x}->[{Batch},{2 * channels},{side},{side}]", [x, w, b],
+        yield return new OpBenchmarkCase($"masked conv 3x3 B {x}->[{batch},{2 * channels},{side},{side}]", [x, w, b],
             (ctx, t) =>
             {
                 var m = ctx.NewTensor(new Shape(3, 3));
@@ -133,12 +128,12 @@ public static class OpBenchmarkCatalog
             },
             2 * macs, 4 * (x.Count + w.Count + 2.0 * x.Count), 4 * macs, 8 * (x.Count + w.Count + 2.0 * x.Count));
 
-        var gated = new Shape(Batch, 2 * channels, side, side);
+        var gated = new Shape(batch, 2 * channels, side, side);
         double g = gated.Count / 2;
         yield return new OpBenchmarkCase($"gated tanh*sigmoid {gated}", [gated], (ctx, t) => Gating.GatedTanhSigmoid(ctx, t[0]),
                                          5 * g, 12 * g, 12 * g, 28 * g);
 
-        var logits = new Shape(Batch, k, side, side);
+        var logits = new Shape(batch, k, side, side);
         double l = logits.Count;
         yield return new OpBenchmarkCase($"softmax cross-entropy {logits}", [logits],
             (ctx, t) => CrossEntropy.SoftmaxCrossEntropy(ctx, t[0], Codes(ctx)),
