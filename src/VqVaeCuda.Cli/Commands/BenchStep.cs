@@ -60,6 +60,9 @@ internal static class BenchStep
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        // A failed verify check has an infinite error (a NaN, a differing integer): written as the string "Infinity",
+        // as metrics.jsonl writes non-finite values, rather than failing the whole write.
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
     private static void Print(StepBenchmarkResult r)

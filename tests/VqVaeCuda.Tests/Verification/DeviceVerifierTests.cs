@@ -70,7 +70,19 @@ public class DeviceVerifierTests
         Assert.That(report.Checks.Where(c => !c.Ok).Select(c => c.Op).Distinct(), Is.EqualTo(new[] { op }));
         Assert.That(report.Summary, Does.EndWith($", {report.Failed} failed").And.Not.EndWith(" 0 failed"));
 
-        Assert.That(VerifyCommand.Run(new SkippingDevice(inner, kernel), reference, options, json: null), Is.EqualTo(1));
+        var json = Path.Combine(Path.GetTempPath(), $"vqvae-verify-{Guid.NewGuid():N}.json");
+        try
+        {
+            Assert.That(VerifyCommand.Run(new SkippingDevice(inner, kernel), reference, options, new FileInfo(json)), Is.EqualTo(1));
+            using var doc = JsonDocument.Parse(File.ReadAllText(json));
+            var failed = doc.RootElement.GetProperty("checks").EnumerateArray().Where(c => !c.GetProperty("ok").GetBoolean()).ToList();
+            Assert.That(failed.Select(c => c.GetProperty("op").GetString()).Distinct(), Is.EqualTo(new[] { op }));
+            Assert.That(doc.RootElement.GetProperty("passed").GetBoolean(), Is.False);
+        }
+        finally
+        {
+            File.Delete(json);
+        }
     }
 
     [Test]
