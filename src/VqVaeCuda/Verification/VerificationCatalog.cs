@@ -60,6 +60,14 @@ internal static class VerificationCatalog
                             m.CopyFrom(mask);
                             return Convolution.MaskedConv2d(ctx, t[0], t[1], t[2], m, 1);
                         }, seed++);
+        // Without a bias, strides and paddings differing by axis (the catalogue's layers are square, with biases).
+        var image = new Shape(n, c, 2 * side + 1, side + 2);
+        var w = new Shape(c + 2, c, 3, 2);
+        yield return Op("conv2d 3x2, stride 2x1, padding 1x0, no bias", $"{image} * {w}", Tolerances.Gemm, [image, w],
+                        (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], null, 2, 1, 1, 0), seed++);
+        var wt = new Shape(c, c + 2, 3, 2);
+        yield return Op("conv_transpose2d 3x2, stride 2x1, padding 1x0, no bias", $"{x} * {wt}", Tolerances.Gemm, [x, wt],
+                        (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], null, 2, 1, 1, 0), seed++);
         var gated = new Shape(n, 2 * c, side, side);
         yield return Op("gated tanh*sigmoid + condition", $"{gated} + [{n},{2 * c}]", Tolerances.Transcendental, [gated, new Shape(n, 2 * c)],
                         (ctx, t) => Gating.GatedTanhSigmoid(ctx, t[0], t[1]), seed++);
@@ -256,8 +264,9 @@ internal static class VerificationCatalog
         }
     }
 
-    private static VerificationCase Kernel(string op, string shape, Tolerance tolerance, int seed, Func<DeviceScratch, Random, CaseOutput> body) =>
-        new("kernels", op, shape, tolerance, device =>
+    private static VerificationCase Kernel(string op, string shape, Tolerance tolerance, int seed, Func<DeviceScratch, Random, CaseOutput> body,
+                                           string group = "kernels") =>
+        new(group, op, shape, tolerance, device =>
         {
             using var scratch = new DeviceScratch(device);
             return body(scratch, new Random(seed));
@@ -367,6 +376,8 @@ internal static class VerificationCatalog
 
     // ---- the execution model: the kernels that test it, exactly equal ------------------------------------------------
 
+    private const string ExecutionModelGroup = "execution model";
+
     public static IEnumerable<VerificationCase> ExecutionModel(int seed)
     {
         yield return Kernel("test_shared_per_block", "grid 5, block 96", Tolerances.Exact, seed++, (s, _) =>
@@ -374,21 +385,21 @@ internal static class VerificationCatalog
             var output = s.Zeros(5 * 96, DType.Int32);
             s.Device.Launch(s.Device.GetKernel("test_shared_per_block"), 5, 96, 0, output.Pointer);
             return Ints(("out", output));
-        }) with { Group = "execution model" };
+        }, ExecutionModelGroup);
         yield return Kernel("test_dynamic_shared", "grid 3, block 160", Tolerances.Exact, seed++, (s, random) =>
         {
             var x = s.Floats(Uniform(random, 3 * 160));
             var y = s.Zeros(3 * 160);
             s.Device.Launch(s.Device.GetKernel("test_dynamic_shared"), 3, 160, 160 * sizeof(float), x.Pointer, y.Pointer);
             return Floats(("out", y));
-        }) with { Group = "execution model" };
+        }, ExecutionModelGroup);
         yield return Kernel("test_neighbour_read (with its barrier)", "grid 4, block 224", Tolerances.Exact, seed++, (s, random) =>
         {
             var x = s.Floats(Uniform(random, 4 * 224));
             var y = s.Zeros(4 * 224);
             s.Device.Launch(s.Device.GetKernel("test_neighbour_read"), 4, 224, 0, x.Pointer, y.Pointer, 1);
             return Floats(("out", y));
-        }) with { Group = "execution model" };
+        }, ExecutionModelGroup);
         // Full warps only: on a GPU a shuffle that names a lane absent from a partial warp is undefined.
         foreach (var divergent in new[] { 0, 1 })
             yield return Kernel("test_warp_ops", $"grid 3, block 128{(divergent == 1 ? ", odd warps divergent" : "")}", Tolerances.Exact, seed++,
@@ -398,7 +409,7 @@ internal static class VerificationCatalog
                 var y = s.Zeros(8 * 3 * 128, DType.Int32);
                 s.Device.Launch(s.Device.GetKernel("test_warp_ops"), 3, 128, 0, x.Pointer, y.Pointer, 5, 3, 16, 50, divergent);
                 return Ints(("out", y));
-            }) with { Group = "execution model" };
+            }, ExecutionModelGroup);
         yield return Kernel("test_atomics", "1000 threads", Tolerances.Exact, seed++, (s, _) =>
         {
             const int n = 1000;
@@ -412,13 +423,13 @@ internal static class VerificationCatalog
             var result = Ints(("counter", counter), ("max", max), ("min", min), ("cas", cas));
             result.Forward.Add(("float sum", sum.ToArray()));
             return result;
-        }) with { Group = "execution model" };
+        }, ExecutionModelGroup);
         yield return Kernel("test_barrier_loop", "grid 2, block 64, 100 barriers", Tolerances.Exact, seed++, (s, _) =>
         {
             var y = s.Zeros(2);
             s.Device.Launch(s.Device.GetKernel("test_barrier_loop"), 2, 64, 0, y.Pointer, 100);
             return Floats(("out", y));
-        }) with { Group = "execution model" };
+        }, ExecutionModelGroup);
     }
 
     /// <summary>Kernels verify does not run, on purpose.</summary>
