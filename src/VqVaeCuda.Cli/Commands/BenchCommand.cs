@@ -72,7 +72,9 @@ internal static class BenchCommand
             Description = "Timed repetitions per variant (the median is reported); with --step, timed steps (default 10).",
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results to this JSON file." };
-        var command = new Command("bench", "Measure time and throughput on a device, with the H100 floor beside each figure: " +
+        var command = new Command("bench", "Measure time and throughput on a device, with the H100 floor beside each figure (for --ops and --step, " +
+                                            "a roofline table of measured time against the H100 SXM and H200 floors, FP32 and TF32, and on the cpu device " +
+                                            "the measured-sgemm floor too): " +
                                             "--kernels for the individual kernels, --ops for every op forward and backward, " +
                                             "--sampling for the prior's samples per second, naive against cached, " +
                                             "--step for a whole training step with its time by op (--peer torch: beside PyTorch's), " +
@@ -113,6 +115,7 @@ internal static class BenchCommand
             using var dev = CommonOptions.OpenDevice(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32));
             var options = new KernelBenchmarkOptions { Elements = n, Repetitions = reps };
             var results = new List<BenchmarkResult>();
+            IReadOnlyList<BenchmarkResult> opsWithFloors = [];
             AnsiConsole.Status().Start("benchmarking", ctx =>
             {
                 void Report(BenchmarkResult r)
@@ -123,11 +126,23 @@ internal static class BenchCommand
                 if (runKernels) KernelBenchmarks.Run(dev, options, Report);
                 if (runOps)
                 {
-                    OpBenchmarks.Run(dev, OpBenchmarkCatalog.All(), repetitions: reps, progress: Report);
-                    QuantizerBenchmarks.Run(dev, new QuantizerBenchmarkOptions(), Report);
+                    var ops = new List<BenchmarkResult>();
+                    void ReportOp(BenchmarkResult r)
+                    {
+                        ops.Add(r);
+                        ctx.Status(Markup.Escape($"benchmarking: {r.Group} / {r.Variant} done"));
+                    }
+                    OpBenchmarks.Run(dev, OpBenchmarkCatalog.All(), repetitions: reps, progress: ReportOp);
+                    QuantizerBenchmarks.Run(dev, new QuantizerBenchmarkOptions(), ReportOp);
+                    // Each op against H100 SXM and H200 (and, on the cpu device, the sgemm rate measured now).
+                    ctx.Status("benchmarking: the cpu's sgemm rate, for the floors");
+                    var (gflops, source) = StepBenchmark.CpuGemmRate(dev);
+                    opsWithFloors = Roofline.Annotate(ops, gflops, source);
+                    results.AddRange(opsWithFloors);
                 }
             });
             Print(results, options.Reference);
+            BenchStep.PrintOpRoofline(opsWithFloors);
             BenchStep.WriteJson(result.GetValue(json), results);
             return 0;
         }));

@@ -60,6 +60,9 @@ internal static class BenchStep
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        // A failed verify check has an infinite error (a NaN, a differing integer): written as the string "Infinity",
+        // as metrics.jsonl writes non-finite values, rather than failing the whole write.
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
     private static void Print(StepBenchmarkResult r)
@@ -97,7 +100,55 @@ internal static class BenchStep
         summary.AddRow("arena peak / device memory", $"{r.ArenaPeakBytes / 1048576.0:F1} MiB / {r.DeviceBytes / 1048576.0:F1} MiB");
         foreach (var f in r.Floors)
             summary.AddRow(Markup.Escape($"floor: {f.Reference}"),
-                           Markup.Escape($"{f.FloorMs:F2} ms at {f.PeakGflops:F0} GFLOP/s{(f.PeakGigabytesPerSecond > 0 ? $", {f.PeakGigabytesPerSecond:F0} GB/s" : "")}: step = {r.StepMs / f.FloorMs:F2}x floor"));
+                           Markup.Escape($"{f.FloorMs:G3} ms at {f.PeakGflops:F0} GFLOP/s{(f.PeakGigabytesPerSecond > 0 ? $", {f.PeakGigabytesPerSecond:F0} GB/s" : "")}: step = {r.StepMs / f.FloorMs:F2}x floor"));
         AnsiConsole.Write(summary);
+        PrintRoofline(r);
+    }
+
+    // The step against every floor in one table: the datasheet GPUs with their figures and sources, and the CPU's measured sgemm.
+    private static void PrintRoofline(StepBenchmarkResult r)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Title($"roofline: the measured step ({r.StepMs:F2} ms) against each reference's floor")
+            .AddColumns("reference", "FP32 GFLOP/s", "TF32 dense GFLOP/s", "memory GB/s", "floor ms (FP32)", "floor ms (TF32)", "measured / floor (FP32)",
+                        "measured / floor (TF32)", "source");
+        foreach (var f in r.Floors)
+            table.AddRow(Markup.Escape(f.Reference), $"{f.PeakGflops:N0}", f.Tf32Gflops is double t ? $"{t:N0}" : "-",
+                         f.PeakGigabytesPerSecond > 0 ? $"{f.PeakGigabytesPerSecond:N0}" : "-", $"{f.FloorMs:F4}",
+                         f.Tf32FloorMs is double tf ? $"{tf:F4}" : "-", $"[bold]{f.MeasuredOverFloor:F1}x[/]",
+                         f.MeasuredOverTf32Floor is double rt ? $"{rt:F1}x" : "-", Markup.Escape(f.Source));
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine("[grey]floor = max(FLOPs / peak, fewest bytes / bandwidth); the TF32 floor puts every FLOP on the tensor cores, " +
+                               "a lower bound (only the GEMM-shaped work could run there). The cpu row counts FLOPs only.[/]");
+    }
+
+    /// <summary>
+    /// Each op's measured time against every floor (<see cref="Roofline"/>): the datasheet GPUs' FP32 and TF32 floors and, on
+    /// the cpu device, the measured-sgemm floor; then the references' figures and sources.
+    /// </summary>
+    internal static void PrintOpRoofline(IReadOnlyList<BenchmarkResult> results)
+    {
+        var withFloors = results.Where(r => r.Floors is { Count: > 0 }).ToList();
+        if (withFloors.Count == 0) return;
+        var references = withFloors[0].Floors!;
+        var table = new Table().Border(TableBorder.Rounded).Title("roofline by op: measured time against each reference's floor (FP32 / TF32 for the GPUs)")
+            .AddColumns("work", "variant", "measured ms");
+        foreach (var f in references)
+            table.AddColumns(Markup.Escape($"{f.Reference} floor ms"), Markup.Escape($"measured / {f.Reference} floor"));
+        foreach (var r in withFloors)
+        {
+            var cells = new List<string> { Markup.Escape(r.Group), Markup.Escape(r.Variant), $"{r.MedianMilliseconds:F3}" };
+            foreach (var f in r.Floors!)
+            {
+                cells.Add(f.Tf32FloorMs is double tf ? $"{f.FloorMs:F4} / {tf:F4}" : $"{f.FloorMs:F4}");
+                cells.Add(f.FloorMs <= 0 ? "-" : f.MeasuredOverTf32Floor is double rt ? $"{f.MeasuredOverFloor:F0}x / {rt:F0}x" : $"{f.MeasuredOverFloor:F1}x");
+            }
+            table.AddRow(cells.ToArray());
+        }
+        AnsiConsole.Write(table);
+        var figures = new Table().Border(TableBorder.Rounded).Title("the references").AddColumns("reference", "FP32 GFLOP/s", "TF32 dense GFLOP/s", "memory GB/s", "source");
+        foreach (var f in references)
+            figures.AddRow(Markup.Escape(f.Reference), $"{f.PeakGflops:N0}", f.Tf32Gflops is double t ? $"{t:N0}" : "-",
+                           f.PeakGigabytesPerSecond > 0 ? $"{f.PeakGigabytesPerSecond:N0}" : "-", Markup.Escape(f.Source));
+        AnsiConsole.Write(figures);
     }
 }

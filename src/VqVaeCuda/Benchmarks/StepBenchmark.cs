@@ -52,7 +52,7 @@ public sealed record StepBenchmarkOptions
 /// <param name="ParameterCount">Parameter elements of the model (PyTorch's count; the store Adam sweeps is a little larger, 64-aligned).</param>
 /// <param name="Flops">FLOPs of one step (<see cref="OpCosts"/>).</param>
 /// <param name="Bytes">Fewest bytes one step moves.</param>
-/// <param name="Floors">The step's floor on each reference: the measured CPU GEMM rate on the cpu device, the H100/H200 table on a GPU.</param>
+/// <param name="Floors">The step's floor on each reference: H100 SXM and H200 (FP32 and TF32), and on the cpu device first the measured CPU GEMM rate.</param>
 /// <param name="ProfiledStepMs">Mean step time of the profiled steps (the sum of <paramref name="ByOp"/>).</param>
 /// <param name="ByOp">Time, launches and work per op and phase, summing to <paramref name="ProfiledStepMs"/>.</param>
 /// <param name="InferenceMs">Median time of the forward alone on the same batch, without a tape (what reconstruct and evaluation run).</param>
@@ -66,13 +66,32 @@ public sealed record StepBenchmarkResult(
     double Flops, double Bytes, IReadOnlyList<StepFloor> Floors, double ProfiledStepMs, IReadOnlyList<OpTime> ByOp,
     double InferenceMs = 0, double InferenceImagesPerSecond = 0, double GraphStepMs = 0, string GraphStepExecution = "");
 
-/// <summary>The fastest a step could run on one reference: FLOPs at its peak rate or bytes at its bandwidth, whichever is slower.</summary>
+/// <summary>
+/// The fastest a step (or an op: <see cref="BenchmarkResult.Floors"/>) could run on one reference: FLOPs at its peak rate or
+/// bytes at its bandwidth, whichever is slower; and the measured time against it.
+/// </summary>
 /// <param name="Reference">e.g. "cpu (measured sgemm)", "H100 SXM".</param>
-/// <param name="PeakGflops">The FLOP rate used.</param>
+/// <param name="PeakGflops">The FLOP rate used (FP32).</param>
 /// <param name="PeakGigabytesPerSecond">The bandwidth used (0: not counted).</param>
 /// <param name="FloorMs">The floor.</param>
 /// <param name="Source">Where the figures come from.</param>
-public sealed record StepFloor(string Reference, double PeakGflops, double PeakGigabytesPerSecond, double FloorMs, string Source);
+public sealed record StepFloor(string Reference, double PeakGflops, double PeakGigabytesPerSecond, double FloorMs, string Source)
+{
+    /// <summary>The dense TF32 tensor-core rate (GPUs only; null elsewhere).</summary>
+    public double? Tf32Gflops { get; init; }
+
+    /// <summary>The floor with every FLOP at <see cref="Tf32Gflops"/> (GPUs only).</summary>
+    public double? Tf32FloorMs { get; init; }
+
+    /// <summary>The measured time the ratios compare (0: none given).</summary>
+    public double MeasuredMs { get; init; }
+
+    /// <summary>Measured time over <see cref="FloorMs"/>: how many times slower than this reference's limit.</summary>
+    public double MeasuredOverFloor => FloorMs > 0 ? MeasuredMs / FloorMs : 0;
+
+    /// <summary>Measured time over <see cref="Tf32FloorMs"/> (null without it).</summary>
+    public double? MeasuredOverTf32Floor => Tf32FloorMs is > 0 ? MeasuredMs / Tf32FloorMs : null;
+}
 
 /// <summary>
 /// <c>vqvae bench --step</c>: one full VQ-VAE training step — zero gradients, forward, loss, backward, Adam, EMA
@@ -83,8 +102,8 @@ public sealed record StepFloor(string Reference, double PeakGflops, double PeakG
 /// </summary>
 public static class StepBenchmark
 {
-    /// <summary>The references a GPU step is compared with (DESIGN.md's H100 SXM and the H200 we may borrow).</summary>
-    public static IReadOnlyList<ReferenceGpu> GpuReferences { get; } = [ReferenceGpu.H100Sxm, ReferenceGpu.H200];
+    /// <summary>The references a step is compared with (DESIGN.md's H100 SXM and the H200 we may borrow).</summary>
+    public static IReadOnlyList<ReferenceGpu> GpuReferences => Roofline.Datasheet;
 
     /// <summary>Measures the step on <paramref name="device"/>.</summary>
     public static StepBenchmarkResult Run(IDevice device, StepBenchmarkOptions options, Action<string>? progress = null)
@@ -130,31 +149,28 @@ public static class StepBenchmark
             options.Preset, options.Batch, device.Name, device.Kind == DeviceKind.Host ? device.Capabilities.Multiprocessors : 0,
             median, samples[0], samples[^1], Percentile(samples, 0.1), Percentile(samples, 0.9), options.Batch / (median / 1e3),
             launches, gemms, step.ArenaPeakBytes, step.DeviceBytes, step.ParameterCount, flops, bytes,
-            Floors(device, flops, bytes), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
+            Floors(device, flops, bytes, median), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
             inference, options.Batch / (inference / 1e3), graphMs, graphExecution);
     }
 
     /// <summary>
-    /// The floors of a step of <paramref name="flops"/> and <paramref name="bytes"/>: on the CPU the FLOPs at the GEMM rate
-    /// measured now (1024³ sgemm through the device, the best the machine does on dense work); on a GPU each reference's
-    /// FP32 peak and bandwidth.
+    /// The floors of a step of <paramref name="flops"/> and <paramref name="bytes"/> measured at <paramref name="measuredMs"/>
+    /// (<see cref="Roofline.Floors"/>): each datasheet GPU's FP32 and TF32 peak and bandwidth, and on the CPU first the FLOPs
+    /// at the GEMM rate measured now (1024³ sgemm through the device, the best the machine does on dense work).
     /// </summary>
-    public static IReadOnlyList<StepFloor> Floors(IDevice device, double flops, double bytes)
+    public static IReadOnlyList<StepFloor> Floors(IDevice device, double flops, double bytes, double measuredMs = 0)
     {
-        if (device.Kind == DeviceKind.Host)
-        {
-            double gflops = MeasureGemmGflops(device);
-            return [new StepFloor("cpu (measured sgemm 1024³)", gflops, 0, flops / (gflops * 1e9) * 1e3,
-                                  $"sgemm 1024x1024x1024 timed now on {device.Name} ({device.Capabilities.Multiprocessors} worker threads)")];
-        }
-        return GpuReferences.Select(r => new StepFloor(r.Name, r.PeakFlops / 1e9, r.PeakBytesPerSecond / 1e9, r.FloorMilliseconds(flops, bytes), r.Source))
-                            .ToList();
+        var (gflops, source) = CpuGemmRate(device);
+        return Roofline.Floors(flops, bytes, measuredMs, gflops, source);
     }
 
-    private static double MeasureGemmGflops(IDevice device)
+    /// <summary>On the cpu device, its sgemm rate measured now (GFLOP/s) and a line saying how; on a GPU, nulls.</summary>
+    public static (double? Gflops, string? Source) CpuGemmRate(IDevice device)
     {
+        if (device.Kind != DeviceKind.Host) return (null, null);
         const int n = 1024;
-        return 2.0 * n * n * n / (KernelBenchmarks.GemmMilliseconds(device, n, warmup: 2, repetitions: 5) * 1e-3) / 1e9;
+        double gflops = 2.0 * n * n * n / (KernelBenchmarks.GemmMilliseconds(device, n, warmup: 2, repetitions: 5) * 1e-3) / 1e9;
+        return (gflops, $"sgemm 1024x1024x1024 timed now on {device.Name} ({device.Capabilities.Multiprocessors} worker threads)");
     }
 
     private static double Percentile(double[] sorted, double q)

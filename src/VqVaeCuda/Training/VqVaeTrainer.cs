@@ -465,7 +465,8 @@ public sealed class VqVaeTrainer : IDisposable
     // The arena must hold one step's activations, temporaries and gradients: measured with one forward
     // and backward on a zero batch rather than predicted from the architecture. The probe changes
     // nothing but the (per-step) gradients, which are zeroed again.
-    private static Arena SizeArena(VqVae model, int batchSize)
+    /// <summary>An arena just large enough for one training step of <paramref name="model"/> at <paramref name="batchSize"/> (measured by a dry run; gradients zeroed after).</summary>
+    public static Arena SizeArena(VqVae model, int batchSize)
     {
         var c = model.Config;
         long bytes = Arena.Measure(model.Device, probe =>

@@ -43,6 +43,9 @@ public class LayeringTests
         ["Training"] = [.. UpToSampling, .. BesideTraining],
         ["Benchmarks"] = [.. UpToSampling, .. BesideTraining, "Training"],
         ["Diagnostics"] = [.. UpToSampling, .. BesideTraining],
+        // `vqvae verify` (DESIGN.md names it with the tools) sits on the benchmarks: it checks the op catalogue's cases and
+        // the step benchmark's training step rather than keeping copies of them, and the trainer's graph-shaped step.
+        ["Verification"] = [.. UpToSampling, .. BesideTraining, "Benchmarks", "Training"],
     };
 
     private static readonly Lazy<SourceDependencies> Library = new(SourceDependencies.OfLibrary);
