@@ -27,4 +27,10 @@ public abstract class DeviceSpecification(DeviceKind kind)
 
     /// <summary>This fixture's device; <paramref name="order"/> applies to the cpu device only.</summary>
     protected IDevice Open(ThreadOrder order = ThreadOrder.Ascending) => TestDevices.Open(Kind, order);
+
+    /// <summary>
+    /// The thread orders a specification runs in: <paramref name="onTheCpu"/> on the cpu device (where a missing barrier
+    /// shows as a difference between orders); one run on a GPU, which schedules its threads itself.
+    /// </summary>
+    protected IEnumerable<ThreadOrder> Orders(params ThreadOrder[] onTheCpu) => OnCpu ? onTheCpu : [ThreadOrder.Ascending];
 }
