@@ -19,7 +19,7 @@ public sealed class GradientMismatchException(string message) : Exception(messag
 /// <list type="bullet">
 /// <item>each input's gradient must be non-zero somewhere, and samples are drawn only among its elements whose
 /// analytic gradient is clearly non-zero: |a| ≥ <see cref="ClearlyNonZero"/> × the tensor's largest |a|.
-/// Too few such elements (fewer than a quarter of the tensor, or of the samples asked for) fail loudly: a
+/// Fewer such elements than the smaller of the samples asked for and a quarter of the tensor fail loudly: a
 /// backward that drops most of a gradient must not hide behind the few elements it still gets right;</item>
 /// <item>each sample must satisfy |a − n| ≤ tol·max(|a|, |n|) + floor, relative to the element's own size. The
 /// absolute floor is <see cref="NoiseFloor"/> × the tensor's largest |a|: float32 finite differences carry an

@@ -27,10 +27,11 @@ public class VqVaeModelTests(DeviceKind kind) : DeviceSpecification(kind)
 
     /// <summary>
     /// Weights drawn uniform in ±√(6 / fan-in) (He), biases in ±0.1, so that every layer passes signal on. With the
-    /// model's own small initialisation most ReLUs of this tiny model are dead, whole channels carry nothing (80% of
-    /// decoder.deconv1.weight's gradient is exactly 0: its input is the residual stack's final ReLU, dead on 5 of 8
-    /// channels), every latent vector picks the same code, and the gradients of the residual convolutions (~3e-5) sit
-    /// at float32's finite-difference noise (ε·loss / h ≈ 1e-5): no step h resolves them.
+    /// model's own small initialisation (seed 3) most ReLUs of this tiny model are dead and whole channels carry nothing:
+    /// 400 of decoder.deconv1.weight's 512 gradients are exactly 0 (its input, the residual stack's final ReLU, is 0 on 4
+    /// of its 8 channels, and the ReLU after it on one of its 4 output channels and on parts of two others; finite
+    /// differences there are exactly 0 too), every latent vector picks the same code, and the gradients of the
+    /// residual convolutions (~3e-5) sit at float32's finite-difference noise (ulp(loss) / 2h ≈ 1e-5): no step resolves them.
     /// </summary>
     private static void InitialiseForGradientCheck(VqVae model, int seed)
     {
