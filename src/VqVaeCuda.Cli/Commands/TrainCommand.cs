@@ -167,6 +167,7 @@ internal static class TrainCommand
                         (dataPath is null ? "" : $" --data {RunControl.Shell(dataPath)}"));
                     return 0;
                 }
+                AnsiConsole.MarkupLineInterpolated($"[grey]training step: {trainer.StepDescription}[/]");
                 var final = trainer.History.LastOrDefault(r => r.Split == "test");
                 if (final is not null)
                     AnsiConsole.MarkupLineInterpolated(

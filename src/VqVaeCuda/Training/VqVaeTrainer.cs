@@ -222,6 +222,10 @@ public sealed class VqVaeTrainer : IDisposable
             if (deviceStep is not null)
             {
                 RunDeviceStep(deviceStep);
+                // Said once, after the step that was captured (or whose capture failed, with the reason).
+                if (++_deviceStepsThisSession == 2)
+                    progress?.Report(new TrainingProgress(Step, Options.Steps, null, $"training step: {deviceStep.Execution}"));
+                StepDescription = $"graph-shaped: {deviceStep.Execution}";
                 // The accumulators are read before anything uses the step's results: the metrics, a checkpoint (so a
                 // non-finite step is never written), an evaluation; and dead-code restarts are checked then.
                 if (log || evaluate || checkpoint) ReadDeviceStep(deviceStep);
@@ -258,9 +262,13 @@ public sealed class VqVaeTrainer : IDisposable
         return null;
     }
 
+    /// <summary>How <see cref="Train"/> ran its steps: "eager (why)" or "graph-shaped: ..." with how the graph-shaped step ran.</summary>
+    public string StepDescription { get; private set; } = "";
+
     private CapturableStep? OpenCapturableStep(IProgress<TrainingProgress>? progress)
     {
         var whyEager = WhyEager(Options, Model.Device);
+        StepDescription = whyEager is null ? "graph-shaped" : $"eager ({whyEager})";
         if (whyEager is not null)
         {
             if (Options.StepExecution == StepExecution.Graph)
@@ -284,6 +292,7 @@ public sealed class VqVaeTrainer : IDisposable
     }
 
     private long _deviceStepImages;
+    private int _deviceStepsThisSession;
 
     // Between steps: the interval's losses and counts into the metrics window; a non-finite step stops training;
     // dead-code restarts as the eager loop makes them, but checked here rather than after every step.

@@ -1,4 +1,5 @@
 using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
 using VqVaeCuda.Models;
 using VqVaeCuda.Optim;
 using VqVaeCuda.Tensors;
@@ -10,8 +11,7 @@ namespace VqVaeCuda.Tests.Models;
 /// The Gated PixelCNN prior as a specification: causal in raster order, no blind spot once deep enough, exact
 /// gradients for every parameter, and able to learn (it overfits a few code maps).
 /// </summary>
-[TestFixture, Category("Cpu")]
-public class GatedPixelCnnTests
+public class GatedPixelCnnTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private static GatedPixelCnnConfig Config(int first, int kernel, int layers, int classes, int k = 6, int width = 4) =>
         new() { CodebookSize = k, Width = width, Layers = layers, FirstKernel = first, Kernel = kernel, HeadHidden = 8, Classes = classes };
@@ -38,7 +38,7 @@ public class GatedPixelCnnTests
     public void Changing_a_code_changes_no_logit_at_or_before_it_and_some_logit_after_it(int first, int kernel, int layers, int classes)
     {
         const int n = 2, h = 5, w = 8, k = 6, positions = h * w;
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Config(first, kernel, layers, classes, k), seed: first * 100 + kernel * 10 + layers);
         using var arena = new Arena(device, 8L << 20);
         var random = new Random(first + kernel + layers);
@@ -102,7 +102,7 @@ public class GatedPixelCnnTests
         const int h = 5, w = 8;
         var config = Config(7, 3, 5, 0);
         Assert.That(config.ReceptiveReach, Is.GreaterThanOrEqualTo(Math.Max(h, w) - 1), "the test needs a reach across the map");
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, config, seed: 8);
         for (int target = 0; target < h * w; target++)
         {
@@ -118,7 +118,7 @@ public class GatedPixelCnnTests
     {
         // The reverse of the test above, so that it can fail: one 3×3 layer sees one row up and one column left.
         const int h = 5, w = 8, target = h * w - 1;
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Config(3, 3, 1, 0), seed: 8);
         var seen = Seen(prior, h, w, target);
         Assert.That(seen[0], Is.False, "the top-left corner is out of a one-layer prior's reach");
@@ -133,7 +133,7 @@ public class GatedPixelCnnTests
     public void Every_parameter_tensor_has_the_gradient_of_the_loss_by_finite_differences()
     {
         const int n = 3, h = 4, w = 5, k = 6;
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Config(5, 3, 3, 2, k), seed: 17);
         using var arena = new Arena(device, 8L << 20);
         var random = new Random(23);
@@ -225,7 +225,7 @@ public class GatedPixelCnnTests
     public void The_prior_overfits_four_code_maps()
     {
         const int n = 4, h = 7, w = 7, k = 8, maxSteps = 400;
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var config = new GatedPixelCnnConfig { CodebookSize = k, Width = 16, Layers = 5, FirstKernel = 7, Kernel = 3, HeadHidden = 32 };
         using var prior = new GatedPixelCnn(device, config, seed: 2);
         var random = new Random(5);

@@ -1,6 +1,7 @@
 using VqVaeCuda.Optim;
 using VqVaeCuda.Device.Host;
 using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Models;
 using VqVaeCuda.Modules;
@@ -12,8 +13,7 @@ using Embedding = VqVaeCuda.Modules.Embedding;
 namespace VqVaeCuda.Tests.Modules;
 
 /// <summary>Module: names, state dicts, strict loading, modes — torch.nn.Module's contract.</summary>
-[TestFixture, Category("Cpu")]
-public class ModuleTests
+public class ModuleTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private static readonly VqVaeConfig Tiny = VqVaeConfig.Preset("tiny");
 
@@ -22,7 +22,7 @@ public class ModuleTests
     [Test]
     public void Module_names_are_the_checkpoint_names()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         // The format-1 fixture was written before modules existed, from hand-written names: the module tree must produce them.
         var (tensors, metadata) = Safetensors.Read(Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", "vqvae-format1-step5.safetensors"));
         using var model = new VqVae(device, VqVaeConfig.FromJson(metadata["config"]));
@@ -37,26 +37,9 @@ public class ModuleTests
     }
 
     [Test]
-    public void Disposing_a_module_or_optimizer_state_dict_leaves_their_state_alone()
-    {
-        // The VQ-VAE's EMA buffers are tensors the quantizer owns (not views of the parameter store): a disposed
-        // StateDict() once freed them under the model.
-        using var device = TestDevices.Cpu();
-        using var model = new VqVae(device, VqVaeConfig.Preset("tiny"), seed: 3);
-        using var adam = new Adam(model.Parameters());
-        var before = model.StateDict().ToDictionary(e => e.Key, e => e.Value.ToArray());
-        long live = HostDevice.LiveAllocationCount;
-        model.StateDict().Dispose();
-        adam.StateDict().Dispose();
-        model.StateDict().WithPrefixRemoved("quantizer.").Dispose();
-        Assert.That(HostDevice.LiveAllocationCount, Is.EqualTo(live), "nothing freed");
-        foreach (var (name, values) in model.StateDict()) Assert.That(values.ToArray(), Is.EqualTo(before[name]), name);
-    }
-
-    [Test]
     public void A_state_dict_round_trip_is_bit_exact_and_gives_the_same_outputs()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var source = new VqVae(device, Tiny, seed: 1);
         using var target = new VqVae(device, Tiny, seed: 2);
         Assert.That(Snapshot(target)["encoder.conv1.weight"], Is.Not.EqualTo(Snapshot(source)["encoder.conv1.weight"]), "different starts");
@@ -83,8 +66,9 @@ public class ModuleTests
     [Test]
     public void A_state_dict_loads_across_devices_through_the_host()
     {
-        using var cpu = TestDevices.Cpu();
-        using var other = TestDevices.Cpu(VqVaeCuda.Device.ThreadOrder.Descending);
+        // From the cpu device to this fixture's (on the cpu: one running another thread order).
+        using var cpu = Open();
+        using var other = Open(ThreadOrder.Descending);
         using var source = new VqVae(cpu, Tiny, seed: 1);
         using var target = new VqVae(other, Tiny, seed: 2);
         target.LoadStateDict(source.StateDict());
@@ -94,7 +78,7 @@ public class ModuleTests
     [Test]
     public void A_strict_load_names_every_missing_unexpected_and_mismatched_entry_and_changes_nothing()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var source = new VqVae(device, Tiny, seed: 1);
         using var target = new VqVae(device, Tiny, seed: 2);
         using var wrongShape = Tensor.Allocate(device, new Shape(3, 3));
@@ -121,7 +105,7 @@ public class ModuleTests
     [Test]
     public void A_non_strict_load_reports_what_it_left_aside_but_still_refuses_a_shape_mismatch()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var source = new VqVae(device, Tiny, seed: 1);
         using var target = new VqVae(device, Tiny, seed: 2);
         var encoderOnly = new StateDict();
@@ -145,7 +129,7 @@ public class ModuleTests
     [TestCase(64, 8, TestName = "Loading the state of a model with another D names every tensor whose shape differs")]
     public void Loading_another_models_state(int k, int d)
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var other = new VqVae(device, Tiny with { CodebookSize = k, EmbeddingDim = d }, seed: 1);
         using var target = new VqVae(device, Tiny, seed: 2);
         var before = Snapshot(target);
@@ -162,20 +146,13 @@ public class ModuleTests
     [Test]
     public void Train_and_eval_set_the_mode_of_the_whole_tree()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var model = new VqVae(device, Tiny);
         Assert.That(model.NamedModules().All(m => m.Module.IsTraining), "training mode by default");
         model.Eval();
         Assert.That(model.NamedModules().All(m => !m.Module.IsTraining));
         model.Train();
         Assert.That(model.NamedModules().All(m => m.Module.IsTraining));
-    }
-
-    [Test]
-    public void Names_must_be_unique_and_free_of_dots()
-    {
-        Assert.Throws<ArgumentException>(() => new BadNames(dotted: true));
-        Assert.Throws<ArgumentException>(() => new BadNames(dotted: false));
     }
 
     private sealed class BadNames : Module
@@ -194,7 +171,7 @@ public class ModuleTests
     [Test]
     public void A_module_has_no_state_before_it_is_allocated_and_is_allocated_once()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var conv = new Conv2d(3, 8, 3, padding: 1);
         Assert.Throws<InvalidOperationException>(() => conv.StateDict());
         Assert.Throws<InvalidOperationException>(() => _ = conv.Weight.Value);
@@ -209,7 +186,7 @@ public class ModuleTests
     [Test]
     public void A_masked_convolution_keeps_its_mask_out_of_the_state_dict_and_applies_it()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var layer = new MaskedConv2d(2, 3, ConvMasks.PixelCnn(3, MaskType.A), 1, 1);
         layer.Allocate(device, seed: 1);
         Assert.That(layer.StateDict().Keys, Is.EqualTo(new[] { "weight", "bias" }));
@@ -233,7 +210,7 @@ public class ModuleTests
     [Test]
     public void An_embedding_looks_up_rows_and_code_maps()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var embedding = new Embedding(5, 3);
         embedding.Allocate(device, seed: 1);
         var table = embedding.Weight.Value.ToArray();
@@ -249,16 +226,44 @@ public class ModuleTests
         }
         Assert.That(embedding.Forward(ctx, codes).Shape, Is.EqualTo(new Shape(1, 1, 2, 3)));
     }
+
+    /// <summary>Not device specifications: one counts the cpu device's live allocations, one checks names (no device).</summary>
+    [TestFixture, Category("Cpu")]
+    public class CpuOnly
+    {
+        [Test]
+        public void Disposing_a_module_or_optimizer_state_dict_leaves_their_state_alone()
+        {
+            // The VQ-VAE's EMA buffers are tensors the quantizer owns (not views of the parameter store): a disposed
+            // StateDict() once freed them under the model.
+            using var device = TestDevices.Cpu();
+            using var model = new VqVae(device, VqVaeConfig.Preset("tiny"), seed: 3);
+            using var adam = new Adam(model.Parameters());
+            var before = model.StateDict().ToDictionary(e => e.Key, e => e.Value.ToArray());
+            long live = HostDevice.LiveAllocationCount;
+            model.StateDict().Dispose();
+            adam.StateDict().Dispose();
+            model.StateDict().WithPrefixRemoved("quantizer.").Dispose();
+            Assert.That(HostDevice.LiveAllocationCount, Is.EqualTo(live), "nothing freed");
+            foreach (var (name, values) in model.StateDict()) Assert.That(values.ToArray(), Is.EqualTo(before[name]), name);
+        }
+
+        [Test]
+        public void Names_must_be_unique_and_free_of_dots()
+        {
+            Assert.Throws<ArgumentException>(() => new BadNames(dotted: true));
+            Assert.Throws<ArgumentException>(() => new BadNames(dotted: false));
+        }
+    }
 }
 
 /// <summary>Functional: the ops a module's forward composes, reachable from one place.</summary>
-[TestFixture, Category("Cpu")]
-public class FunctionalTests
+public class FunctionalTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     [Test]
     public void A_residual_block_is_its_functional_composition()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var block = new ResidualBlock(hidden: 4, residualHidden: 2);
         block.Allocate(device, seed: 6);
         using var arena = new Arena(device, 1 << 20);
@@ -273,15 +278,14 @@ public class FunctionalTests
 }
 
 /// <summary>A module prints as its tree.</summary>
-[TestFixture, Category("Cpu")]
-public class ModulePrintingTests
+public class ModulePrintingTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     [Test]
     public void A_module_prints_its_tree_with_names_and_shapes()
     {
         using var block = new ResidualBlock(hidden: 4, residualHidden: 2);
         Assert.That(block.ToString(), Is.EqualTo("ResidualBlock(\n  (conv3): Conv2d(weight [2,4,3,3], bias [2])\n  (conv1): Conv2d(weight [4,2,1,1], bias [4])\n)"));
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var model = new VqVae(device, VqVaeConfig.Preset("tiny"));
         Assert.That(model.ToString(), Does.Contain("  (quantizer): VectorQuantizer(codebook [64,16]\n    (ema): CodebookEma(cluster_sizes [64], embedding_sums [64,16])\n  )"));
     }

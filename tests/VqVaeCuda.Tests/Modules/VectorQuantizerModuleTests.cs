@@ -1,4 +1,5 @@
 using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
 using VqVaeCuda.Tensors;
 using VqVaeCuda.Tests.Support;
 using VectorQuantizer = VqVaeCuda.Modules.VectorQuantizer;
@@ -6,8 +7,7 @@ using VectorQuantizer = VqVaeCuda.Modules.VectorQuantizer;
 namespace VqVaeCuda.Tests.Modules;
 
 /// <summary>The VectorQuantizer module's public codebook life: EMA update, usage, dead-code restarts, k-means.</summary>
-[TestFixture, Category("Cpu")]
-public class VectorQuantizerModuleTests
+public class VectorQuantizerModuleTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private const int K = 8, D = 4;
 
@@ -18,7 +18,7 @@ public class VectorQuantizerModuleTests
     [SetUp]
     public void SetUp()
     {
-        _device = TestDevices.Cpu();
+        _device = Open();
         _arena = new Arena(_device, 4 << 20);
     }
 

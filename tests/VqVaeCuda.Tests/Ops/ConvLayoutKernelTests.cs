@@ -6,11 +6,11 @@ namespace VqVaeCuda.Tests.Ops;
 
 /// <summary>
 /// The two kernels of each layout pair in kernels/conv.cu — per position (a GPU's) and per row or plane (the cpu
-/// device's, which the op tests run) — against a C# im2col and col2im, in two thread orders under checked memory:
+/// device's, which the op tests run there) — against a C# im2col and col2im, on each device (on the cpu in two thread
+/// orders under checked memory):
 /// im2col exactly; col2im and the bias gradient to float rounding (their two kernels add in different orders).
 /// </summary>
-[TestFixture, Category("Cpu")]
-public class ConvLayoutKernelTests
+public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private static readonly ConvKernels.KernelForm[] Forms = [ConvKernels.KernelForm.Gpu, ConvKernels.KernelForm.Cpu];
 
@@ -70,10 +70,10 @@ public class ConvLayoutKernelTests
                 for (int pi = 0; pi < p; pi++) sum += dy[(ni * c + ci) * p + pi];
             expected[ci] = initial[ci] + sum;
         }
-        foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending })
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
             foreach (var form in Forms)
             {
-                using var device = TestDevices.Cpu(order);
+                using var device = Open(order);
                 using var dyb = device.Upload(dy);
                 using var db = device.Upload(initial);
                 ConvKernels.ChannelBiasBackward(device, form, dyb.Pointer, db.Pointer, n, c, p);
@@ -101,10 +101,10 @@ public class ConvLayoutKernelTests
         var expectedCol = Im2ColReference(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
         var col = TestData.Floats(expectedCol.Length);
         var initial = TestData.Floats(x.Length);
-        foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending })
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
             foreach (var form in Forms)
             {
-                using var device = TestDevices.Cpu(order);
+                using var device = Open(order);
                 using var xb = device.Upload(x);
                 using var colOut = device.Upload(new float[expectedCol.Length]);
                 ConvKernels.Im2Col(device, form, xb.Pointer, colOut.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);

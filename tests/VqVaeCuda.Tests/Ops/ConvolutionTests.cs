@@ -9,11 +9,10 @@ namespace VqVaeCuda.Tests.Ops;
 
 /// <summary>
 /// Convolution ops (src/VqVaeCuda/Ops/Convolution.cs, kernels/conv.cu): forwards against direct C#
-/// loops accumulated in double, backwards against finite differences, equal results in every thread
-/// order, the causal masks, and the argument checks.
+/// loops accumulated in double, backwards against finite differences, the causal masks, and the argument
+/// checks, on each device; equal results in every thread order of the cpu device.
 /// </summary>
-[TestFixture, Category("Cpu")]
-public class ConvolutionTests
+public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     // Arenas as small as these tests allow: on the checked CPU device every fresh arena is NaN-filled,
     // and the finite differences build one per evaluation.
@@ -147,7 +146,7 @@ public class ConvolutionTests
     public void Conv2d_forward_equals_the_direct_loop(int n, int cin, int cout, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         var c = new Case(n, cin, cout, h, w, kh, kw, sh, sw, ph, pw);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, SmallArena);
         var ctx = new OpContext(arena);
         float[] x = TestData.Floats((int)c.X.Count), wt = TestData.Floats((int)c.ConvWeight.Count), b = TestData.Floats(cout);
@@ -165,7 +164,7 @@ public class ConvolutionTests
     public void Conv2d_forward_equals_the_direct_loop_on_random_shapes()
     {
         var r = TestData.Random;
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         for (int trial = 0; trial < 6; trial++)
         {
             int k = new[] { 1, 3, 4 }[r.Next(3)], s = r.Next(1, 3), p = r.Next(0, 2);
@@ -188,7 +187,7 @@ public class ConvolutionTests
     public void ConvTranspose2d_forward_equals_the_direct_loop(int n, int cin, int cout, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         var c = new Case(n, cin, cout, h, w, kh, kw, sh, sw, ph, pw);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, SmallArena);
         var ctx = new OpContext(arena);
         float[] x = TestData.Floats((int)c.X.Count), wt = TestData.Floats((int)c.TransposedWeight.Count), b = TestData.Floats(cout);
@@ -210,7 +209,7 @@ public class ConvolutionTests
         // ⟨conv(x), y⟩ = ⟨x, convT(y)⟩: conv's weight [Cout,Cin,kh,kw] is convT's [Cin',Cout',kh,kw] mapping Cout → Cin.
         var c = new Case(n, cin, cout, h, w, kh, kw, s, s, p, p);
         Assume.That((h + 2 * p - kh) % s + (w + 2 * p - kw) % s, Is.Zero, "the transposed convolution returns to H×W only when the stride divides evenly");
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, SmallArena);
         var ctx = new OpContext(arena);
         float[] x = TestData.Floats((int)c.X.Count), wt = TestData.Floats((int)c.ConvWeight.Count);
@@ -229,7 +228,7 @@ public class ConvolutionTests
     public void MaskedConv2d_forward_equals_the_direct_loop_with_the_weight_masked(bool fullMask)
     {
         var c = new Case(2, 3, 4, 6, 7, 3, 3, 1, 1, 1, 1);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, SmallArena);
         var ctx = new OpContext(arena);
         float[] x = TestData.Floats((int)c.X.Count), wt = TestData.Floats((int)c.ConvWeight.Count), b = TestData.Floats(c.Cout);
@@ -247,7 +246,7 @@ public class ConvolutionTests
         // h = w = 0 means a rank-2 [N,C] input (a linear layer's output).
         var shape = h == 0 ? new Shape(n, c) : new Shape(n, c, h, w);
         int p = h == 0 ? 1 : h * w;
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         float[] x = TestData.Floats((int)shape.Count), b = TestData.Floats(c);
@@ -265,7 +264,7 @@ public class ConvolutionTests
     public void Conv2d_gradients_match_finite_differences(int n, int cin, int cout, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         var c = new Case(n, cin, cout, h, w, kh, kw, sh, sw, ph, pw);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device,
             [new(TestData.Floats((int)c.X.Count), c.X, "x"), new(TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight, "weight"),
              new(TestData.Floats(cout), c.Bias, "bias")],
@@ -280,7 +279,7 @@ public class ConvolutionTests
     public void ConvTranspose2d_gradients_match_finite_differences(int n, int cin, int cout, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         var c = new Case(n, cin, cout, h, w, kh, kw, sh, sw, ph, pw);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device,
             [new(TestData.Floats((int)c.X.Count), c.X, "x"), new(TestData.Floats((int)c.TransposedWeight.Count), c.TransposedWeight, "weight"),
              new(TestData.Floats(cout), c.Bias, "bias")],
@@ -292,7 +291,7 @@ public class ConvolutionTests
     {
         var c = new Case(2, 3, 4, 5, 6, 3, 3, 1, 1, 1, 1);
         var mask = ConvMasks.PixelCnn(3, MaskType.B).ToArray();
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device,
             [new(TestData.Floats((int)c.X.Count), c.X, "x"), new(TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight, "weight"),
              new(TestData.Floats(c.Cout), c.Bias, "bias")],
@@ -303,7 +302,7 @@ public class ConvolutionTests
     public void ChannelBias_gradients_match_finite_differences()
     {
         var shape = new Shape(3, 4, 5, 6);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device, [new(TestData.Floats((int)shape.Count), shape, "x"), new(TestData.Floats(4), new Shape(4), "bias")],
                             (ctx, t) => Convolution.ChannelBias(ctx, t[0], t[1]), arenaBytes: SmallArena);
     }
@@ -313,7 +312,7 @@ public class ConvolutionTests
     {
         // y = f(f(x)) + x with one weight and bias: every backward must add (+=), never overwrite.
         var shape = new Shape(2, 3, 5, 6);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device,
             [new(TestData.Floats((int)shape.Count), shape, "x"), new(TestData.Floats(3 * 3 * 9), new Shape(3, 3, 3, 3), "weight"),
              new(TestData.Floats(3), new Shape(3), "bias")],
@@ -332,7 +331,7 @@ public class ConvolutionTests
         // The first layer of the encoder: the images need no gradient, so no column gradient or col2im runs.
         var c = new Case(2, 3, 4, 6, 6, 3, 3, 1, 1, 1, 1);
         float[] x = TestData.Floats((int)c.X.Count), wt = TestData.Floats((int)c.ConvWeight.Count);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var both = ForwardBackward(device, [(x, c.X), (wt, c.ConvWeight)], (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], null, 1, 1));
         using var arena = new Arena(device, SmallArena);
         var tape = new Tape(arena);
@@ -347,54 +346,7 @@ public class ConvolutionTests
         Assert.That(tape.GradOf(weight).ToArray(), Is.EqualTo(both[2]));
     }
 
-    // ---- thread order -------------------------------------------------------------------------
-
-    [Test]
-    public void Conv2d_forward_and_backward_are_bit_identical_in_every_thread_order()
-    {
-        var c = new Case(3, 3, 5, 9, 10, 3, 3, 1, 1, 1, 1);  // N·P = 270 > one block of the bias reduction
-        AssertSameInEveryOrder(
-            [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight), (TestData.Floats(c.Cout), c.Bias)],
-            (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], 1, 1));
-    }
-
-    [Test]
-    public void ConvTranspose2d_forward_and_backward_are_bit_identical_in_every_thread_order()
-    {
-        var c = new Case(3, 3, 4, 5, 6, 4, 4, 2, 2, 1, 1);
-        AssertSameInEveryOrder(
-            [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.TransposedWeight.Count), c.TransposedWeight), (TestData.Floats(c.Cout), c.Bias)],
-            (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], 2, 1));
-    }
-
-    [Test]
-    public void ChannelBias_forward_and_backward_are_bit_identical_in_every_thread_order()
-    {
-        var shape = new Shape(5, 3, 17, 19);  // 1615 values per channel: every thread of the reduction adds several
-        AssertSameInEveryOrder([(TestData.Floats((int)shape.Count), shape), (TestData.Floats(3), new Shape(3))],
-                               (ctx, t) => Convolution.ChannelBias(ctx, t[0], t[1]));
-    }
-
     // ---- masks ------------------------------------------------------------------------------
-
-    [Test]
-    public void Masks_keep_exactly_the_documented_taps()
-    {
-        Assert.Multiple(() =>
-        {
-            Assert.That(ConvMasks.PixelCnn(5, MaskType.A).ToString(), Is.EqualTo("xxxxx\nxxxxx\nxx...\n.....\n....."));
-            Assert.That(ConvMasks.PixelCnn(5, MaskType.B).ToString(), Is.EqualTo("xxxxx\nxxxxx\nxxx..\n.....\n....."));
-            Assert.That(ConvMasks.PixelCnn(3, MaskType.A).ToString(), Is.EqualTo("xxx\nx..\n..."));
-            Assert.That(ConvMasks.PixelCnn(1, MaskType.B).ToString(), Is.EqualTo("x"));
-            Assert.That(ConvMasks.VerticalStack(5, MaskType.A).ToString(), Is.EqualTo("xxxxx\nxxxxx\n.....\n.....\n....."));
-            Assert.That(ConvMasks.VerticalStack(5, MaskType.B).ToString(), Is.EqualTo("xxxxx\nxxxxx\nxxxxx\n.....\n....."));
-            Assert.That(ConvMasks.HorizontalStack(5, MaskType.A).ToString(), Is.EqualTo("xx..."));
-            Assert.That(ConvMasks.HorizontalStack(5, MaskType.B).ToString(), Is.EqualTo("xxx.."));
-            Assert.That(ConvMasks.HorizontalStack(3, MaskType.A).Shape, Is.EqualTo(new Shape(1, 3)));
-            Assert.That(ConvMasks.PixelCnn(3, MaskType.B).ToArray(), Is.EqualTo(new[] { 1f, 1f, 1f, 1f, 1f, 0f, 0f, 0f, 0f }));
-        });
-        Assert.Throws<ArgumentOutOfRangeException>(() => ConvMasks.PixelCnn(4, MaskType.A), "an even kernel has no centre");
-    }
 
     [TestCase(false)]
     [TestCase(true)]
@@ -408,7 +360,7 @@ public class ConvolutionTests
         var other = TestData.Floats(wt.Length, 5f, 9f);
         var changed = wt.Select((v, i) => mask[i % mask.Length] == 0 ? other[i] : v).ToArray();
         Assume.That(changed, Is.Not.EqualTo(wt));
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, SmallArena);
         var ctx = new OpContext(arena);
         var m = Upload(ctx, mask, maskShape);
@@ -425,7 +377,7 @@ public class ConvolutionTests
         float[] x = TestData.Floats((int)c.X.Count), wt = TestData.Floats((int)c.ConvWeight.Count), b = TestData.Floats(c.Cout);
         var mask = ZeroOne(fullMask ? wt.Length : 9);
         var maskShape = fullMask ? c.ConvWeight : new Shape(3, 3);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var masked = ForwardBackward(device, [(x, c.X), (wt, c.ConvWeight), (b, c.Bias)],
                                      (ctx, t) => Convolution.MaskedConv2d(ctx, t[0], t[1], t[2], Upload(ctx, mask, maskShape), 1));
         var plain = ForwardBackward(device, [(x, c.X), (wt, c.ConvWeight), (b, c.Bias)],
@@ -450,12 +402,12 @@ public class ConvolutionTests
     /// output at p is bit-identical. Also asserts that the output at p does depend on the input at the
     /// position <paramref name="dependsOn"/>(p) when that exists — so the check cannot pass vacuously.
     /// </summary>
-    private static void AssertCausal(Func<OpContext, Tensor, Tensor> network, bool includingP, Func<int, int, (int H, int W)> dependsOn)
+    private void AssertCausal(Func<OpContext, Tensor, Tensor> network, bool includingP, Func<int, int, (int H, int W)> dependsOn)
     {
         var shape = new Shape(1, CausalC, CausalH, CausalW);
         var x = TestData.Floats((int)shape.Count);
         var noise = TestData.Floats((int)shape.Count, 2f, 3f);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 4 * SmallArena);
         var ctx = new OpContext(arena);
         var y0 = network(ctx, Upload(ctx, x, shape)).ToArray();
@@ -535,7 +487,7 @@ public class ConvolutionTests
         // vA then vB: output row i depends on input rows < i only, however many layers follow.
         var shape = new Shape(1, CausalC, CausalH, CausalW);
         var x = TestData.Floats((int)shape.Count);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, SmallArena);
         var ctx = new OpContext(arena);
         Tensor Stack(float[] input) =>
@@ -568,8 +520,8 @@ public class ConvolutionTests
     [Test]
     public void Conv2d_refuses_bad_arguments_before_launching_anything()
     {
-        using var device = TestDevices.Cpu();
-        using var other = TestDevices.Cpu();
+        using var device = Open();
+        using var other = Open();
         using var arena = new Arena(device, 1 << 20);
         using var otherArena = new Arena(other, 1 << 20);
         var ctx = new OpContext(arena);
@@ -592,7 +544,7 @@ public class ConvolutionTests
     [Test]
     public void ConvTranspose2d_refuses_bad_arguments_before_launching_anything()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         Tensor T(params int[] dims) => arena.Allocate(new Shape(dims));
@@ -608,8 +560,8 @@ public class ConvolutionTests
     [Test]
     public void MaskedConv2d_and_ChannelBias_refuse_bad_arguments_before_launching_anything()
     {
-        using var device = TestDevices.Cpu();
-        using var other = TestDevices.Cpu();
+        using var device = Open();
+        using var other = Open();
         using var arena = new Arena(device, 1 << 20);
         using var otherArena = new Arena(other, 1 << 20);
         var ctx = new OpContext(arena);
@@ -623,5 +575,60 @@ public class ConvolutionTests
         AssertRefused(arena, "masked_conv2d", () => Convolution.MaskedConv2d(ctx, x, wCin, null, mask, 1), "input channels");
         AssertRefused(arena, "channel_bias", () => Convolution.ChannelBias(ctx, x1, b6), "rank 2");
         AssertRefused(arena, "channel_bias", () => Convolution.ChannelBias(ctx, x, b4), "must be [3]");
+    }
+
+    /// <summary>The cpu device's thread orders: a GPU has one order, its own.</summary>
+    [TestFixture, Category("Cpu")]
+    public class ThreadOrders
+    {
+        [Test]
+        public void Conv2d_forward_and_backward_are_bit_identical_in_every_thread_order()
+        {
+            var c = new Case(3, 3, 5, 9, 10, 3, 3, 1, 1, 1, 1);  // N·P = 270 > one block of the bias reduction
+            AssertSameInEveryOrder(
+                [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight), (TestData.Floats(c.Cout), c.Bias)],
+                (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], 1, 1));
+        }
+
+        [Test]
+        public void ConvTranspose2d_forward_and_backward_are_bit_identical_in_every_thread_order()
+        {
+            var c = new Case(3, 3, 4, 5, 6, 4, 4, 2, 2, 1, 1);
+            AssertSameInEveryOrder(
+                [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.TransposedWeight.Count), c.TransposedWeight), (TestData.Floats(c.Cout), c.Bias)],
+                (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], 2, 1));
+        }
+
+        [Test]
+        public void ChannelBias_forward_and_backward_are_bit_identical_in_every_thread_order()
+        {
+            var shape = new Shape(5, 3, 17, 19);  // 1615 values per channel: every thread of the reduction adds several
+            AssertSameInEveryOrder([(TestData.Floats((int)shape.Count), shape), (TestData.Floats(3), new Shape(3))],
+                                   (ctx, t) => Convolution.ChannelBias(ctx, t[0], t[1]));
+        }
+    }
+
+    /// <summary>The masks themselves: host values, no device.</summary>
+    [TestFixture, Category("Cpu")]
+    public class Masks
+    {
+        [Test]
+        public void Masks_keep_exactly_the_documented_taps()
+        {
+            Assert.Multiple(() =>
+            {
+                Assert.That(ConvMasks.PixelCnn(5, MaskType.A).ToString(), Is.EqualTo("xxxxx\nxxxxx\nxx...\n.....\n....."));
+                Assert.That(ConvMasks.PixelCnn(5, MaskType.B).ToString(), Is.EqualTo("xxxxx\nxxxxx\nxxx..\n.....\n....."));
+                Assert.That(ConvMasks.PixelCnn(3, MaskType.A).ToString(), Is.EqualTo("xxx\nx..\n..."));
+                Assert.That(ConvMasks.PixelCnn(1, MaskType.B).ToString(), Is.EqualTo("x"));
+                Assert.That(ConvMasks.VerticalStack(5, MaskType.A).ToString(), Is.EqualTo("xxxxx\nxxxxx\n.....\n.....\n....."));
+                Assert.That(ConvMasks.VerticalStack(5, MaskType.B).ToString(), Is.EqualTo("xxxxx\nxxxxx\nxxxxx\n.....\n....."));
+                Assert.That(ConvMasks.HorizontalStack(5, MaskType.A).ToString(), Is.EqualTo("xx..."));
+                Assert.That(ConvMasks.HorizontalStack(5, MaskType.B).ToString(), Is.EqualTo("xxx.."));
+                Assert.That(ConvMasks.HorizontalStack(3, MaskType.A).Shape, Is.EqualTo(new Shape(1, 3)));
+                Assert.That(ConvMasks.PixelCnn(3, MaskType.B).ToArray(), Is.EqualTo(new[] { 1f, 1f, 1f, 1f, 1f, 0f, 0f, 0f, 0f }));
+            });
+            Assert.Throws<ArgumentOutOfRangeException>(() => ConvMasks.PixelCnn(4, MaskType.A), "an even kernel has no centre");
+        }
     }
 }

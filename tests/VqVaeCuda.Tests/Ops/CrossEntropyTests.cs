@@ -1,4 +1,5 @@
 using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
 using VqVaeCuda.Ops;
 using VqVaeCuda.Tensors;
 using VqVaeCuda.Tests.Support;
@@ -6,8 +7,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Ops;
 
 /// <summary>CrossEntropy.SoftmaxCrossEntropy (kernels/softmax.cu) against a double-precision reference and finite differences.</summary>
-[TestFixture, Category("Cpu")]
-public class CrossEntropyTests
+public class CrossEntropyTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     /// <summary>Per position q = o·inner + p: log-softmax of logits[(o·K + k)·inner + p] over k, in double.</summary>
     private static double[][] LogSoftmax(float[] logits, int outer, int classes, int inner)
@@ -56,7 +56,7 @@ public class CrossEntropyTests
         int[] targetShape = h == 0 ? [n] : [n, h, w];
         var logits = TestData.Floats(n * k * inner, -3f, 3f);
         var targets = TensorFactory.RandomInts(n * inner, 0, k);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 4L << 20);
         var tape = new Tape(arena);
         var ctx = new OpContext(arena, tape);
@@ -76,7 +76,7 @@ public class CrossEntropyTests
         const int n = 5, k = 7;
         var logits = TestData.Floats(n * k, -1f, 1f).Select((v, i) => v + (i % 2 == 0 ? 1000f : -1000f)).ToArray();
         var targets = TensorFactory.RandomInts(n, 0, k);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var tape = new Tape(arena);
         var ctx = new OpContext(arena, tape);
@@ -93,7 +93,7 @@ public class CrossEntropyTests
     {
         // Few positions, so that each gradient (softmax − onehot)/P is large enough for a tight tolerance to mean something.
         var targets = TensorFactory.RandomInts(2 * 1 * 2, 0, 6);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device, [new(TestData.Floats(2 * 6 * 1 * 2, -2f, 2f), new Shape(2, 6, 1, 2), "logits")],
                             (ctx, t) => CrossEntropy.SoftmaxCrossEntropy(ctx, t[0], ctx.Ints(targets, 2, 1, 2)), samplesPerInput: 16,
                             relativeTolerance: 2e-3, arenaBytes: 1L << 20);
@@ -103,33 +103,16 @@ public class CrossEntropyTests
     public void Backward_matches_finite_differences_for_vectors()
     {
         var targets = TensorFactory.RandomInts(2, 0, 9);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device, [new(TestData.Floats(2 * 9, -2f, 2f), new Shape(2, 9), "logits")],
                             (ctx, t) => CrossEntropy.SoftmaxCrossEntropy(ctx, t[0], ctx.Ints(targets, 2)), samplesPerInput: 16,
                             relativeTolerance: 2e-3, arenaBytes: 1L << 20);
     }
 
     [Test]
-    public void Forward_and_backward_are_bit_equal_in_every_thread_order()
-    {
-        const int n = 6, k = 33, h = 9, w = 10;
-        var logits = TestData.Floats(n * k * h * w, -3f, 3f);
-        var targets = TensorFactory.RandomInts(n * h * w, 0, k);
-        var runs = TensorFactory.InEveryOrder((ctx, tape) =>
-        {
-            var lt = ctx.Floats(logits, n, k, h, w);
-            lt.RequiresGrad = true;
-            var loss = CrossEntropy.SoftmaxCrossEntropy(ctx, lt, ctx.Ints(targets, n, h, w));
-            tape.Backward(loss);
-            return [.. loss.ToArray(), .. tape.GradOf(lt).ToArray()];
-        });
-        TensorFactory.AssertBitEqual(runs, "cross-entropy loss and gradient");
-    }
-
-    [Test]
     public void A_target_out_of_range_makes_the_loss_nan()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var loss = CrossEntropy.SoftmaxCrossEntropy(ctx, ctx.Floats(TestData.Floats(3 * 4), 3, 4), ctx.Ints([0, 4, 2], 3));
@@ -139,7 +122,7 @@ public class CrossEntropyTests
     [Test]
     public void Bad_inputs_are_refused_naming_the_op()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var logits = ctx.NewTensor(new Shape(2, 5, 3, 3));
@@ -149,5 +132,27 @@ public class CrossEntropyTests
                     Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("softmax_cross_entropy:").And.Message.Contains("[2,3,3]"));
         Assert.That(() => CrossEntropy.SoftmaxCrossEntropy(ctx, ctx.NewTensor(new Shape(5)), ctx.NewTensor(new Shape(5), DType.Int32)),
                     Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("softmax_cross_entropy:"));
+    }
+
+    /// <summary>The cpu device's thread orders: a GPU has one order, its own.</summary>
+    [TestFixture, Category("Cpu")]
+    public class ThreadOrders
+    {
+        [Test]
+        public void Forward_and_backward_are_bit_equal_in_every_thread_order()
+        {
+            const int n = 6, k = 33, h = 9, w = 10;
+            var logits = TestData.Floats(n * k * h * w, -3f, 3f);
+            var targets = TensorFactory.RandomInts(n * h * w, 0, k);
+            var runs = TensorFactory.InEveryOrder((ctx, tape) =>
+            {
+                var lt = ctx.Floats(logits, n, k, h, w);
+                lt.RequiresGrad = true;
+                var loss = CrossEntropy.SoftmaxCrossEntropy(ctx, lt, ctx.Ints(targets, n, h, w));
+                tape.Backward(loss);
+                return [.. loss.ToArray(), .. tape.GradOf(lt).ToArray()];
+            });
+            TensorFactory.AssertBitEqual(runs, "cross-entropy loss and gradient");
+        }
     }
 }

@@ -7,8 +7,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Ops;
 
 /// <summary>Embedding lookups and their scatter-add backward (kernels/embedding.cu, kernels/segment_sum.cu).</summary>
-[TestFixture, Category("Cpu")]
-public class EmbeddingTests
+public class EmbeddingTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     /// <summary>dTable[v, d] = Σ over positions s with idx[s] = v of dOut at (s, d); dOut laid out as out[(o·D + d)·inner + p].</summary>
     private static double[] ReferenceTableGradient(int[] idx, float[] dout, int rows, int dim, int inner)
@@ -36,7 +35,7 @@ public class EmbeddingTests
         const int rows = 11, dim = 6;
         var table = TestData.Floats(rows * dim);
         var idx = TensorFactory.RandomInts(2 * 3 * 5, 0, rows);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var y = Embedding.Lookup(ctx, ctx.Floats(table, rows, dim), ctx.Ints(idx, 2, 3, 5));
@@ -51,7 +50,7 @@ public class EmbeddingTests
         const int rows = 9, dim = 5, n = 3, h = 4, w = 7;
         var table = TestData.Floats(rows * dim);
         var codes = TensorFactory.RandomInts(n * h * w, 0, rows);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var y = Embedding.LookupNchw(ctx, ctx.Floats(table, rows, dim), ctx.Ints(codes, n, h, w));
@@ -70,7 +69,7 @@ public class EmbeddingTests
         const int classes = 10, dim = 8;
         var table = TestData.Floats(classes * dim);
         var labels = TensorFactory.RandomInts(13, 0, classes);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var y = Embedding.LookupLabels(ctx, ctx.Floats(table, classes, dim), ctx.Ints(labels, 13));
@@ -83,7 +82,7 @@ public class EmbeddingTests
     {
         const int rows = 7, dim = 4;
         var idx = TensorFactory.RandomInts(3 * 5, 0, rows);  // 15 positions into 7 rows: rows repeat
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device, [new(TestData.Floats(rows * dim), new Shape(rows, dim), "table")],
                             (ctx, t) => Embedding.Lookup(ctx, t[0], ctx.Ints(idx, 3, 5)), samplesPerInput: 16, relativeTolerance: 5e-3, arenaBytes: 1L << 20);
     }
@@ -93,38 +92,39 @@ public class EmbeddingTests
     {
         const int rows = 5, dim = 3;
         var codes = TensorFactory.RandomInts(2 * 3 * 4, 0, rows);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device, [new(TestData.Floats(rows * dim), new Shape(rows, dim), "table")],
                             (ctx, t) => Embedding.LookupNchw(ctx, t[0], ctx.Ints(codes, 2, 3, 4)), samplesPerInput: 15, relativeTolerance: 5e-3, arenaBytes: 1L << 20);
     }
 
-    // (rows, dim, positions, layout): runs that cross 64-position chunks and 256-vector sort tiles; all positions on one row
-    // (a collapsed codebook).
+    // (rows, dim, positions, layout): as ThreadOrders' test below, on this fixture's device.
     [TestCase(7, 5, 60, false, false)]
     [TestCase(700, 3, 1500, false, false)]
     [TestCase(600, 4, 8 * 8 * 8, true, false)]
     [TestCase(512, 6, 4 * 16 * 16, true, true)]
-    public void Table_gradient_equals_the_reference_and_is_bit_equal_in_every_thread_order(int rows, int dim, int positions, bool nchw, bool collapsed)
+    public void Table_gradient_equals_the_reference_and_the_segment_sum_order(int rows, int dim, int positions, bool nchw, bool collapsed)
     {
         int n = nchw ? positions / 64 : positions, inner = nchw ? 64 : 1;
         var table = TestData.Floats(rows * dim);
         var idx = collapsed ? Enumerable.Repeat(3, positions).ToArray() : TensorFactory.RandomInts(positions, 0, rows);
         var dout = TestData.Floats(positions * dim);
-        var runs = TensorFactory.InEveryOrder((ctx, tape) =>
-        {
-            var tt = ctx.Floats(table, rows, dim);
-            tt.RequiresGrad = true;
-            var y = nchw ? Embedding.LookupNchw(ctx, tt, ctx.Ints(idx, n, 8, 8)) : Embedding.Lookup(ctx, tt, ctx.Ints(idx, positions));
-            tape.Backward(y, ctx.Floats(dout, y.Shape.Dims.ToArray()));
-            return tape.GradOf(tt).ToArray();
-        });
-        // Within float rounding of the double sums, and bit-equal to float sums in the segment sum's order.
+        using var device = Open();
+        using var arena = new Arena(device, 4L << 20);
+        var tape = new Tape(arena);
+        var ctx = new OpContext(arena, tape);
+        var tt = ctx.Floats(table, rows, dim);
+        tt.RequiresGrad = true;
+        var y = nchw ? Embedding.LookupNchw(ctx, tt, ctx.Ints(idx, n, 8, 8)) : Embedding.Lookup(ctx, tt, ctx.Ints(idx, positions));
+        tape.Backward(y, ctx.Floats(dout, y.Shape.Dims.ToArray()));
+        var actual = tape.GradOf(tt).ToArray();
         var reference = ReferenceTableGradient(idx, dout, rows, dim, inner);
         var magnitude = ReferenceTableGradient(idx, dout.Select(Math.Abs).ToArray(), rows, dim, inner);
+        var ordered = OrderedFloatTableGradient(idx, dout, rows, dim, inner);
         for (int e = 0; e < reference.Length; e++)
-            Assert.That(runs[0][e], Is.EqualTo(reference[e]).Within(1e-6 * magnitude[e]), $"d table[{e}]");
-        Assert.That(runs[0], Is.EqualTo(OrderedFloatTableGradient(idx, dout, rows, dim, inner)), "the sums run in the segment sum's order");
-        TensorFactory.AssertBitEqual(runs, "d table");
+        {
+            Assert.That(actual[e], Is.EqualTo(reference[e]).Within(1e-6 * magnitude[e]), $"d table[{e}]");
+            Assert.That(actual[e], Is.EqualTo(ordered[e]).Within(DeviceTolerance.OrderedSum(Kind, magnitude[e])), $"d table[{e}] in the segment sum's order");
+        }
     }
 
     [Test]
@@ -133,7 +133,7 @@ public class EmbeddingTests
         // The table used twice: both lookups' gradients accumulate.
         const int rows = 6, dim = 3;
         var idx = TensorFactory.RandomInts(10, 0, rows);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device, [new(TestData.Floats(rows * dim), new Shape(rows, dim), "table")],
                             (ctx, t) => Elementwise.Add(ctx, Embedding.Lookup(ctx, t[0], ctx.Ints(idx, 10)),
                                                         Embedding.Lookup(ctx, t[0], ctx.Ints(idx.Reverse().ToArray(), 10))), samplesPerInput: 18, relativeTolerance: 5e-3, arenaBytes: 1L << 20);
@@ -146,9 +146,9 @@ public class EmbeddingTests
         var idx = TensorFactory.RandomInts(s, 0, rows);
         var dout = TestData.Floats(s * dim);
         var expected = ReferenceTableGradient(idx, dout, rows, dim, 1);
-        foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending, ThreadOrder.Shuffled })
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending, ThreadOrder.Shuffled))
         {
-            using var device = TestDevices.Cpu(order);
+            using var device = Open(order);
             using var idxBuffer = device.Upload(idx);
             using var doutBuffer = device.Upload(dout);
             using var dtable = device.Upload(new float[rows * dim]);
@@ -163,7 +163,7 @@ public class EmbeddingTests
         const int rows = 4, dim = 3;
         var table = TestData.Floats(rows * dim);
         int[] idx = [1, -1, 3, rows, 1];
-        using var device = TestDevices.Cpu();  // checked memory: an out-of-bounds write would fail the launch
+        using var device = Open();  // checked memory: an out-of-bounds write would fail the launch
         using var arena = new Arena(device, 1 << 20);
         var tape = new Tape(arena);
         var ctx = new OpContext(arena, tape);
@@ -183,7 +183,7 @@ public class EmbeddingTests
     [Test]
     public void Bad_inputs_are_refused_naming_the_op()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var table = ctx.NewTensor(new Shape(8, 4));
@@ -195,5 +195,39 @@ public class EmbeddingTests
                     Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("embedding_nchw:").And.Message.Contains("[N, H, W]"));
         Assert.That(() => Embedding.LookupLabels(ctx, table, ctx.NewTensor(new Shape(2, 3), DType.Int32)),
                     Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("embedding_labels:").And.Message.Contains("rank 1"));
+    }
+
+    /// <summary>The cpu device's thread orders: a GPU has one order, its own.</summary>
+    [TestFixture, Category("Cpu")]
+    public class ThreadOrders
+    {
+        // (rows, dim, positions, layout): runs that cross 64-position chunks and 256-vector sort tiles; all positions on one row
+        // (a collapsed codebook).
+        [TestCase(7, 5, 60, false, false)]
+        [TestCase(700, 3, 1500, false, false)]
+        [TestCase(600, 4, 8 * 8 * 8, true, false)]
+        [TestCase(512, 6, 4 * 16 * 16, true, true)]
+        public void Table_gradient_equals_the_reference_and_is_bit_equal_in_every_thread_order(int rows, int dim, int positions, bool nchw, bool collapsed)
+        {
+            int n = nchw ? positions / 64 : positions, inner = nchw ? 64 : 1;
+            var table = TestData.Floats(rows * dim);
+            var idx = collapsed ? Enumerable.Repeat(3, positions).ToArray() : TensorFactory.RandomInts(positions, 0, rows);
+            var dout = TestData.Floats(positions * dim);
+            var runs = TensorFactory.InEveryOrder((ctx, tape) =>
+            {
+                var tt = ctx.Floats(table, rows, dim);
+                tt.RequiresGrad = true;
+                var y = nchw ? Embedding.LookupNchw(ctx, tt, ctx.Ints(idx, n, 8, 8)) : Embedding.Lookup(ctx, tt, ctx.Ints(idx, positions));
+                tape.Backward(y, ctx.Floats(dout, y.Shape.Dims.ToArray()));
+                return tape.GradOf(tt).ToArray();
+            });
+            // Within float rounding of the double sums, and bit-equal to float sums in the segment sum's order.
+            var reference = ReferenceTableGradient(idx, dout, rows, dim, inner);
+            var magnitude = ReferenceTableGradient(idx, dout.Select(Math.Abs).ToArray(), rows, dim, inner);
+            for (int e = 0; e < reference.Length; e++)
+                Assert.That(runs[0][e], Is.EqualTo(reference[e]).Within(1e-6 * magnitude[e]), $"d table[{e}]");
+            Assert.That(runs[0], Is.EqualTo(OrderedFloatTableGradient(idx, dout, rows, dim, inner)), "the sums run in the segment sum's order");
+            TensorFactory.AssertBitEqual(runs, "d table");
+        }
     }
 }

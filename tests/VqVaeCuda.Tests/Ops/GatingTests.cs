@@ -1,4 +1,5 @@
 using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
 using VqVaeCuda.Ops;
 using VqVaeCuda.Tensors;
 using VqVaeCuda.Tests.Support;
@@ -6,8 +7,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Ops;
 
 /// <summary>Gating.GatedTanhSigmoid (kernels/gating.cu): y = tanh(a)·σ(b) over the two channel halves, optionally conditioned.</summary>
-[TestFixture, Category("Cpu")]
-public class GatingTests
+public class GatingTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private static double Sigmoid(double b) => 1.0 / (1.0 + Math.Exp(-b));
 
@@ -31,7 +31,7 @@ public class GatingTests
     public void Forward_equals_the_reference(int n, int c, int h, int w)
     {
         var x = TestData.Floats(n * 2 * c * h * w, -4f, 4f);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 4L << 20);
         var ctx = new OpContext(arena);
         var y = Gating.GatedTanhSigmoid(ctx, ctx.Floats(x, n, 2 * c, h, w));
@@ -43,7 +43,7 @@ public class GatingTests
     public void Vectors_of_rank_2_are_split_the_same_way()
     {
         var x = TestData.Floats(4 * 6, -3f, 3f);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var y = Gating.GatedTanhSigmoid(ctx, ctx.Floats(x, 4, 6));
@@ -57,7 +57,7 @@ public class GatingTests
         const int n = 3, c = 4, h = 5, w = 6;
         var x = TestData.Floats(n * 2 * c * h * w, -3f, 3f);
         var cond = TestData.Floats(n * 2 * c, -2f, 2f);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 4L << 20);
         var ctx = new OpContext(arena);
         var y = Gating.GatedTanhSigmoid(ctx, ctx.Floats(x, n, 2 * c, h, w), ctx.Floats(cond, n, 2 * c));
@@ -67,7 +67,7 @@ public class GatingTests
     [Test]
     public void Backward_matches_finite_differences()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device, [new(TestData.Floats(2 * 6 * 4 * 5, -2f, 2f), new Shape(2, 6, 4, 5), "x")],
                             (ctx, t) => Gating.GatedTanhSigmoid(ctx, t[0]), samplesPerInput: 16, relativeTolerance: 5e-3, arenaBytes: 1L << 20);
     }
@@ -75,7 +75,7 @@ public class GatingTests
     [Test]
     public void Conditioned_backward_matches_finite_differences_for_input_and_condition()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         GradientCheck.Check(device,
                             [new(TestData.Floats(2 * 6 * 3 * 4, -2f, 2f), new Shape(2, 6, 3, 4), "x"),
                              new(TestData.Floats(2 * 6, -1f, 1f), new Shape(2, 6), "condition")],
@@ -83,28 +83,9 @@ public class GatingTests
     }
 
     [Test]
-    public void Forward_and_backward_are_bit_equal_in_every_thread_order()
-    {
-        const int n = 2, c = 8, h = 9, w = 11;
-        var x = TestData.Floats(n * 2 * c * h * w, -3f, 3f);
-        var cond = TestData.Floats(n * 2 * c);
-        var dy = TestData.Floats(n * c * h * w);
-        var runs = TensorFactory.InEveryOrder((ctx, tape) =>
-        {
-            var xt = ctx.Floats(x, n, 2 * c, h, w);
-            var ct = ctx.Floats(cond, n, 2 * c);
-            xt.RequiresGrad = ct.RequiresGrad = true;
-            var y = Gating.GatedTanhSigmoid(ctx, xt, ct);
-            tape.Backward(y, ctx.Floats(dy, n, c, h, w));
-            return [.. y.ToArray(), .. tape.GradOf(xt).ToArray(), .. tape.GradOf(ct).ToArray()];
-        });
-        TensorFactory.AssertBitEqual(runs, "gate output and gradients");
-    }
-
-    [Test]
     public void Bad_inputs_are_refused_naming_the_op()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         Assert.That(() => Gating.GatedTanhSigmoid(ctx, ctx.NewTensor(new Shape(2, 5, 3, 3))),
@@ -115,5 +96,29 @@ public class GatingTests
                     Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("gated_tanh_sigmoid:").And.Message.Contains("[2,4]"));
         Assert.That(() => Gating.GatedTanhSigmoid(ctx, ctx.NewTensor(new Shape(2, 4), DType.Int32)),
                     Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("gated_tanh_sigmoid:").And.Message.Contains("float32"));
+    }
+
+    /// <summary>The cpu device's thread orders: a GPU has one order, its own.</summary>
+    [TestFixture, Category("Cpu")]
+    public class ThreadOrders
+    {
+        [Test]
+        public void Forward_and_backward_are_bit_equal_in_every_thread_order()
+        {
+            const int n = 2, c = 8, h = 9, w = 11;
+            var x = TestData.Floats(n * 2 * c * h * w, -3f, 3f);
+            var cond = TestData.Floats(n * 2 * c);
+            var dy = TestData.Floats(n * c * h * w);
+            var runs = TensorFactory.InEveryOrder((ctx, tape) =>
+            {
+                var xt = ctx.Floats(x, n, 2 * c, h, w);
+                var ct = ctx.Floats(cond, n, 2 * c);
+                xt.RequiresGrad = ct.RequiresGrad = true;
+                var y = Gating.GatedTanhSigmoid(ctx, xt, ct);
+                tape.Backward(y, ctx.Floats(dy, n, c, h, w));
+                return [.. y.ToArray(), .. tape.GradOf(xt).ToArray(), .. tape.GradOf(ct).ToArray()];
+            });
+            TensorFactory.AssertBitEqual(runs, "gate output and gradients");
+        }
     }
 }

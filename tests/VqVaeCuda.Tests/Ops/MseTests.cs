@@ -1,4 +1,5 @@
 using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
 using VqVaeCuda.Ops;
 using VqVaeCuda.Tensors;
 using VqVaeCuda.Tests.Support;
@@ -6,8 +7,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Ops;
 
 /// <summary>Losses.Mse (kernels/losses.cu) against a double-precision C# reference and finite differences.</summary>
-[TestFixture, Category("Cpu")]
-public class MseTests
+public class MseTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private static double Reference(float[] p, float[] t) => p.Zip(t, (a, b) => ((double)a - b) * ((double)a - b)).Sum() / p.Length;
 
@@ -20,7 +20,7 @@ public class MseTests
         int n = lo == 1 ? 1 : TestData.OddSize(lo, hi);
         var p = TestData.Floats(n);
         var t = TestData.Floats(n);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 4L << 20);
         var ctx = new OpContext(arena);
         var loss = Losses.Mse(ctx, ctx.Floats(p, n), ctx.Floats(t, n));
@@ -29,43 +29,32 @@ public class MseTests
     }
 
     [Test]
-    public void Forward_is_the_two_pass_sum_tree_of_the_scaled_squares([Values(VqVaeCuda.Device.ThreadOrder.Ascending, VqVaeCuda.Device.ThreadOrder.Descending)] VqVaeCuda.Device.ThreadOrder order)
+    public void Forward_is_the_two_pass_sum_tree_of_the_scaled_squares()
     {
-        // 1 100 001 elements: 68 blocks of 256 threads on the cpu device (64 elements a thread), each partial scaled by 1/n before pass 2.
+        // 1 100 001 elements: on the cpu device 68 blocks of 256 threads (64 elements a thread), each partial scaled by 1/n
+        // before pass 2; a GPU's grid has its own block count, and the model follows it.
         const int n = 1_100_001;
         var p = TestData.Floats(n);
         var t = TestData.Floats(n);
-        using var device = TestDevices.Cpu(order);
-        int blocks = ScalarReduction.Blocks(n, device);
-        Assert.That(blocks, Is.EqualTo(68), "ceil(n / (256 threads · 64 elements)) on the cpu device");
-        using var arena = new Arena(device, 16L << 20);
-        var ctx = new OpContext(arena);
-        var loss = Losses.Mse(ctx, ctx.Floats(p, n), ctx.Floats(t, n)).ToArray()[0];
-        Assert.That(loss, Is.EqualTo(KernelOrderModels.TwoPassSum(n, blocks, i => (p[i] - t[i]) * (p[i] - t[i]), scale: (float)(1.0 / n))));
-    }
-
-    [Test]
-    public void Forward_and_backward_are_bit_equal_in_every_thread_order()
-    {
-        int k = TestData.OddSize(1000, 3000);
-        var p = TestData.Floats(3 * k);
-        var t = TestData.Floats(3 * k);
-        var runs = TensorFactory.InEveryOrder((ctx, tape) =>
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
         {
-            var pt = ctx.Floats(p, 3, k);
-            pt.RequiresGrad = true;
-            var loss = Losses.Mse(ctx, pt, ctx.Floats(t, 3, k));
-            tape.Backward(loss);
-            return [.. loss.ToArray(), .. tape.GradOf(pt).ToArray()];
-        });
-        TensorFactory.AssertBitEqual(runs, "mse loss and gradient");
+            using var device = Open(order);
+            int blocks = ScalarReduction.Blocks(n, device);
+            if (OnCpu) Assert.That(blocks, Is.EqualTo(68), "ceil(n / (256 threads · 64 elements)) on the cpu device");
+            using var arena = new Arena(device, 16L << 20);
+            var ctx = new OpContext(arena);
+            var loss = Losses.Mse(ctx, ctx.Floats(p, n), ctx.Floats(t, n)).ToArray()[0];
+            float expected = KernelOrderModels.TwoPassSum(n, blocks, i => (p[i] - t[i]) * (p[i] - t[i]), scale: (float)(1.0 / n));
+            // Every term is positive: the sum of magnitudes is the loss itself.
+            Assert.That(loss, Is.EqualTo(expected).Within(DeviceTolerance.OrderedSum(Kind, expected)), $"{order}");
+        }
     }
 
     [Test]
     public void Backward_matches_finite_differences_for_prediction_and_target()
     {
         // Few elements, so that each gradient 2(p − t)/n is large enough for a tight tolerance to mean something.
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var shape = new Shape(2, 1, 2, 3);
         GradientCheck.Check(device, [new(TestData.Floats(12), shape, "prediction"), new(TestData.Floats(12), shape, "target")],
                             (ctx, x) => Losses.Mse(ctx, x[0], x[1]), relativeTolerance: 2e-3, arenaBytes: 1L << 20);
@@ -77,7 +66,7 @@ public class MseTests
         int n = TestData.OddSize(500, 2000);
         var p = TestData.Floats(n);
         var t = TestData.Floats(n);
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 4L << 20);
         var tape = new Tape(arena);
         var ctx = new OpContext(arena, tape);
@@ -96,7 +85,7 @@ public class MseTests
     [Test]
     public void Bad_inputs_are_refused_naming_the_op()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var a = ctx.NewTensor(new Shape(2, 3));
@@ -104,5 +93,27 @@ public class MseTests
                     Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("mse:").And.Message.Contains("[2,3]").And.Message.Contains("[3,2]"));
         Assert.That(() => Losses.Mse(ctx, a, ctx.NewTensor(new Shape(2, 3), DType.Int32)),
                     Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("mse:").And.Message.Contains("target"));
+    }
+
+    /// <summary>The cpu device's thread orders: a GPU has one order, its own.</summary>
+    [TestFixture, Category("Cpu")]
+    public class ThreadOrders
+    {
+        [Test]
+        public void Forward_and_backward_are_bit_equal_in_every_thread_order()
+        {
+            int k = TestData.OddSize(1000, 3000);
+            var p = TestData.Floats(3 * k);
+            var t = TestData.Floats(3 * k);
+            var runs = TensorFactory.InEveryOrder((ctx, tape) =>
+            {
+                var pt = ctx.Floats(p, 3, k);
+                pt.RequiresGrad = true;
+                var loss = Losses.Mse(ctx, pt, ctx.Floats(t, 3, k));
+                tape.Backward(loss);
+                return [.. loss.ToArray(), .. tape.GradOf(pt).ToArray()];
+            });
+            TensorFactory.AssertBitEqual(runs, "mse loss and gradient");
+        }
     }
 }

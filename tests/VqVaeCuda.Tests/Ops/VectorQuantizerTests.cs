@@ -13,8 +13,7 @@ namespace VqVaeCuda.Tests.Ops;
 /// is accepted only if its exact distance is within rounding of the best. Integer-valued data makes every
 /// distance exact in float, so there the indices — ties included — must equal the reference exactly.
 /// </summary>
-[TestFixture, Category("Cpu")]
-public class VectorQuantizerTests
+public class VectorQuantizerTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     // ---- C# references ----------------------------------------------------------------------------
 
@@ -120,7 +119,7 @@ public class VectorQuantizerTests
     [TestCase(2, 64, 16, 16, 512)]
     public void Fused_indices_equal_a_brute_force_argmin(int n, int d, int h, int w, int k)
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var z = TestData.Floats(n * d * h * w);
         var e = TestData.Floats(k * d);
         int m = n * h * w;
@@ -130,15 +129,18 @@ public class VectorQuantizerTests
     }
 
     [Test]
-    public void Rows_input_gives_one_index_per_row([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
+    public void Rows_input_gives_one_index_per_row()
     {
-        using var device = TestDevices.Cpu(order);
-        int m = TestData.OddSize(130, 400, 128), d = 5, k = 200;
-        var z = TestData.Floats(m * d);
-        var e = TestData.Floats(k * d);
-        var expected = ReferenceNearest(z, m, d, 1, e, k);
-        foreach (var algorithm in new[] { NearestCodeAlgorithm.Fused, NearestCodeAlgorithm.GemmThenArgmin })
-            AssertNearest(Nearest(device, z, new Shape(m, d), e, k, algorithm), expected, z, d, 1, e, algorithm.ToString());
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
+        {
+            using var device = Open(order);
+            int m = TestData.OddSize(130, 400, 128), d = 5, k = 200;
+            var z = TestData.Floats(m * d);
+            var e = TestData.Floats(k * d);
+            var expected = ReferenceNearest(z, m, d, 1, e, k);
+            foreach (var algorithm in new[] { NearestCodeAlgorithm.Fused, NearestCodeAlgorithm.GemmThenArgmin })
+                AssertNearest(Nearest(device, z, new Shape(m, d), e, k, algorithm), expected, z, d, 1, e, algorithm.ToString());
+        }
     }
 
     [TestCase(2, 64, 8, 9, 300, ThreadOrder.Ascending)]
@@ -147,7 +149,7 @@ public class VectorQuantizerTests
     [TestCase(3, 3, 7, 5, 41, ThreadOrder.Shuffled)]
     public void Fused_equals_gemm_then_argmin(int n, int d, int h, int w, int k, ThreadOrder order)
     {
-        using var device = TestDevices.Cpu(order);
+        using var device = Open(order);
         var z = TestData.Floats(n * d * h * w);
         var e = TestData.Floats(k * d);
         var shape = new Shape(n, d, h, w);
@@ -163,7 +165,7 @@ public class VectorQuantizerTests
     {
         // Small integers: every distance is exact in float whatever the order of summation, and there
         // are many ties, spread over tiles, splits and the threads of a tile.
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         int n = 3, d = 5, h = 9, w = 11, k = 300;
         var z = Integers(n * d * h * w, -2, 2);
         var e = Integers(k * d, -2, 2);
@@ -177,7 +179,7 @@ public class VectorQuantizerTests
     [Test]
     public void Duplicate_codebook_rows_resolve_to_the_lowest_index()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         int n = 2, d = 64, h = 10, w = 13, k = 300, hw = h * w, m = n * hw;
         var e = TestData.Floats(k * d);
         // Copies of row 7: in the same tile, another thread (8); in the same thread's later slot (23: codes
@@ -212,7 +214,7 @@ public class VectorQuantizerTests
     [Test]
     public void The_code_split_count_does_not_change_the_result()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         int n = 2, d = 19, h = 7, w = 9, k = 520;
         var z = TestData.Floats(n * d * h * w);
         var e = TestData.Floats(k * d);
@@ -251,7 +253,7 @@ public class VectorQuantizerTests
     [Test]
     public void Forward_gives_codebook_rows_in_nchw_and_the_mean_squared_error_as_both_losses()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         int n = 2, d = 6, h = 5, w = 7, k = 11, hw = h * w, m = n * hw;
         var z = TestData.Floats(n * d * hw);
         var e = TestData.Floats(k * d);
@@ -274,7 +276,7 @@ public class VectorQuantizerTests
     [Test]
     public void Lookup_decodes_a_code_map_to_the_quantized_tensor()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 16L << 20);
         var ctx = new OpContext(arena);
         var (_, e, result) = QuantizeRandom(ctx, n: 2, d: 4, h: 3, w: 5, k: 9);
@@ -282,54 +284,62 @@ public class VectorQuantizerTests
     }
 
     [Test]
-    public void Both_losses_are_the_two_pass_sum_tree_over_at_most_256_partials([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
+    public void Both_losses_are_the_two_pass_sum_tree_over_at_most_256_partials()
     {
-        // 4·64·46·46 = 541 696 elements: 34 blocks of 256 threads at the cpu device's 64 elements a thread (a GPU's 8
-        // would give 265, capped at 256 partials: these losses have always been reduced with that cap). Pass 2 divides by n.
-        using var device = TestDevices.Cpu(order);
-        using var arena = new Arena(device, 48L << 20);
-        var ctx = new OpContext(arena);
-        var (z, _, result) = QuantizeRandom(ctx, n: 4, d: 64, h: 46, w: 46, k: 16);
-        var ze = z.ToArray();
-        var zq = result.Quantized.ToArray();
-        int count = ze.Length, blocks = LossKernels.QuantizerLossBlocks(count, device);
-        Assert.That(blocks, Is.EqualTo(34));
-        float expected = KernelOrderModels.TwoPassSum(count, blocks, i => (ze[i] - zq[i]) * (ze[i] - zq[i])) * (1f / count);
-        Assert.That(result.CodebookLoss.ToArray()[0], Is.EqualTo(expected), "codebook loss");
-        Assert.That(result.CommitmentLoss.ToArray()[0], Is.EqualTo(expected), "commitment loss");
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
+        {
+            // 4·64·46·46 = 541 696 elements: 34 blocks of 256 threads at the cpu device's 64 elements a thread (a GPU's 8
+            // would give 265, capped at 256 partials: these losses have always been reduced with that cap). Pass 2 divides by n.
+        // The model follows the device's own block count.
+            using var device = Open(order);
+            using var arena = new Arena(device, 48L << 20);
+            var ctx = new OpContext(arena);
+            var (z, _, result) = QuantizeRandom(ctx, n: 4, d: 64, h: 46, w: 46, k: 16);
+            var ze = z.ToArray();
+            var zq = result.Quantized.ToArray();
+            int count = ze.Length, blocks = LossKernels.QuantizerLossBlocks(count, device);
+            if (OnCpu) Assert.That(blocks, Is.EqualTo(34));
+            float expected = KernelOrderModels.TwoPassSum(count, blocks, i => (ze[i] - zq[i]) * (ze[i] - zq[i])) * (1f / count);
+            // Every term is positive: the sum of magnitudes is the loss itself.
+            double tolerance = DeviceTolerance.OrderedSum(Kind, expected);
+            Assert.That(result.CodebookLoss.ToArray()[0], Is.EqualTo(expected).Within(tolerance), $"codebook loss, {order}");
+            Assert.That(result.CommitmentLoss.ToArray()[0], Is.EqualTo(expected).Within(tolerance), $"commitment loss, {order}");
+        }
     }
 
     [Test]
-    public void Backward_gives_z_e_the_upstream_gradient_plus_beta_times_the_commitment_gradient_and_e_the_codebook_gradient(
-        [Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
+    public void Backward_gives_z_e_the_upstream_gradient_plus_beta_times_the_commitment_gradient_and_e_the_codebook_gradient()
     {
-        // K small against M: every code's vectors span several 256-vector sort tiles and 64-position chunks.
-        using var device = TestDevices.Cpu(order);
-        int n = 2, d = 9, h = 15, w = 15, k = 6, hw = h * w, m = n * hw;
-        const float beta = 0.25f;
-        var z = TestData.Floats(n * d * hw);
-        var e = TestData.Floats(k * d);
-        var seed = TestData.Floats(z.Length);
-        var outputs = RunStep(device, z, new Shape(n, d, h, w), e, k, seed, beta);
-        var idx = outputs.Indices;
-        double numel = z.Length;
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
+        {
+            // K small against M: every code's vectors span several 256-vector sort tiles and 64-position chunks.
+            using var device = Open(order);
+            int n = 2, d = 9, h = 15, w = 15, k = 6, hw = h * w, m = n * hw;
+            const float beta = 0.25f;
+            var z = TestData.Floats(n * d * hw);
+            var e = TestData.Floats(k * d);
+            var seed = TestData.Floats(z.Length);
+            var outputs = RunStep(device, z, new Shape(n, d, h, w), e, k, seed, beta);
+            var idx = outputs.Indices;
+            double numel = z.Length;
 
-        var dz = new double[z.Length];
-        for (int i = 0; i < z.Length; i++) dz[i] = seed[i] + beta * 2 * ((double)z[i] - outputs.Zq[i]) / numel;
-        Assert.That(outputs.DzE, Is.EqualTo(dz).Within(1e-6), "dL/dz_e = upstream + β·2(z_e − z_q)/n");
+            var dz = new double[z.Length];
+            for (int i = 0; i < z.Length; i++) dz[i] = seed[i] + beta * 2 * ((double)z[i] - outputs.Zq[i]) / numel;
+            Assert.That(outputs.DzE, Is.EqualTo(dz).Within(1e-6), "dL/dz_e = upstream + β·2(z_e − z_q)/n");
 
-        var de = new double[k * d];
-        for (int i = 0; i < m; i++)
-            for (int c = 0; c < d; c++)
-                de[idx[i] * d + c] += 2 * ((double)e[idx[i] * d + c] - At(z, i, c, d, hw)) / numel;
-        Assert.That(outputs.DE, Is.EqualTo(de).Within(1e-6), "dL/dE = Σ over assigned vectors of 2(e_k − z_e)/n");
+            var de = new double[k * d];
+            for (int i = 0; i < m; i++)
+                for (int c = 0; c < d; c++)
+                    de[idx[i] * d + c] += 2 * ((double)e[idx[i] * d + c] - At(z, i, c, d, hw)) / numel;
+            Assert.That(outputs.DE, Is.EqualTo(de).Within(1e-6), "dL/dE = Σ over assigned vectors of 2(e_k − z_e)/n");
+        }
     }
 
     [Test]
     public void A_collapsed_codebook_gets_the_whole_gradient_on_its_one_code()
     {
         // Every vector picks code 0: one segment of M positions across many chunks of the segment sums.
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         int n = 3, d = 5, h = 12, w = 13, k = 4, hw = h * w, m = n * hw;
         var z = TestData.Floats(n * d * hw, -0.1f, 0.1f);
         var e = new float[k * d];
@@ -350,55 +360,58 @@ public class VectorQuantizerTests
     }
 
     [Test]
-    public void The_ema_update_equals_the_reference_over_two_steps([Values(ThreadOrder.Ascending, ThreadOrder.Descending)] ThreadOrder order)
+    public void The_ema_update_equals_the_reference_over_two_steps()
     {
-        using var device = TestDevices.Cpu(order);
-        int n = 2, d = 7, h = 11, w = 13, k = 10, hw = h * w, m = n * hw;
-        const float decay = 0.9f, eps = 1e-3f;
-        var e = TestData.Floats(k * d);
-        using var arena = new Arena(device, 32L << 20);
-        using var codebook = Tensor.FromArray(device, e, new Shape(k, d));
-        using var ema = new EmaCodebook(codebook, decay, eps);
-
-        // Reference state: N_k = 1, m_k = e_k.
-        var size = Enumerable.Repeat(1.0, k).ToArray();
-        var sums = e.Select(v => (double)v).ToArray();
-        var current = (float[])e.Clone();
-        for (int step = 0; step < 2; step++)
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
         {
-            arena.Reset();
-            var ctx = new OpContext(arena);
-            var z = TestData.Floats(n * d * hw);
-            var zt = Upload(ctx, z, new Shape(n, d, h, w));
-            var idx = VectorQuantizer.NearestCodes(ctx, zt, codebook);
-            ema.Update(ctx, zt, idx);
+            using var device = Open(order);
+            int n = 2, d = 7, h = 11, w = 13, k = 10, hw = h * w, m = n * hw;
+            const float decay = 0.9f, eps = 1e-3f;
+            var e = TestData.Floats(k * d);
+            using var arena = new Arena(device, 32L << 20);
+            using var codebook = Tensor.FromArray(device, e, new Shape(k, d));
+            using var ema = new EmaCodebook(codebook, decay, eps);
 
-            var codes = idx.ToIntArray();
-            AssertNearest(codes, ReferenceNearest(z, m, d, hw, current, k), z, d, hw, current, $"step {step} indices");
-            var count = new double[k];
-            var s = new double[k * d];
-            for (int i = 0; i < m; i++)
+            // Reference state: N_k = 1, m_k = e_k.
+            var size = Enumerable.Repeat(1.0, k).ToArray();
+            var sums = e.Select(v => (double)v).ToArray();
+            var current = (float[])e.Clone();
+            for (int step = 0; step < 2; step++)
             {
-                count[codes[i]]++;
-                for (int c = 0; c < d; c++) s[codes[i] * d + c] += At(z, i, c, d, hw);
-            }
-            for (int j = 0; j < k; j++) size[j] = decay * size[j] + (1 - decay) * count[j];
-            for (int i = 0; i < k * d; i++) sums[i] = decay * sums[i] + (1 - decay) * s[i];
-            double total = size.Sum();
-            var expected = new double[k * d];
-            for (int i = 0; i < k * d; i++) expected[i] = sums[i] / ((size[i / d] + eps) / (total + k * eps) * total);
+                arena.Reset();
+                var ctx = new OpContext(arena);
+                var z = TestData.Floats(n * d * hw);
+                var zt = Upload(ctx, z, new Shape(n, d, h, w));
+                var idx = VectorQuantizer.NearestCodes(ctx, zt, codebook);
+                ema.Update(ctx, zt, idx);
 
-            Assert.That(ema.ClusterSizes.ToArray(), Is.EqualTo(size).Within(1e-5), $"step {step}: N_k");
-            Assert.That(ema.EmbeddingSums.ToArray(), Is.EqualTo(sums).Within(1e-5), $"step {step}: m_k");
-            current = codebook.ToArray();
-            Assert.That(current, Is.EqualTo(expected).Within(1e-4), $"step {step}: e_k = m_k / Ñ_k");
+                var codes = idx.ToIntArray();
+                AssertNearest(codes, ReferenceNearest(z, m, d, hw, current, k), z, d, hw, current, $"step {step} indices");
+                var count = new double[k];
+                var s = new double[k * d];
+                for (int i = 0; i < m; i++)
+                {
+                    count[codes[i]]++;
+                    for (int c = 0; c < d; c++) s[codes[i] * d + c] += At(z, i, c, d, hw);
+                }
+                for (int j = 0; j < k; j++) size[j] = decay * size[j] + (1 - decay) * count[j];
+                for (int i = 0; i < k * d; i++) sums[i] = decay * sums[i] + (1 - decay) * s[i];
+                double total = size.Sum();
+                var expected = new double[k * d];
+                for (int i = 0; i < k * d; i++) expected[i] = sums[i] / ((size[i / d] + eps) / (total + k * eps) * total);
+
+                Assert.That(ema.ClusterSizes.ToArray(), Is.EqualTo(size).Within(1e-5), $"step {step}: N_k");
+                Assert.That(ema.EmbeddingSums.ToArray(), Is.EqualTo(sums).Within(1e-5), $"step {step}: m_k");
+                current = codebook.ToArray();
+                Assert.That(current, Is.EqualTo(expected).Within(1e-4), $"step {step}: e_k = m_k / Ñ_k");
+            }
         }
     }
 
     [Test]
     public void With_ema_the_codebook_gets_no_gradient()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 16L << 20);
         var tape = new Tape(arena);
         var ctx = new OpContext(arena, tape);
@@ -416,7 +429,7 @@ public class VectorQuantizerTests
     [Test]
     public void Histogram_perplexity_and_codes_used_equal_the_reference()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 16L << 20);
         var ctx = new OpContext(arena);
         const int k = 40;
@@ -437,56 +450,6 @@ public class VectorQuantizerTests
         Assert.That(CodebookUsage.FromCounts(Enumerable.Repeat(3, 8).ToArray()).Perplexity, Is.EqualTo(8).Within(1e-12), "uniform use: perplexity K");
     }
 
-    [Test]
-    public void Every_thread_order_gives_bit_identical_results()
-    {
-        // The whole step — fused argmin, gather, losses, both gradients, EMA — is deterministic: no float
-        // atomics, fixed reduction trees. Ascending, descending and shuffled thread orders must agree bit for bit.
-        int n = 2, d = 7, h = 12, w = 13, k = 5;
-        var z = TestData.Floats(n * d * h * w);
-        var e = TestData.Floats(k * d);
-        var seed = TestData.Floats(z.Length);
-        var shape = new Shape(n, d, h, w);
-        StepOutputs? first = null;
-        foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending, ThreadOrder.Shuffled })
-        {
-            using var device = TestDevices.Cpu(order);
-            var outputs = RunStep(device, z, shape, e, k, seed, 0.25f);
-            if (first is null)
-            {
-                first = outputs;
-                continue;
-            }
-            Assert.Multiple(() =>
-            {
-                Assert.That(outputs.Indices, Is.EqualTo(first.Indices), $"{order}: indices");
-                Assert.That(outputs.Zq, Is.EqualTo(first.Zq), $"{order}: z_q");
-                Assert.That((outputs.CodebookLoss, outputs.CommitmentLoss), Is.EqualTo((first.CodebookLoss, first.CommitmentLoss)), $"{order}: losses");
-                Assert.That(outputs.Counts, Is.EqualTo(first.Counts), $"{order}: counts");
-                Assert.That(outputs.DzE, Is.EqualTo(first.DzE), $"{order}: dz_e");
-                Assert.That(outputs.DE, Is.EqualTo(first.DE), $"{order}: dE");
-                Assert.That(outputs.EmaCodebook, Is.EqualTo(first.EmaCodebook), $"{order}: EMA codebook");
-                Assert.That(outputs.EmaSizes, Is.EqualTo(first.EmaSizes), $"{order}: EMA sizes");
-                Assert.That(outputs.EmaSums, Is.EqualTo(first.EmaSums), $"{order}: EMA sums");
-            });
-        }
-    }
-
-    [Test]
-    public void Fused_nearest_codes_agree_across_thread_orders_with_several_splits()
-    {
-        int n = 2, d = 33, h = 9, w = 8, k = 300;
-        var z = TestData.Floats(n * d * h * w);
-        var e = TestData.Floats(k * d);
-        var shape = new Shape(n, d, h, w);
-        using var ascending = TestDevices.Cpu(ThreadOrder.Ascending);
-        using var descending = TestDevices.Cpu(ThreadOrder.Descending);
-        Assert.That(Nearest(descending, z, shape, e, k, NearestCodeAlgorithm.Fused, 3),
-                    Is.EqualTo(Nearest(ascending, z, shape, e, k, NearestCodeAlgorithm.Fused, 3)));
-        Assert.That(Nearest(descending, z, shape, e, k, NearestCodeAlgorithm.GemmThenArgmin),
-                    Is.EqualTo(Nearest(ascending, z, shape, e, k, NearestCodeAlgorithm.GemmThenArgmin)));
-    }
-
     // ---- checks -----------------------------------------------------------------------------------------
 
     private static IEnumerable<TestCaseData> BadInputs()
@@ -502,7 +465,7 @@ public class VectorQuantizerTests
     [TestCaseSource(nameof(BadInputs))]
     public void Bad_inputs_throw_naming_the_op_before_any_launch(int[] zShape, int[] codebookShape, DType zType, float beta, string detail)
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var z = ctx.Zeros(new Shape(zShape), zType);
@@ -516,7 +479,7 @@ public class VectorQuantizerTests
     [Test]
     public void Other_entry_points_check_their_inputs_too()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var arena = new Arena(device, 1 << 20);
         var ctx = new OpContext(arena);
         var e = ctx.Zeros(new Shape(16, 8));
@@ -529,5 +492,60 @@ public class VectorQuantizerTests
         using var ema = new EmaCodebook(codebook);
         Assert.That(() => ema.Update(ctx, ctx.Zeros(new Shape(2, 8, 4, 4)), ctx.Zeros(new Shape(2, 4, 5), DType.Int32)),
                     Throws.TypeOf<OpArgumentException>().With.Message.StartsWith("ema codebook:").And.Message.Contains("code map"));
+    }
+
+    /// <summary>The cpu device's thread orders: a GPU has one order, its own.</summary>
+    [TestFixture, Category("Cpu")]
+    public class ThreadOrders
+    {
+        [Test]
+        public void Every_thread_order_gives_bit_identical_results()
+        {
+            // The whole step — fused argmin, gather, losses, both gradients, EMA — is deterministic: no float
+            // atomics, fixed reduction trees. Ascending, descending and shuffled thread orders must agree bit for bit.
+            int n = 2, d = 7, h = 12, w = 13, k = 5;
+            var z = TestData.Floats(n * d * h * w);
+            var e = TestData.Floats(k * d);
+            var seed = TestData.Floats(z.Length);
+            var shape = new Shape(n, d, h, w);
+            StepOutputs? first = null;
+            foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending, ThreadOrder.Shuffled })
+            {
+                using var device = TestDevices.Cpu(order);
+                var outputs = RunStep(device, z, shape, e, k, seed, 0.25f);
+                if (first is null)
+                {
+                    first = outputs;
+                    continue;
+                }
+                Assert.Multiple(() =>
+                {
+                    Assert.That(outputs.Indices, Is.EqualTo(first.Indices), $"{order}: indices");
+                    Assert.That(outputs.Zq, Is.EqualTo(first.Zq), $"{order}: z_q");
+                    Assert.That((outputs.CodebookLoss, outputs.CommitmentLoss), Is.EqualTo((first.CodebookLoss, first.CommitmentLoss)), $"{order}: losses");
+                    Assert.That(outputs.Counts, Is.EqualTo(first.Counts), $"{order}: counts");
+                    Assert.That(outputs.DzE, Is.EqualTo(first.DzE), $"{order}: dz_e");
+                    Assert.That(outputs.DE, Is.EqualTo(first.DE), $"{order}: dE");
+                    Assert.That(outputs.EmaCodebook, Is.EqualTo(first.EmaCodebook), $"{order}: EMA codebook");
+                    Assert.That(outputs.EmaSizes, Is.EqualTo(first.EmaSizes), $"{order}: EMA sizes");
+                    Assert.That(outputs.EmaSums, Is.EqualTo(first.EmaSums), $"{order}: EMA sums");
+                });
+            }
+        }
+
+        [Test]
+        public void Fused_nearest_codes_agree_across_thread_orders_with_several_splits()
+        {
+            int n = 2, d = 33, h = 9, w = 8, k = 300;
+            var z = TestData.Floats(n * d * h * w);
+            var e = TestData.Floats(k * d);
+            var shape = new Shape(n, d, h, w);
+            using var ascending = TestDevices.Cpu(ThreadOrder.Ascending);
+            using var descending = TestDevices.Cpu(ThreadOrder.Descending);
+            Assert.That(Nearest(descending, z, shape, e, k, NearestCodeAlgorithm.Fused, 3),
+                        Is.EqualTo(Nearest(ascending, z, shape, e, k, NearestCodeAlgorithm.Fused, 3)));
+            Assert.That(Nearest(descending, z, shape, e, k, NearestCodeAlgorithm.GemmThenArgmin),
+                        Is.EqualTo(Nearest(ascending, z, shape, e, k, NearestCodeAlgorithm.GemmThenArgmin)));
+        }
     }
 }

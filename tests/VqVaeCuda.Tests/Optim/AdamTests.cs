@@ -6,8 +6,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Optim;
 
 /// <summary>Optim.Adam (kernels/adam.cu) against a C# transcription of torch.optim.Adam's update, in double.</summary>
-[TestFixture, Category("Cpu")]
-public class AdamTests
+public class AdamTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     /// <summary>torch.optim.Adam, single-tensor path, amsgrad=False: one step on flat arrays.</summary>
     private sealed class ReferenceAdam(double lr, double beta1, double beta2, double eps, double weightDecay, int n)
@@ -76,7 +75,7 @@ public class AdamTests
     [TestCase(3e-3, 1e-4)]
     public void Several_steps_equal_pytorchs_adam(double lr, double weightDecay)
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var store = Store(device, seed: TestData.Random.Next());
         var adam = new Adam(store, learningRate: lr, weightDecay: weightDecay);
         var theta = Gather(store, p => p.Value).Select(v => (double)v).ToArray();
@@ -102,7 +101,7 @@ public class AdamTests
     public void The_first_step_moves_every_parameter_by_the_learning_rate_against_its_gradient_sign()
     {
         // With bias correction, m̂ / sqrt(v̂) = g / |g| at t = 1: the step is lr·sign(g) whatever the gradient's scale.
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var store = Store(device, seed: 7);
         var before = Gather(store, p => p.Value);
         var grad = TestData.Floats(before.Length).Select(g => g * 100f + MathF.Sign(g) * 1e-2f).ToArray();
@@ -116,7 +115,7 @@ public class AdamTests
     [Test]
     public void Zero_gradients_without_weight_decay_leave_every_value_and_the_padding_unchanged()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var store = Store(device, seed: 3);
         var before = store.FlatValues.ToArray();
         var adam = new Adam(store);
@@ -128,7 +127,7 @@ public class AdamTests
     [Test]
     public void Hyperparameters_out_of_range_are_refused()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var store = Store(device, seed: 1);
         Assert.That(() => new Adam(store, learningRate: -1), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("learning rate"));
         Assert.That(() => new Adam(store, beta1: 1.0), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("beta1"));
@@ -143,8 +142,7 @@ public class AdamTests
 }
 
 /// <summary>Adam owns its state: per-parameter moments by name, restored exactly; subsets step per parameter.</summary>
-[TestFixture, Category("Cpu")]
-public class AdamStateTests
+public class AdamStateTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private static ParameterStore Store(IDevice device, int seed) => AdamTests.Store(device, seed);
 
@@ -157,7 +155,7 @@ public class AdamStateTests
     [Test]
     public void The_state_dict_names_each_moment_after_its_parameter_and_a_restored_optimizer_continues_identically()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var a = Store(device, 1);
         using var b = Store(device, 1);
         using var adamA = new Adam(a, learningRate: 1e-2);
@@ -186,7 +184,7 @@ public class AdamStateTests
     [Test]
     public void Loading_moments_of_other_parameters_names_them_and_changes_nothing()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var store = Store(device, 1);
         using var adam = new Adam(store);
         using var wrong = Tensor.Allocate(device, new Shape(4, 3));
@@ -204,7 +202,7 @@ public class AdamStateTests
     [Test]
     public void An_optimizer_over_some_parameters_updates_exactly_those_as_the_whole_store_optimizer_would()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var whole = Store(device, 2);
         using var part = Store(device, 2);
         using var adamWhole = new Adam(whole, learningRate: 1e-2);

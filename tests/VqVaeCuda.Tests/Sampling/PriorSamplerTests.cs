@@ -1,4 +1,5 @@
 using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
 using VqVaeCuda.Models;
 using VqVaeCuda.Sampling;
 using VqVaeCuda.Tensors;
@@ -7,8 +8,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Sampling;
 
 /// <summary>PriorSampler: naive and cached agree, seeds reproduce, labels condition, T → 0 is greedy, bad options are named.</summary>
-[TestFixture, Category("Cpu")]
-public class PriorSamplerTests
+public class PriorSamplerTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     // Tiny: 3 layers (5×5 first, 3×3 after) reach 2 + 2 = 4 rows and columns, enough to see across a 5×6 map.
     private static GatedPixelCnnConfig Tiny(int classes = 0) =>
@@ -39,7 +39,7 @@ public class PriorSamplerTests
     [TestCase(4, 3)]
     public void Naive_and_cached_draw_the_same_codes_from_the_same_logits(int seed, int classes)
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Tiny(classes), seed: 10 + seed);
         int[]? labels = classes > 0 ? [2, 0, 1] : null;
         var naiveLogits = Observe(prior, Options(seed, SamplingMethod.Naive, labels: labels), out var naive);
@@ -65,7 +65,7 @@ public class PriorSamplerTests
     [TestCase(6, 1)]
     public void Naive_and_cached_agree_when_the_kernels_are_wider_than_the_map(int h, int w)
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var config = Tiny(classes: 2) with { FirstKernel = 7, Kernel = 5, Layers = 2 };
         using var prior = new GatedPixelCnn(device, config, seed: h * 10 + w);
         var options = new SamplingOptions { Count = 2, Height = h, Width = w, Seed = 3, Labels = [1, 0] };
@@ -81,7 +81,7 @@ public class PriorSamplerTests
     [Test]
     public void A_seed_reproduces_its_samples_and_another_seed_gives_others()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Tiny(), seed: 3);
         var first = PriorSampler.Sample(prior, Options(7, SamplingMethod.Cached));
         var again = PriorSampler.Sample(prior, Options(7, SamplingMethod.Cached));
@@ -95,7 +95,7 @@ public class PriorSamplerTests
     [Test]
     public void A_sample_does_not_depend_on_how_many_are_drawn_beside_it()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Tiny(), seed: 4);
         var three = PriorSampler.Sample(prior, Options(5, SamplingMethod.Naive, count: 3));
         var one = PriorSampler.Sample(prior, Options(5, SamplingMethod.Naive, count: 1));
@@ -105,7 +105,7 @@ public class PriorSamplerTests
     [Test]
     public void The_class_label_changes_the_samples()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Tiny(classes: 2), seed: 6);
         // Class 1 pushes every gate of both stacks hard, to ±1 (tanh and σ saturated): its samples must differ from class 0's.
         foreach (var layer in prior.Layers)
@@ -130,7 +130,7 @@ public class PriorSamplerTests
     [TestCase(SamplingMethod.Cached)]
     public void A_tiny_temperature_follows_the_greedy_path(SamplingMethod method)
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Tiny(), seed: 12);
         const int count = 2, h = 5, w = 6, k = 8, positions = h * w;
         // Greedy: at each position the argmax of the prior's logits given the codes chosen so far.
@@ -153,7 +153,7 @@ public class PriorSamplerTests
     [Test]
     public void Progress_counts_the_positions_done()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Tiny(), seed: 1);
         var reports = new List<int>();
         PriorSampler.Sample(prior, Options(1, SamplingMethod.Cached, count: 1), new SynchronousProgress(reports.Add));
@@ -186,7 +186,7 @@ public class PriorSamplerTests
     [TestCaseSource(nameof(BadOptions))]
     public void Bad_options_are_refused_with_a_message_naming_them(int classes, SamplingOptions options, string expected)
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var prior = new GatedPixelCnn(device, Tiny(classes), seed: 1);
         Assert.That(() => PriorSampler.Sample(prior, options), Throws.ArgumentException.With.Message.Contains(expected));
     }

@@ -6,8 +6,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Sampling;
 
 /// <summary>kernels/sampling.cu against plain C# references, in two thread orders.</summary>
-[TestFixture, Category("Cpu")]
-public class SamplingKernelTests
+public class SamplingKernelTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     /// <summary>The draw as sampling.cu states it, in the same float operations.</summary>
     private static int ReferenceDraw(float[] logits, int classes, int inner, int n, int p, float u, float temperature)
@@ -29,10 +28,10 @@ public class SamplingKernelTests
         return lastPositive;
     }
 
-    private static (int[] Codes, int[] Chosen) Draw(ThreadOrder order, float[] logits, int samples, int classes, int inner, int position, float[] uniforms,
+    private (int[] Codes, int[] Chosen) Draw(ThreadOrder order, float[] logits, int samples, int classes, int inner, int position, float[] uniforms,
                                                     int uniformStride, int uniformIndex, float temperature, int codeInner, int codeIndex)
     {
-        using var device = TestDevices.Cpu(order);
+        using var device = Open(order);
         using var l = device.Upload(logits);
         using var u = device.Upload(uniforms);
         using var codes = device.Upload(Enumerable.Repeat(77, samples * codeInner).ToArray());
@@ -120,9 +119,9 @@ public class SamplingKernelTests
                     bool inside = sr >= 0 && sr < srcH && sc >= 0 && sc < srcW;
                     expected[(c * dstH + dstRow + i) * dstW + dstCol + j] = inside ? src[(c * srcH + sr) * srcW + sc] : 0f;
                 }
-        foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending })
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
         {
-            using var device = TestDevices.Cpu(order);
+            using var device = Open(order);
             using var s = device.Upload(src);
             using var d = device.Upload(initial);
             SamplingKernels.CopyWindow(device, s.Pointer, srcH, srcW, srcRow, srcCol, d.Pointer, dstH, dstW, dstRow, dstCol, planes, h, w);

@@ -2,6 +2,7 @@ using VqVaeCuda.Device;
 using VqVaeCuda.Device.Cuda;
 using VqVaeCuda.Device.Cuda.Native;
 using VqVaeCuda.Device.Host;
+using NUnit.Framework.Internal;
 
 namespace VqVaeCuda.Tests.Support;
 
@@ -40,9 +41,38 @@ public static class TestDevices
     /// <summary>A CUDA device, or the test is skipped with the reason none answered.</summary>
     public static CudaDevice Cuda()
     {
-        if (CudaDevice.DeviceCount(out var whyNone) == 0)
-            Assert.Ignore($"no CUDA device: {whyNone}");
+        RequireCuda();
         return new CudaDevice();
+    }
+
+    // Probed once per test run: every cuda fixture asks, and the answer cannot change while the tests run.
+    private static readonly Lazy<string?> WhyNoCuda = new(() => CudaDevice.DeviceCount(out var whyNone) == 0 ? whyNone ?? "none found" : null);
+
+    /// <summary>Skips the test (or the whole fixture, from a one-time set-up) when no CUDA device answers.</summary>
+    public static void RequireCuda()
+    {
+        if (WhyNoCuda.Value is { } why) Assert.Ignore($"no CUDA device: {why}");
+    }
+
+    /// <summary>
+    /// The device of <paramref name="kind"/>: the checked cpu device running block threads in <paramref name="order"/>,
+    /// or cuda:0 (where <paramref name="order"/> means nothing: the GPU schedules its own threads).
+    /// </summary>
+    public static IDevice Open(DeviceKind kind, ThreadOrder order = ThreadOrder.Ascending) =>
+        kind == DeviceKind.Host ? Cpu(order) : Cuda();
+
+    /// <summary>
+    /// The fixtures of a <see cref="DeviceSpecification"/>: the cpu device (category <c>Cpu</c>) and cuda:0
+    /// (category <c>Cuda</c>), named <c>(cpu)</c> and <c>(cuda)</c> in test names.
+    /// </summary>
+    public static IEnumerable<TestFixtureData> EveryDevice()
+    {
+        foreach (var (kind, name, category) in new[] { (DeviceKind.Host, "cpu", "Cpu"), (DeviceKind.Cuda, "cuda", "Cuda") })
+        {
+            var fixture = new TestFixtureData(kind).SetArgDisplayNames(name);
+            fixture.Properties.Add(PropertyNames.Category, category);
+            yield return fixture;
+        }
     }
 
     private static void MissingNative(string reason)

@@ -1,4 +1,5 @@
 using VqVaeCuda.Data;
+using VqVaeCuda.Device;
 using VqVaeCuda.Models;
 using VqVaeCuda.Training;
 using VqVaeCuda.Tests.Support;
@@ -6,11 +7,10 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Training;
 
 /// <summary>
-/// The graph-shaped step (<see cref="CapturableStep"/>: nothing read back inside a step) trains exactly as the eager loop
-/// on the cpu device, where it runs launch by launch.
+/// The graph-shaped step (<see cref="CapturableStep"/>: nothing read back inside a step, captured from its second run and
+/// replayed — a CUDA graph on a GPU, the recorded launches on the cpu device) trains exactly as the eager loop.
 /// </summary>
-[TestFixture, Category("Cpu")]
-public class CapturableStepTests
+public class CapturableStepTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private static readonly VqVaeConfig Tiny = VqVaeConfig.Preset("tiny");
     private readonly ImageDataset _train = SyntheticShapes.Generate(96, seed: 31);
@@ -44,7 +44,7 @@ public class CapturableStepTests
     [Test]
     public void Read_after_every_step_the_graph_shaped_step_equals_the_eager_loop_bit_for_bit_with_dead_code_restarts()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var eager = Trainer(device, Options(logEvery: 1, deadAfter: 3) with { StepExecution = StepExecution.Eager });
         using var graph = Trainer(device, Options(logEvery: 1, deadAfter: 3) with { StepExecution = StepExecution.Graph });
         using var noRestarts = Trainer(device, Options(logEvery: 1, deadAfter: 0) with { StepExecution = StepExecution.Eager });
@@ -60,7 +60,7 @@ public class CapturableStepTests
     [Test]
     public void Read_at_log_intervals_the_graph_shaped_step_averages_the_same_losses_as_the_eager_loop()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var eager = Trainer(device, Options(logEvery: 10, deadAfter: 0) with { StepExecution = StepExecution.Eager });
         using var graph = Trainer(device, Options(logEvery: 10, deadAfter: 0) with { StepExecution = StepExecution.Graph });
         eager.Train();
@@ -72,7 +72,7 @@ public class CapturableStepTests
     [Test]
     public void A_step_launches_the_same_kernels_whenever_it_runs_so_its_arena_addresses_do_not_move()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         using var trainer = Trainer(device, Options(logEvery: 5, deadAfter: 0) with { StepExecution = StepExecution.Graph, Steps = 1 });
         using var arena = new VqVaeCuda.Tensors.Arena(device, 64L << 20);
         using var step = new CapturableStep(trainer.Model, trainer.Optimizer, arena, 16, 0.5f);
@@ -83,17 +83,21 @@ public class CapturableStepTests
         step.Run(pixels, 2);
         Assert.That((step.Input!.Pointer.Address, step.EncoderOutput!.Pointer.Address), Is.EqualTo((input, encoderOutput)));
         Assert.That(step.LaunchesPerStep, Is.EqualTo(launches).And.GreaterThan(20));
+        Assert.That(step.Execution, Does.StartWith("one captured graph per step"), "the second run was captured");
+        Assert.That(step.CapturedOperations, Is.GreaterThanOrEqualTo(launches), "every launch and GEMM of the step (and its copies and fills)");
+        step.Run(pixels, 3);
+        Assert.That(step.Input!.Pointer.Address, Is.EqualTo(input), "a replay reads the batch where the graph does");
         var interval = step.ReadInterval();
-        Assert.That(interval.Steps, Is.EqualTo(2));
-        Assert.That(interval.Counts.Sum(), Is.EqualTo(2 * 16 * 7 * 7), "every latent vector of both batches counted once");
-        Assert.That(trainer.Optimizer.StepCount, Is.EqualTo(2));
+        Assert.That(interval.Steps, Is.EqualTo(3));
+        Assert.That(interval.Counts.Sum(), Is.EqualTo(3 * 16 * 7 * 7), "every latent vector of the three batches counted once");
+        Assert.That(trainer.Optimizer.StepCount, Is.EqualTo(3));
         Assert.That(step.ReadInterval().Steps, Is.Zero, "reading clears the accumulators");
     }
 
     [Test]
     public void A_diverging_graph_shaped_run_stops_at_the_next_read_and_never_checkpoints_a_non_finite_step()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var dir = Path.Combine(Path.GetTempPath(), "vqvae-capturable-" + Guid.NewGuid().ToString("N"));
         try
         {
@@ -125,9 +129,10 @@ public class CapturableStepTests
     [Test]
     public void Skipping_non_finite_steps_keeps_the_eager_loop_and_says_why()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var options = Options(1, 0) with { StepExecution = StepExecution.Graph, SkipNonFinite = 3 };
         Assert.That(VqVaeTrainer.WhyEager(options, device), Does.Contain("--skip-nonfinite"));
-        Assert.That(VqVaeTrainer.WhyEager(Options(1, 0), device), Does.Contain("eager"), "auto on the cpu device");
+        if (OnCpu) Assert.That(VqVaeTrainer.WhyEager(Options(1, 0), device), Does.Contain("eager"), "auto on the cpu device");
+        else Assert.That(VqVaeTrainer.WhyEager(Options(1, 0), device), Is.Null, "auto on a GPU");
     }
 }

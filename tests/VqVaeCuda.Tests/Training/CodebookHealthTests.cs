@@ -1,3 +1,4 @@
+using VqVaeCuda.Device;
 using VqVaeCuda.Data;
 using VqVaeCuda.Models;
 using VqVaeCuda.Modules;
@@ -6,26 +7,12 @@ using VqVaeCuda.Tests.Support;
 
 namespace VqVaeCuda.Tests.Training;
 
-[TestFixture, Category("Cpu")]
-public class CodebookHealthTests
+public class CodebookHealthTests(DeviceKind kind) : DeviceSpecification(kind)
 {
-    [Test]
-    public void KMeans_finds_well_separated_clusters()
-    {
-        var random = new Random(5);
-        float[][] centres = [[5, 5], [-5, 0], [0, -6]];
-        var points = Enumerable.Range(0, 300)
-            .Select(i => centres[i % 3].Select(c => c + (float)(random.NextDouble() - 0.5)).ToArray()).ToList();
-        var found = KMeans.Cluster(points, 3, 2, new Random(1));
-        foreach (var c in centres)
-            Assert.That(found.Min(f => Math.Sqrt((f[0] - c[0]) * (f[0] - c[0]) + (f[1] - c[1]) * (f[1] - c[1]))), Is.LessThan(0.2),
-                        $"a centre near ({c[0]}, {c[1]})");
-    }
-
     [Test]
     public void KMeans_initialisation_puts_every_code_among_the_encoder_outputs()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var train = SyntheticShapes.Generate(64, seed: 3);
         var test = SyntheticShapes.Generate(16, seed: 4, firstIndex: 64);
         var config = VqVaeConfig.Preset("tiny");
@@ -43,7 +30,7 @@ public class CodebookHealthTests
     [Test]
     public void Dead_codes_are_restarted_onto_encoder_outputs()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var train = SyntheticShapes.Generate(64, seed: 3);
         var test = SyntheticShapes.Generate(16, seed: 4, firstIndex: 64);
         var config = VqVaeConfig.Preset("tiny");
@@ -58,5 +45,23 @@ public class CodebookHealthTests
         // nearly every position picks the same few codes.
         int without = UsedAfter(0), with = UsedAfter(2);
         Assert.That(with, Is.GreaterThan(2 * without), $"codes used: {without} without restarts, {with} with");
+    }
+
+    /// <summary>K-means on host points: no device.</summary>
+    [TestFixture, Category("Cpu")]
+    public class OnTheHost
+    {
+        [Test]
+        public void KMeans_finds_well_separated_clusters()
+        {
+            var random = new Random(5);
+            float[][] centres = [[5, 5], [-5, 0], [0, -6]];
+            var points = Enumerable.Range(0, 300)
+                .Select(i => centres[i % 3].Select(c => c + (float)(random.NextDouble() - 0.5)).ToArray()).ToList();
+            var found = KMeans.Cluster(points, 3, 2, new Random(1));
+            foreach (var c in centres)
+                Assert.That(found.Min(f => Math.Sqrt((f[0] - c[0]) * (f[0] - c[0]) + (f[1] - c[1]) * (f[1] - c[1]))), Is.LessThan(0.2),
+                            $"a centre near ({c[0]}, {c[1]})");
+        }
     }
 }

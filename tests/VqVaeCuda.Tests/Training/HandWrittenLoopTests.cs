@@ -1,4 +1,5 @@
 using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
 using VqVaeCuda.Data;
 using VqVaeCuda.Models;
 using VqVaeCuda.Optim;
@@ -9,13 +10,12 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Training;
 
 /// <summary>The trainer is the plain loop a host writes with the public modules, optimizer and quantizer calls.</summary>
-[TestFixture, Category("Cpu")]
-public class HandWrittenLoopTests
+public class HandWrittenLoopTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     [Test]
     public void A_hand_written_loop_equals_the_trainer_bit_for_bit_over_50_steps_with_dead_code_restarts()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var config = VqVaeConfig.Preset("tiny");
         var train = SyntheticShapes.Generate(96, seed: 31);
         var test = SyntheticShapes.Generate(16, seed: 32, firstIndex: 96);

@@ -1,3 +1,4 @@
+using VqVaeCuda.Device;
 using System.Text.Json;
 using SkiaSharp;
 using VqVaeCuda.Data;
@@ -8,8 +9,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Training;
 
 /// <summary>The whole paper in one call: VQ-VAE, code maps, class-conditional prior, samples, one run folder.</summary>
-[TestFixture, Category("Cpu")]
-public class PipelineTests
+public class PipelineTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private string _dir = "";
 
@@ -25,7 +25,7 @@ public class PipelineTests
     [Test]
     public void The_pipeline_writes_reconstructions_class_rows_of_samples_and_both_stages_checkpoints()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var train = SyntheticShapes.Generate(128, seed: 41);
         var test = SyntheticShapes.Generate(32, seed: 42, firstIndex: 128);
         var options = new PipelineOptions
@@ -61,7 +61,7 @@ public class PipelineTests
     [Test]
     public void An_interrupted_pipeline_resumed_from_its_folder_equals_an_uninterrupted_one()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var train = SyntheticShapes.Generate(64, seed: 41);
         var test = SyntheticShapes.Generate(16, seed: 42, firstIndex: 64);
         var options = new PipelineOptions
@@ -91,7 +91,7 @@ public class PipelineTests
     [Test]
     public void A_class_conditional_pipeline_refuses_data_without_labels_before_writing_anything()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var train = SyntheticShapes.Generate(64, seed: 1);
         var test = SyntheticShapes.Generate(16, seed: 2, firstIndex: 64);
         var unlabelled = new ImageDataset("unlabelled", train.Pixels, train.Count, train.Channels, train.Height, train.Width);

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using VqVaeCuda.Autodiff;
+using VqVaeCuda.Device;
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Data;
 using VqVaeCuda.Models;
@@ -12,8 +13,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Training;
 
 /// <summary>The prior's trainer, checkpoints, code-map cache and generation, on tiny models and small sets.</summary>
-[TestFixture, Category("Cpu")]
-public class PriorTrainerTests
+public class PriorTrainerTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private string _dir = "";
 
@@ -48,7 +48,7 @@ public class PriorTrainerTests
     [Test]
     public void Resuming_a_prior_run_equals_an_uninterrupted_run()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var (train, test) = (Maps("train", 40, 1), Maps("test", 8, 2));
         var config = Small with { Classes = Classes };
         // 5 batches per epoch: the run crosses two epoch boundaries, one of them after the resume.
@@ -78,7 +78,7 @@ public class PriorTrainerTests
     [Test]
     public void A_hand_written_loop_equals_the_prior_trainer_bit_for_bit()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var train = Maps("train", 24, 11);
         const int steps = 7, batch = 8, seed = 4;
         var options = new PriorTrainingOptions { Steps = steps, BatchSize = batch, LearningRate = 2e-3, Seed = seed, EvaluateEvery = 0 };
@@ -113,7 +113,7 @@ public class PriorTrainerTests
     [Test]
     public void A_prior_checkpoint_round_trip_is_bit_exact()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var config = Small with { Classes = Classes };
         var options = new PriorTrainingOptions { Steps = 3, BatchSize = 8, EvaluateEvery = 0 };
         using var trainer = new PriorTrainer(new GatedPixelCnn(device, config, seed: 3), Maps("train", 16, 3), Maps("test", 8, 4), options, Info, null);
@@ -142,7 +142,7 @@ public class PriorTrainerTests
     [Test]
     public void Metrics_lines_give_the_nll_in_nats_and_bits_and_test_lines_the_unigram_entropy()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var (train, test) = (Maps("train", 24, 5), Maps("test", 12, 6));
         var run = Path.Combine(_dir, "run");
         var options = new PriorTrainingOptions { Steps = 4, BatchSize = 8, LogEvery = 2, EvaluateEvery = 2, CheckpointEvery = 2, SampleCount = 0 };
@@ -168,12 +168,12 @@ public class PriorTrainerTests
     [Test]
     public void The_code_map_cache_is_reused_when_the_hash_matches_and_rebuilt_when_the_vqvae_changes()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var vqvaeConfig = VqVaeConfig.Preset("tiny");
         var train = SyntheticShapes.Generate(12, seed: 1, name: "shapes/train");
         var test = SyntheticShapes.Generate(6, seed: 1, firstIndex: 12, name: "shapes/test");
         int opened = 0;
-        (ImageDataset, ImageDataset) Open()
+        (ImageDataset, ImageDataset) OpenSets()
         {
             opened++;
             return (train, test);
@@ -193,7 +193,7 @@ public class PriorTrainerTests
         CodeMapCacheResult Build(string checkpoint)
         {
             using var model = VqVaeCheckpoint.LoadModel(checkpoint, device);
-            return CodeMapCache.LoadOrBuild(cache, KeyOf(checkpoint), model, Open);
+            return CodeMapCache.LoadOrBuild(cache, KeyOf(checkpoint), model, OpenSets);
         }
 
         var built = Build(first);
@@ -229,7 +229,7 @@ public class PriorTrainerTests
     [Test]
     public void The_trainer_refuses_codes_outside_the_prior_and_a_conditional_prior_without_labels()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var options = new PriorTrainingOptions { BatchSize = 4 };
         var maps = Maps("train", 8, 9);
         Assert.That(() => new PriorTrainer(new GatedPixelCnn(device, Small with { CodebookSize = 8 }), maps, maps, options, Info, null),
@@ -242,7 +242,7 @@ public class PriorTrainerTests
     [Test]
     public void Generation_gives_codes_in_range_for_the_labels_asked_and_the_same_codes_for_the_same_seed()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var vqvaeConfig = VqVaeConfig.Preset("tiny");
         using var vqvae = new VqVae(device, vqvaeConfig, seed: 1);
         using var prior = new GatedPixelCnn(device, Small with { CodebookSize = vqvaeConfig.CodebookSize, Classes = Classes }, seed: 2);
@@ -270,7 +270,7 @@ public class PriorTrainerTests
     [Test]
     public void A_non_finite_prior_step_is_skipped_while_skips_last_then_stops_before_the_update_naming_the_first_op()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var (train, test) = (Maps("train", 32, 1), Maps("test", 8, 2));
         var prior = new GatedPixelCnn(device, Small with { Classes = 0 }, seed: 3);
         // One NaN in the first layer's weights: every step has a NaN gradient (or loss) from that layer on.

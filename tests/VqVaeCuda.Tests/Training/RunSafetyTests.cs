@@ -1,13 +1,17 @@
 using System.Text.Json;
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Data;
+using VqVaeCuda.Device;
 using VqVaeCuda.Models;
 using VqVaeCuda.Training;
 using VqVaeCuda.Tests.Support;
 
 namespace VqVaeCuda.Tests.Training;
 
-/// <summary>The rules that keep a run's work safe, in process: run folders, checkpoints kept and found, metrics lines, non-finite steps.</summary>
+/// <summary>
+/// The rules that keep a run's work safe, in process: run folders, checkpoints kept and found, metrics lines (files on the
+/// host: the cpu device), and non-finite steps (<see cref="NonFiniteSteps"/>, on each device).
+/// </summary>
 [TestFixture, Category("Cpu")]
 public class RunSafetyTests
 {
@@ -146,52 +150,64 @@ public class RunSafetyTests
         Assert.That(MetricsLog.ReadAll(path)[0].ReconstructionMse, Is.NaN);
     }
 
-    [Test]
-    public void A_diverging_run_stops_before_the_bad_step_is_applied_naming_the_first_op_and_keeping_the_last_checkpoint()
+    /// <summary>Non-finite steps, caught on the device the run trains on: a specification on each device.</summary>
+    public class NonFiniteSteps(DeviceKind kind) : DeviceSpecification(kind)
     {
-        using var device = TestDevices.Cpu();
-        var (train, test) = Shapes(64, 8);
-        // lr 10: the loss overflows within a few steps (the issue's `--lr 10`).
-        var options = new TrainingOptions { Steps = 50, BatchSize = 8, LearningRate = 10, LogEvery = 1, EvaluateEvery = 0, CheckpointEvery = 1 };
-        var run = Path.Combine(_dir, "run");
-        using var trainer = new VqVaeTrainer(new VqVae(device, Tiny, seed: 1), train, test, options, run);
-        var e = Assert.Throws<NonFiniteTrainingException>(() => trainer.Train())!;
-        TestContext.Out.WriteLine(e.Message);
-        Assert.That(e.Step, Is.EqualTo(trainer.Step + 1), "the step that was not applied");
-        Assert.That(e.FirstOp, Does.StartWith("the forward of ").Or.StartWith("the backward of "));
-        Assert.That(e.Message, Does.Contain($"training stopped at step {e.Step}").And.Contain(e.FirstOp)
-                                   .And.Contain($"the last good checkpoint, {run}/checkpoints/step-{trainer.Step:D6}.safetensors (step {trainer.Step}), is kept")
-                                   .And.Contain("try 1"));
-        Assert.That(trainer.Model.ParameterStore.FlatValues.ToArray(), Has.All.Matches<float>(float.IsFinite), "the weights stay finite");
-        // The checkpoint on disk is the trainer's current state: nothing of the bad step reached either.
-        using var fromDisk = VqVaeCheckpoint.LoadModel(Path.Combine(run, "latest.safetensors"), device);
-        Assert.That(fromDisk.ParameterStore.FlatValues.ToArray(), Is.EqualTo(trainer.Model.ParameterStore.FlatValues.ToArray()));
-        Assert.DoesNotThrow(() => MetricsLog.ReadAll(Path.Combine(run, "metrics.jsonl")), "metrics stay valid JSON lines");
-    }
+        private string _dir = "";
 
-    [Test]
-    public void A_non_finite_input_names_the_first_op_and_skip_nonfinite_passes_over_its_steps()
-    {
-        using var device = TestDevices.Cpu();
-        var (train, test) = Shapes(32, 8);
-        // One NaN pixel in image 5: every step whose batch holds it has a NaN loss, from the encoder's first convolution on.
-        var pixels = train.Pixels.ToArray();
-        pixels[5 * 28 * 28 + 100] = float.NaN;
-        var poisoned = new ImageDataset("poisoned", pixels, train.Count, train.Channels, train.Height, train.Width, train.Labels);
-        var options = new TrainingOptions { Steps = 12, BatchSize = 8, LearningRate = 1e-3, LogEvery = 1, EvaluateEvery = 0, DeadCodeSteps = 0 };
+        [SetUp]
+        public void SetUp() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), "vqvae-run-rules-" + Guid.NewGuid().ToString("N")));
 
-        using (var stopping = new VqVaeTrainer(new VqVae(device, Tiny, seed: 1), poisoned, test, options, null))
+        [TearDown]
+        public void TearDown() => Directory.Delete(_dir, true);
+
+        [Test]
+        public void A_diverging_run_stops_before_the_bad_step_is_applied_naming_the_first_op_and_keeping_the_last_checkpoint()
         {
-            var e = Assert.Throws<NonFiniteTrainingException>(() => stopping.Train())!;
-            Assert.That(e.FirstOp, Does.StartWith("the forward of conv2d (op 1 of the step"), e.Message);
+            using var device = Open();
+            var (train, test) = Shapes(64, 8);
+            // lr 10: the loss overflows within a few steps (the issue's `--lr 10`).
+            var options = new TrainingOptions { Steps = 50, BatchSize = 8, LearningRate = 10, LogEvery = 1, EvaluateEvery = 0, CheckpointEvery = 1 };
+            var run = Path.Combine(_dir, "run");
+            using var trainer = new VqVaeTrainer(new VqVae(device, Tiny, seed: 1), train, test, options, run);
+            var e = Assert.Throws<NonFiniteTrainingException>(() => trainer.Train())!;
+            TestContext.Out.WriteLine(e.Message);
+            Assert.That(e.Step, Is.EqualTo(trainer.Step + 1), "the step that was not applied");
+            Assert.That(e.FirstOp, Does.StartWith("the forward of ").Or.StartWith("the backward of "));
+            Assert.That(e.Message, Does.Contain($"training stopped at step {e.Step}").And.Contain(e.FirstOp)
+                                       .And.Contain($"the last good checkpoint, {run}/checkpoints/step-{trainer.Step:D6}.safetensors (step {trainer.Step}), is kept")
+                                       .And.Contain("try 1"));
+            Assert.That(trainer.Model.ParameterStore.FlatValues.ToArray(), Has.All.Matches<float>(float.IsFinite), "the weights stay finite");
+            // The checkpoint on disk is the trainer's current state: nothing of the bad step reached either.
+            using var fromDisk = VqVaeCheckpoint.LoadModel(Path.Combine(run, "latest.safetensors"), device);
+            Assert.That(fromDisk.ParameterStore.FlatValues.ToArray(), Is.EqualTo(trainer.Model.ParameterStore.FlatValues.ToArray()));
+            Assert.DoesNotThrow(() => MetricsLog.ReadAll(Path.Combine(run, "metrics.jsonl")), "metrics stay valid JSON lines");
         }
 
-        using var skipping = new VqVaeTrainer(new VqVae(device, Tiny, seed: 1), poisoned, test, options with { SkipNonFinite = 10 }, null);
-        Assert.That(skipping.Train(), Is.EqualTo(TrainingEnd.Finished));
-        // 4 batches of 8 per epoch over 12 steps: 3 epochs, one batch each holds image 5.
-        Assert.That(skipping.SkippedSteps, Is.EqualTo(3));
-        Assert.That(skipping.Model.ParameterStore.FlatValues.ToArray(), Has.All.Matches<float>(float.IsFinite));
-        Assert.That(skipping.History.Where(r => r.Split == "train").Select(r => r.ReconstructionMse), Has.All.Matches<double>(double.IsFinite),
-                    "skipped steps are not averaged into the metrics");
+        [Test]
+        public void A_non_finite_input_names_the_first_op_and_skip_nonfinite_passes_over_its_steps()
+        {
+            using var device = Open();
+            var (train, test) = Shapes(32, 8);
+            // One NaN pixel in image 5: every step whose batch holds it has a NaN loss, from the encoder's first convolution on.
+            var pixels = train.Pixels.ToArray();
+            pixels[5 * 28 * 28 + 100] = float.NaN;
+            var poisoned = new ImageDataset("poisoned", pixels, train.Count, train.Channels, train.Height, train.Width, train.Labels);
+            var options = new TrainingOptions { Steps = 12, BatchSize = 8, LearningRate = 1e-3, LogEvery = 1, EvaluateEvery = 0, DeadCodeSteps = 0 };
+
+            using (var stopping = new VqVaeTrainer(new VqVae(device, Tiny, seed: 1), poisoned, test, options, null))
+            {
+                var e = Assert.Throws<NonFiniteTrainingException>(() => stopping.Train())!;
+                Assert.That(e.FirstOp, Does.StartWith("the forward of conv2d (op 1 of the step"), e.Message);
+            }
+
+            using var skipping = new VqVaeTrainer(new VqVae(device, Tiny, seed: 1), poisoned, test, options with { SkipNonFinite = 10 }, null);
+            Assert.That(skipping.Train(), Is.EqualTo(TrainingEnd.Finished));
+            // 4 batches of 8 per epoch over 12 steps: 3 epochs, one batch each holds image 5.
+            Assert.That(skipping.SkippedSteps, Is.EqualTo(3));
+            Assert.That(skipping.Model.ParameterStore.FlatValues.ToArray(), Has.All.Matches<float>(float.IsFinite));
+            Assert.That(skipping.History.Where(r => r.Split == "train").Select(r => r.ReconstructionMse), Has.All.Matches<double>(double.IsFinite),
+                        "skipped steps are not averaged into the metrics");
+        }
     }
 }

@@ -8,17 +8,17 @@ namespace VqVaeCuda.Tests.Training;
 
 /// <summary>
 /// README, "Threading": two trainers, each on its own thread with its own device instance, give what they give one after
-/// the other. Shared between them: the read-only data set, the process-wide CPU library (its block pool, its allocation
-/// checks) and OpenBLAS.
+/// the other. Shared between them: the read-only data set and, on the cpu, the process-wide CPU library (its block pool,
+/// its allocation checks) and OpenBLAS; on a GPU, the device's primary context (each device instance has its own stream).
 /// </summary>
-[TestFixture, Category("Cpu"), NonParallelizable]
-public class ThreadingTests
+[NonParallelizable]
+public class ThreadingTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private sealed record Outcome(List<StepLosses> Losses, MetricsRecord Test, float[] Parameters);
 
-    private static Outcome TrainOne(ImageDataset train, ImageDataset test, int seed)
+    private Outcome TrainOne(ImageDataset train, ImageDataset test, int seed)
     {
-        using IDevice device = TestDevices.Cpu();
+        using IDevice device = Open();
         var options = new TrainingOptions { Steps = 6, BatchSize = 8, LearningRate = 1e-3, LogEvery = 3, EvaluateEvery = 0, DeadCodeSteps = 2, Seed = seed };
         using var trainer = new VqVaeTrainer(new VqVae(device, VqVaeConfig.Preset("tiny"), seed), train, test, options, runDirectory: null);
         var losses = Enumerable.Range(0, options.Steps).Select(_ => trainer.TrainStep()).ToList();
@@ -28,7 +28,7 @@ public class ThreadingTests
     [Test]
     public void Two_trainers_on_two_threads_with_their_own_devices_equal_the_two_run_one_after_the_other()
     {
-        TestDevices.Cpu().Dispose();
+        Open().Dispose();
         var train = SyntheticShapes.Generate(64, seed: 21);
         var test = SyntheticShapes.Generate(16, seed: 22, firstIndex: 64);
 

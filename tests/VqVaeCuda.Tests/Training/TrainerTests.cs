@@ -1,3 +1,4 @@
+using VqVaeCuda.Device;
 using VqVaeCuda.Checkpoints;
 using VqVaeCuda.Data;
 using VqVaeCuda.Models;
@@ -6,8 +7,7 @@ using VqVaeCuda.Tests.Support;
 
 namespace VqVaeCuda.Tests.Training;
 
-[TestFixture, Category("Cpu")]
-public class TrainerTests
+public class TrainerTests(DeviceKind kind) : DeviceSpecification(kind)
 {
     private string _dir = "";
 
@@ -25,7 +25,7 @@ public class TrainerTests
     [Test]
     public void The_trainer_overfits_one_small_batch()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var (train, test) = Shapes(16, 16);
         var options = new TrainingOptions { Steps = 250, BatchSize = 16, LearningRate = 2e-3, LogEvery = 50, EvaluateEvery = 0, DeadCodeSteps = 20 };
         using var trainer = new VqVaeTrainer(new VqVae(device, Tiny, seed: 2), train, test, options, runDirectory: null);
@@ -38,7 +38,7 @@ public class TrainerTests
     [Test]
     public void Resuming_from_a_checkpoint_equals_an_uninterrupted_run()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var (train, test) = Shapes(96, 16);
         // Dead-code restarts every 2 steps, so their seeded choices and per-code state are part of what must resume.
         var options = new TrainingOptions { Steps = 8, BatchSize = 16, LearningRate = 1e-3, LogEvery = 4, EvaluateEvery = 0, DeadCodeSteps = 2, Seed = 9 };
@@ -64,7 +64,7 @@ public class TrainerTests
     [Test]
     public void A_checkpoint_round_trip_is_bit_exact()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var (train, test) = Shapes(32, 16);
         var options = new TrainingOptions { Steps = 3, BatchSize = 16, EvaluateEvery = 0 };
         using var trainer = new VqVaeTrainer(new VqVae(device, Tiny, seed: 4), train, test, options, runDirectory: null);
@@ -93,7 +93,7 @@ public class TrainerTests
     [Test]
     public void A_checkpoint_whose_shapes_do_not_match_its_config_names_the_tensor()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var path = Path.Combine(_dir, "model.safetensors");
         using (var model = new VqVae(device, Tiny)) VqVaeCheckpoint.Save(path, model);
         // Rewrite the metadata to claim a bigger codebook than the tensors hold.
@@ -107,7 +107,7 @@ public class TrainerTests
     [Test]
     public void Images_of_the_wrong_size_are_refused_before_training()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var wrong = SyntheticShapes.Generate(32, seed: 1, size: 32);
         Assert.That(() => new VqVaeTrainer(new VqVae(device, Tiny), wrong, wrong, new TrainingOptions(), null),
                     Throws.ArgumentException.With.Message.Contains("1x32x32").And.Message.Contains("1x28x28"));
@@ -116,7 +116,7 @@ public class TrainerTests
     [Test]
     public void A_run_folder_gets_metrics_checkpoints_and_pictures()
     {
-        using var device = TestDevices.Cpu();
+        using var device = Open();
         var (train, test) = Shapes(64, 16);
         var run = Path.Combine(_dir, "run");
         var options = new TrainingOptions { Steps = 6, BatchSize = 16, LogEvery = 2, EvaluateEvery = 3, CheckpointEvery = 3 };

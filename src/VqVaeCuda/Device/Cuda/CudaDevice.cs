@@ -476,24 +476,15 @@ public sealed unsafe class CudaDevice : IDevice, IGraphCapture
 
     /// <inheritdoc />
     /// <remarks>
-    /// Creates the cuBLAS handle and gives it a fixed workspace first (allocation is not allowed during capture, and
-    /// without a workspace cuBLAS would allocate its own inside the capture), then starts a thread-local capture of the
+    /// Creates the cuBLAS handle if no GEMM has yet (it always has a fixed workspace: allocation is not allowed during
+    /// capture, and without a workspace cuBLAS would allocate its own inside the capture), then starts a thread-local capture of the
     /// device's stream (cuStreamBeginCapture_v2, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).
     /// </remarks>
     public void BeginCapture()
     {
         ThrowIfDisposed();
         if (IsCapturing) throw new InvalidOperationException($"{Name}: a graph capture is already in progress");
-        var handle = CublasHandle();
-        lock (_gate)
-        {
-            if (_cublasWorkspace is null)
-            {
-                var workspace = Allocate(CublasWorkspaceBytes);
-                Cublas.Check(Cublas.cublasSetWorkspace_v2(handle, workspace.Pointer.Address, (nuint)workspace.Bytes), nameof(Cublas.cublasSetWorkspace_v2));
-                _cublasWorkspace = workspace;
-            }
-        }
+        _ = CublasHandle();  // created with its fixed workspace, outside the capture
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuStreamBeginCapture_v2(_stream, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
                          nameof(CudaDriver.cuStreamBeginCapture_v2));
@@ -648,6 +639,13 @@ public sealed unsafe class CudaDevice : IDevice, IGraphCapture
                 Cublas.Check(Cublas.cublasSetStream_v2(handle, _stream), nameof(Cublas.cublasSetStream_v2));
                 if (Options.AllowTf32)
                     Cublas.Check(Cublas.cublasSetMathMode(handle, cublasMath_t.CUBLAS_TF32_TENSOR_OP_MATH), nameof(Cublas.cublasSetMathMode));
+                // The workspace is fixed when the handle is made, not at the first capture: allocation is refused during
+                // capture (cuBLAS would otherwise allocate its own there), and eager and captured GEMMs must see the
+                // same configuration, since cuBLAS may choose its algorithm (e.g. split-K) by the workspace it has, and a
+                // replayed step is held to the eager step's bits.
+                _cublasWorkspace ??= Allocate(CublasWorkspaceBytes);
+                Cublas.Check(Cublas.cublasSetWorkspace_v2(handle, _cublasWorkspace.Pointer.Address, (nuint)_cublasWorkspace.Bytes),
+                             nameof(Cublas.cublasSetWorkspace_v2));
             }
             catch
             {
