@@ -12,7 +12,7 @@ public class GpuCheckScriptTests
     private string _bundle = "";
     private string _out = "";
 
-    // The stand-in: FAKE_BENCH_COMBINED=1 accepts --kernels --ops --step in one run (writing the three parts in one
+    // The stand-in: FAKE_NO_CUDA=1 reports no CUDA device; FAKE_BENCH_COMBINED=1 accepts --kernels --ops --step in one run (writing the three parts in one
     // object); otherwise it refuses them as the current bench does. FAKE_VERIFY_FAILED sets verify's failure count.
     private const string FakeVqvae = """
         #!/usr/bin/env bash
@@ -24,7 +24,9 @@ public class GpuCheckScriptTests
         case "$1" in
           --help) printf 'Commands:\n  info      devices\n  verify    every op\n  bench     benchmarks\n  kernels   the kernels\n' ;;
           info)
-            if has --json; then
+            if has --json && [ "${FAKE_NO_CUDA:-0}" = 1 ]; then
+              printf '[\n{"component":"CUDA devices","available":false,"detail":"could not load any of [libcuda.so.1]: no driver"}\n]\n'
+            elif has --json; then
               printf '[\n{"component":"cuda:0","available":true,"detail":"NVIDIA H200, sm_90, 132 SMs, 139.8 GiB"},\n{"component":"NVRTC","available":true,"detail":"13.0"}\n]\n'
             else echo "info table"; fi ;;
           verify)
@@ -136,6 +138,33 @@ public class GpuCheckScriptTests
         Assert.That(calls, Does.Contain($"bench --step --device cuda --preset fashion-mnist --batch 64 --json {_out}/bench-tf32-off-step.json"));
         Assert.That(calls, Does.Contain($"bench --step --device cuda --preset fashion-mnist --batch 64 --tf32 --json {_out}/bench-tf32-on-step.json"));
         Assert.That(stdout, Does.Match(@"vqvae \(bench --step\)\s+2\.500\s+1\.500"));
+    }
+
+    [Test]
+    public void Without_a_CUDA_device_it_verifies_on_the_cpu_and_exits_2_with_one_line_saying_so()
+    {
+        var (code, stdout, stderr) = Check(new() { ["FAKE_NO_CUDA"] = "1", ["PATH"] = "/usr/bin:/bin" });
+
+        Assert.That(code, Is.EqualTo(2), stdout + stderr);
+        Assert.That(stdout.TrimEnd(), Is.EqualTo("gpu-check: no CUDA device answered (could not load any of [libcuda.so.1]: no driver); " +
+                                                 "verify ran on the cpu device from the bundle: 120 ops verified, 0 failed"));
+        Assert.That(Calls(), Does.Contain($"verify --device cpu --json {_out}/verify-cpu.json"));
+        Assert.That(Calls().Any(c => c.StartsWith("bench", StringComparison.Ordinal)), Is.False);
+    }
+
+    [Test]
+    public void A_GPU_that_nvidia_smi_lists_but_vqvae_cannot_open_makes_the_check_exit_1()
+    {
+        var bin = Path.Combine(_dir, "fake-bin");
+        Directory.CreateDirectory(bin);
+        var smi = Path.Combine(bin, "nvidia-smi");
+        File.WriteAllText(smi, "#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-0)'\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(smi, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+
+        var (code, stdout, stderr) = Check(new() { ["FAKE_NO_CUDA"] = "1", ["PATH"] = bin + ":/usr/bin:/bin" });
+
+        Assert.That(code, Is.EqualTo(1), stdout + stderr);
+        Assert.That(stdout, Does.StartWith("gpu-check: nvidia-smi lists 1 GPU(s) but vqvae found no CUDA device: could not load any of [libcuda.so.1]: no driver"));
     }
 
     [Test]
