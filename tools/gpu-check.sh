@@ -112,8 +112,9 @@ stage() {
 }
 record() { printf '%s\t%s\t0\t%s\n' "$1" "$2" "$3" >>"$stages"; say "$1: $2 ($3)"; }
 
-has_command() { grep -qE "^\s+$1(\s|,|$)" <<<"$("${vq_env[@]}" "$bundle/vqvae" --help 2>/dev/null)"; }
-has_option() { grep -q -- "$2" <<<"$("${vq_env[@]}" "$bundle/vqvae" "$1" --help 2>/dev/null)"; }
+has_command() { grep -qE "^\s+$1(\s|,|$)" <<<"$(timeout 30 "${vq_env[@]}" "$bundle/vqvae" --help 2>/dev/null)"; }
+has_option() { grep -q -- "$2" <<<"$(timeout 30 "${vq_env[@]}" "$bundle/vqvae" "$1" --help 2>/dev/null)"; }
+left_s() { echo $((deadline - $(date +%s) - reserve)); }
 verify_summary() { grep -oE '[0-9]+ ops verified, [0-9]+ failed' "$out/$1" 2>/dev/null | tail -1; }
 
 # ---- does the bundle start, and is there a CUDA device?
@@ -122,7 +123,7 @@ if [ "$last_status" != ok ]; then
   echo "gpu-check: the bundle's vqvae did not start: $(tail -3 "$out/info.stderr.log" "$out/info.json" 2>/dev/null)" >&2
   exit 3
 fi
-"${vq_env[@]}" "$bundle/vqvae" info >"$out/info.txt" 2>&1
+timeout 60 "${vq_env[@]}" "$bundle/vqvae" info >"$out/info.txt" 2>&1
 cuda_line=$(grep -E '"component":"cuda:0","available":true' "$out/info.json" | head -1)
 
 if [ -z "$cuda_line" ]; then
@@ -191,7 +192,8 @@ peer() {  # peer MODE TF32(on|off) CAP
 }
 torch_ok=0
 if ! command -v python3 >/dev/null; then record "torch" skipped "no python3"
-elif ! timeout 90 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)' >"$out/torch-import.log" 2>&1; then
+elif [ "$(left_s)" -lt 30 ]; then record "torch" skipped "budget: $(left_s)s left"
+elif ! timeout "$(( $(left_s) < 90 ? $(left_s) : 90 ))" python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)' >"$out/torch-import.log" 2>&1; then
   record "torch" skipped "python3 cannot import torch or sees no CUDA device: $(tail -1 "$out/torch-import.log" | cut -c1-160)"
 else
   torch_ok=1

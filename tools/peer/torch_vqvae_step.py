@@ -287,6 +287,7 @@ def time_steps(args, config, model, device):
     generator = torch.Generator().manual_seed(args.seed)
     x = torch.rand(args.batch, config["input_channels"], config["image_size"], config["image_size"], generator=generator).to(device)
     mode, notes = args.mode, []
+    asked = "--compile" if args.compile else f"--mode {mode}"  # notes name the option as it was given
     if mode == "graph" and device.type != "cuda":
         notes.append("--mode graph: CUDA graphs need --device cuda; ran eagerly")
         mode = "eager"
@@ -303,7 +304,7 @@ def time_steps(args, config, model, device):
     step = eager_step
     if mode == "compile":
         if not hasattr(torch, "compile"):
-            notes.append(f"--mode compile: torch {torch.__version__} has no torch.compile; ran eagerly")
+            notes.append(f"{asked}: torch {torch.__version__} has no torch.compile; ran eagerly")
             mode = "eager"
         else:
             forward = torch.compile(model)
@@ -311,7 +312,7 @@ def time_steps(args, config, model, device):
                 eager_step()
                 sync()
             except Exception as e:  # noqa: BLE001 — any compiler failure means: measure eagerly instead
-                notes.append(f"--mode compile: torch.compile failed ({first_line(e)}); ran eagerly")
+                notes.append(f"{asked}: torch.compile failed ({first_line(e)}); ran eagerly")
                 forward, mode = model, "eager"
     elif mode == "graph":
         try:
