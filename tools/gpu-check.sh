@@ -115,6 +115,18 @@ record() { printf '%s\t%s\t0\t%s\n' "$1" "$2" "$3" >>"$stages"; say "$1: $2 ($3)
 has_command() { grep -qE "^\s+$1(\s|,|$)" <<<"$(timeout 30 "${vq_env[@]}" "$bundle/vqvae" --help 2>/dev/null)"; }
 has_option() { grep -q -- "$2" <<<"$(timeout 30 "${vq_env[@]}" "$bundle/vqvae" "$1" --help 2>/dev/null)"; }
 left_s() { echo $((deadline - $(date +%s) - reserve)); }
+# What the target's loader says of the bundle's libraries (a missing GLIBC_/GLIBCXX_ version shows here by name,
+# where the cpu device would only say it could not load the library).
+if command -v ldd >/dev/null; then
+  for f in "$bundle/libvqvae_host.so" "$bundle/vqvae" "$tmp/lib"/*; do
+    [ -f "$f" ] || continue
+    echo "== $(basename "$f")"
+    LD_LIBRARY_PATH="$tmp/lib" timeout 20 ldd "$f" 2>&1
+  done >"$out/ldd.txt"
+  unresolved=$(grep -E "not found" "$out/ldd.txt" | sort -u | tr -s ' \t' ' ' | head -5 | tr '\n' ';')
+  [ -z "$unresolved" ] || say "the loader cannot resolve, for the bundle: $unresolved (see $out/ldd.txt)"
+fi
+
 verify_summary() { grep -oE '[0-9]+ ops verified, [0-9]+ failed' "$out/$1" 2>/dev/null | tail -1; }
 
 # ---- does the bundle start, and is there a CUDA device?
