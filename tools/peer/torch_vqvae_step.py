@@ -25,6 +25,12 @@ How it matches VqVaeCuda (src/VqVaeCuda/Models/VqVae.cs and Modules/):
 - Adam: lr 2e-4, betas (0.9, 0.999), eps 1e-8, no weight decay (Optim/Adam.cs, TrainingOptions.cs).
 - precision: FP32 (TF32 off on cuda, as our default) unless --tf32.
 
+Modes (--mode): eager (as written); graph (cuda only: the whole step, Adam and the EMA update included, captured once
+as a CUDA graph after warm-up on a side stream and replayed, as ours replays its step; Adam runs with capturable=True);
+compile (torch.compile of the model's forward, PyTorch 2.x). A mode that fails (no torch.compile, a capture error)
+is reported on stderr and in the result's notes, and the step is timed eagerly instead: the result's "mode" says
+what ran, "mode_requested" what was asked. tools/gpu-check.sh runs each mode in its own process.
+
 On a machine whose cores are busy with other work, PyTorch's OpenMP threads spin while they wait and the step times
 scatter over tens of times the quiet figure (measured on two shared cores: median 0.2-5 s, p10 70 ms); with
 OMP_WAIT_POLICY=PASSIVE in the environment they hold steady (~124 ms there). The script leaves PyTorch's defaults.
@@ -153,7 +159,9 @@ class VectorQuantizer(nn.Module):
         """One EMA step from this step's z_e and code map (after the optimizer step, as ours)."""
         k, d = self.codebook.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, d)
-        counts = torch.bincount(codes, minlength=k).to(flat.dtype)
+        # Counts by index_add_ of ones, not bincount: bincount on cuda reads the largest code back to the host, which a
+        # CUDA graph cannot capture. The counts are small integers, exact in float32: the same numbers either way.
+        counts = torch.zeros(k, dtype=flat.dtype, device=flat.device).index_add_(0, codes, torch.ones_like(codes, dtype=flat.dtype))
         sums = torch.zeros_like(self.codebook).index_add_(0, codes, flat)
         sizes, ema_sums = self.ema.cluster_sizes, self.ema.embedding_sums
         sizes.mul_(self.decay).add_(counts, alpha=1.0 - self.decay)
@@ -235,9 +243,11 @@ def percentile(sorted_values, q):
     return sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * (position - lower)
 
 
-def adam(model):
-    """Our Adam's defaults; with EMA the codebook is not among the parameters it updates (ours gives it a zero gradient)."""
-    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-4, betas=(0.9, 0.999), eps=1e-8)
+def adam(model, capturable=False):
+    """Our Adam's defaults; with EMA the codebook is not among the parameters it updates (ours gives it a zero gradient).
+    capturable: keeps Adam's step count on the device, so a CUDA graph can capture its update."""
+    extra = dict(capturable=True) if capturable else {}
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-4, betas=(0.9, 0.999), eps=1e-8, **extra)
 
 
 def training_step(model, optimizer, x, forward):
@@ -252,31 +262,71 @@ def training_step(model, optimizer, x, forward):
     return mse, vq_loss
 
 
+def first_line(e):
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def capture_step(model, optimizer, x):
+    """The whole training step as one CUDA graph (PyTorch's whole-network capture recipe): a few eager steps on a side
+    stream first (cuBLAS/cuDNN workspaces and Adam's state exist before capture), then one captured step. Replaying the
+    graph recomputes the gradients into the same tensors (captured with set_to_none, so written, not accumulated)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            training_step(model, optimizer, x, model)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        training_step(model, optimizer, x, model)
+    return graph.replay
+
+
 def time_steps(args, config, model, device):
     generator = torch.Generator().manual_seed(args.seed)
     x = torch.rand(args.batch, config["input_channels"], config["image_size"], config["image_size"], generator=generator).to(device)
-    optimizer = adam(model)
-    forward, compiled, notes = model, False, []
-    if args.compile:
-        if hasattr(torch, "compile"):
-            forward, compiled = torch.compile(model), True
-        else:
-            notes.append(f"--compile: torch {torch.__version__} has no torch.compile; ran eagerly")
-
-    def step():
-        training_step(model, optimizer, x, forward)
+    mode, notes = args.mode, []
+    asked = "--compile" if args.compile else f"--mode {mode}"  # notes name the option as it was given
+    if mode == "graph" and device.type != "cuda":
+        notes.append("--mode graph: CUDA graphs need --device cuda; ran eagerly")
+        mode = "eager"
+    optimizer = adam(model, capturable=(mode == "graph"))
+    forward = model
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    if compiled:
-        try:  # compilation happens at the first call; failures show there
+    def eager_step():
+        training_step(model, optimizer, x, forward)
+
+    step = eager_step
+    if mode == "compile":
+        if not hasattr(torch, "compile"):
+            notes.append(f"{asked}: torch {torch.__version__} has no torch.compile; ran eagerly")
+            mode = "eager"
+        else:
+            forward = torch.compile(model)
+            try:  # compilation happens at the first call; failures show there
+                eager_step()
+                sync()
+            except Exception as e:  # noqa: BLE001 — any compiler failure means: measure eagerly instead
+                notes.append(f"{asked}: torch.compile failed ({first_line(e)}); ran eagerly")
+                forward, mode = model, "eager"
+    elif mode == "graph":
+        try:
+            step = capture_step(model, optimizer, x)
             step()
             sync()
-        except Exception as e:  # noqa: BLE001 — any compiler failure means: measure eagerly instead
-            notes.append(f"--compile: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); ran eagerly")
-            forward, compiled = model, False
+        except Exception as e:  # noqa: BLE001 — a capture failure means: measure eagerly instead
+            notes.append(f"--mode graph: capture failed ({first_line(e)}); ran eagerly")
+            # Adam's state may be half-made by the failed capture: a fresh optimizer for the eager steps.
+            try:
+                torch.cuda.synchronize()
+            except Exception as e2:  # noqa: BLE001 — the eager steps will say whether the device is still usable
+                notes.append(f"after the failed capture: {first_line(e2)}")
+            optimizer, step, mode = adam(model), eager_step, "eager"
     for note in notes:
         print(note, file=sys.stderr)
     for _ in range(args.warmup):
@@ -288,7 +338,7 @@ def time_steps(args, config, model, device):
         step()
         sync()
         times.append((time.perf_counter() - start) * 1e3)
-    return sorted(times), compiled, notes
+    return sorted(times), mode, notes
 
 
 def main():
@@ -301,7 +351,10 @@ def main():
     p.add_argument("--repetitions", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (PyTorch 2.x); falls back to eager with a message")
+    p.add_argument("--mode", choices=["eager", "graph", "compile"], default="eager",
+                   help="eager; graph: the whole step captured as one CUDA graph and replayed (cuda); compile: torch.compile of the "
+                        "model (PyTorch 2.x). A mode that fails falls back to eager with a message (the result's notes)")
+    p.add_argument("--compile", action="store_true", help="the same as --mode compile")
     p.add_argument("--tf32", action="store_true", help="allow TF32 in convolutions and matmuls on cuda")
     p.add_argument("--json", help="write the result here")
     p.add_argument("--describe", action="store_true", help="print {name: shape} of the state dict and exit")
@@ -312,6 +365,8 @@ def main():
     p.add_argument("--train-step", nargs=2, metavar=("IN", "OUT"),
                    help="one training step (the timed one) on IN's tensor 'x'; writes the state dict after it and the losses to OUT; no timing")
     args = p.parse_args()
+    if args.compile:
+        args.mode = "compile"
 
     if args.config is not None:
         text = open(args.config).read() if os.path.isfile(args.config) else args.config
@@ -357,16 +412,16 @@ def main():
                                                                            "loss.quantizer": vq_loss.detach().reshape(1)}))
         return
 
-    times, compiled, notes = time_steps(args, config, model, device)
+    times, mode, notes = time_steps(args, config, model, device)
     median = statistics.median(times)
     result = dict(step_ms=median, step_ms_min=times[0], step_ms_max=times[-1], step_ms_p10=percentile(times, 0.1),
                   step_ms_p90=percentile(times, 0.9), images_per_second=args.batch * 1e3 / median, torch_version=torch.__version__,
                   threads=torch.get_num_threads(), batch=args.batch, device=args.device,
                   parameter_count=sum(p.numel() for p in model.parameters()), repetitions=args.repetitions, warmup=args.warmup,
-                  compiled=compiled, tf32=args.tf32, notes=notes)
+                  compiled=(mode == "compile"), mode=mode, mode_requested=args.mode, tf32=args.tf32, notes=notes)
     print(f"torch {result['torch_version']} {args.device}: {median:.2f} ms per step (p10 {result['step_ms_p10']:.2f}, p90 {result['step_ms_p90']:.2f}), "
           f"{result['images_per_second']:.1f} images/s, batch {args.batch}, {result['threads']} threads, {result['parameter_count']} parameters"
-          + (", compiled" if compiled else ""))
+          + ("" if mode == "eager" else f", {mode}") + (", TF32" if args.tf32 else ""))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
