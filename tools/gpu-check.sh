@@ -254,12 +254,31 @@ def ours_step(doc):
                 return r
     return None
 
+def ours_field(doc, field):
+    """A field of our step result (the object with launches_per_step), wherever the bench JSON nests it."""
+    if isinstance(doc, dict):
+        if "launches_per_step" in doc:
+            return doc.get(field)
+        for v in doc.values():
+            r = ours_field(v, field)
+            if r is not None:
+                return r
+    elif isinstance(doc, list):
+        for v in doc:
+            r = ours_field(v, field)
+            if r is not None:
+                return r
+    return None
+
 def cell(v):
     return "-" if v is None else f"{v:.3f}"
 
 rows = []
 ours = {t: ours_step(load(f"bench-tf32-{t}.json")) or ours_step(load(f"bench-tf32-{t}-step.json")) for t in ("off", "on")}
 rows.append(("vqvae (bench --step)", ours["off"], ours["on"]))
+graph = {t: ours_field(load(f"bench-tf32-{t}.json"), "graph_step_ms") or ours_field(load(f"bench-tf32-{t}-step.json"), "graph_step_ms")
+         for t in ("off", "on")}
+how = ours_field(load("bench-tf32-off.json"), "graph_step_execution") or ours_field(load("bench-tf32-off-step.json"), "graph_step_execution")
 peer_notes = []
 for mode in ("eager", "graph", "compile"):
     vals = {}
@@ -273,6 +292,7 @@ print()
 print("step ms (fashion-mnist, batch 64, median)   TF32 off    TF32 on")
 for name, off, on in rows:
     print(f"  {name:<42}{cell(off):>9}  {cell(on):>9}")
+print(f"  {'vqvae graph-shaped step':<42}{cell(graph['off']):>9}  {cell(graph['on']):>9}" + (f"   ({how})" if how else ""))
 eager = rows[1]
 for t, i in (("off", 1), ("on", 2)):
     if rows[0][i] and eager[i]:

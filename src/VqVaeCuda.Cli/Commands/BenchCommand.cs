@@ -27,7 +27,8 @@ internal static class BenchCommand
         var step = new Option<bool>("--step")
         {
             Description = "Benchmark a whole VQ-VAE training step (forward, backward, Adam, EMA codebook update) after warm-up: median and spread, " +
-                          "images/s, launches, memory, FLOPs and bytes against the device's floor, and the time by op (runs on its own).",
+                          "images/s, launches, memory, FLOPs and bytes against the device's floor, and the time by op. With --kernels and/or --ops: " +
+                          "after them, on the same device; the JSON is then {results, step}.",
         };
         var preset = new Option<string>("--preset")
         {
@@ -91,16 +92,17 @@ internal static class BenchCommand
                     throw new ArgumentException("--scaling runs on its own: benchmark --kernels, --ops, --sampling or --step in another run");
                 return BenchScaling.Run(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32), result.GetValue(preset)!, repetitionsGiven ?? 3, result.GetValue(json));
             }
+            StepBenchmarkOptions? stepOptions = null;
             if (result.GetValue(step))
             {
-                if (runKernels || runOps || result.GetValue(sampling))
-                    throw new ArgumentException("--step runs on its own: benchmark --kernels, --ops or --sampling in another run");
+                if (result.GetValue(sampling))
+                    throw new ArgumentException("--step and --sampling run apart: benchmark --sampling in another run");
                 int stepReps = repetitionsGiven ?? 10, images = result.GetValue(batch);
                 if (stepReps < 1) throw new ArgumentException($"--repetitions {stepReps}: at least 1");
                 if (images < 1) throw new ArgumentException($"--batch {images}: at least 1");
-                return BenchStep.Run(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32),
-                                     new StepBenchmarkOptions { Preset = result.GetValue(preset)!, Batch = images, Repetitions = stepReps },
-                                     result.GetValue(peer), result.GetValue(json));
+                stepOptions = new StepBenchmarkOptions { Preset = result.GetValue(preset)!, Batch = images, Repetitions = stepReps };
+                if (!runKernels && !runOps)
+                    return BenchStep.Run(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32), stepOptions, result.GetValue(peer), result.GetValue(json));
             }
             if (result.GetValue(sampling))
             {
@@ -108,7 +110,7 @@ internal static class BenchCommand
                 return RunSampling(result.GetValue(device)!, result.GetValue(cache), result.GetValue(tf32), result.GetValue(priorPreset)!, result.GetValue(count), result.GetValue(json));
             }
             if (!runKernels && !runOps)
-                throw new ArgumentException("choose what to benchmark: --kernels and/or --ops, or --sampling, or --step");
+                throw new ArgumentException("choose what to benchmark: --kernels, --ops and/or --step, or --sampling, or --scaling");
             int n = result.GetValue(elements), reps = repetitionsGiven ?? 7;
             if (n < 1024) throw new ArgumentException($"--elements {n}: at least 1024");
             if (reps < 1) throw new ArgumentException($"--repetitions {reps}: at least 1");
@@ -143,7 +145,11 @@ internal static class BenchCommand
             });
             Print(results, options.Reference);
             BenchStep.PrintOpRoofline(opsWithFloors);
-            BenchStep.WriteJson(result.GetValue(json), results);
+            // With --step too: the step on the same device after the kernels and ops; the JSON holds both.
+            if (stepOptions is not null)
+                BenchStep.WriteJson(result.GetValue(json), new { results, step = BenchStep.Measure(dev, stepOptions, result.GetValue(peer)) });
+            else
+                BenchStep.WriteJson(result.GetValue(json), results);
             return 0;
         }));
         return command;

@@ -9,8 +9,15 @@ internal static class BenchStep
 {
     public static int Run(string deviceName, string? cache, bool tf32, StepBenchmarkOptions options, string? peer, FileInfo? json)
     {
-        if (peer is not null && peer != "torch") throw new ArgumentException($"--peer {peer}: the one peer is torch (PyTorch, tools/peer/)");
         using var dev = CommonOptions.OpenDevice(deviceName, cache, tf32);
+        WriteJson(json, Measure(dev, options, peer));
+        return 0;
+    }
+
+    /// <summary>Runs and prints the step benchmark (and the peer) on <paramref name="dev"/>; returns what its JSON holds.</summary>
+    public static object Measure(VqVaeCuda.Device.IDevice dev, StepBenchmarkOptions options, string? peer)
+    {
+        if (peer is not null && peer != "torch") throw new ArgumentException($"--peer {peer}: the one peer is torch (PyTorch, tools/peer/)");
         string? python = null, peerMissing = null;
         if (peer is not null && !TorchPeer.TryFind(out python, out var why)) peerMissing = why;
         StepBenchmarkResult result = null!;
@@ -29,8 +36,7 @@ internal static class BenchStep
         Print(result);
         if (peerMissing is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]peer torch: not run ({peerMissing}); our step alone above[/]");
         if (peerResult is not null) PrintPeer(result, peerResult);
-        WriteJson(json, peerResult is null ? result : new { step = result, peer = peerResult, ratio_to_peer = result.StepMs / peerResult.StepMs });
-        return 0;
+        return peerResult is null ? result : new { step = result, peer = peerResult, ratio_to_peer = result.StepMs / peerResult.StepMs };
     }
 
     /// <summary>Writes a benchmark's results to <paramref name="file"/> (when given) as indented snake_case JSON and says so.</summary>
