@@ -51,6 +51,13 @@ public static class Gating
         ctx.Record(op, y, [x, condition], tape =>
         {
             var dy = tape.GradOf(y);
+            if (x.RequiresGrad && condition.RequiresGrad)
+            {
+                // Both at once: each position's tanh and sigmoid computed once for dx and the row sums.
+                GatingKernels.ConditionalBackwardBoth(ctx.Device, x.Pointer, condition.Pointer, dy.Pointer, tape.GradOf(x).Pointer,
+                                                      tape.GradOf(condition).Pointer, channels, inner, rows / 2);
+                return;
+            }
             if (x.RequiresGrad)
                 GatingKernels.ConditionalBackward(ctx.Device, x.Pointer, condition.Pointer, dy.Pointer, tape.GradOf(x).Pointer, channels, inner, m);
             if (condition.RequiresGrad)

@@ -30,4 +30,12 @@ internal static class GatingKernels
     public static void ConditionBackward(IDevice device, DevicePointer x, DevicePointer condition, DevicePointer dy, DevicePointer dcondition,
                                          int channels, int inner, int rows) =>
         LaunchGridStride(device, "gate_condition_backward_f32", rows, x, condition, dy, dcondition, channels, inner, rows);
+
+    /// <summary>
+    /// <see cref="ConditionalBackward"/> and <see cref="ConditionBackward"/> in one pass (a thread per (n, c) pair of rows), for when
+    /// both gradients are wanted: the same bits, half the transcendentals.
+    /// </summary>
+    public static void ConditionalBackwardBoth(IDevice device, DevicePointer x, DevicePointer condition, DevicePointer dy, DevicePointer dx,
+                                               DevicePointer dcondition, int channels, int inner, int pairs) =>
+        LaunchGridStride(device, "gated_tanh_sigmoid_cond_backward_rows_f32", pairs, x, condition, dy, dx, dcondition, channels, inner, pairs);
 }

@@ -72,6 +72,19 @@ internal static class VerificationCatalog
         var gated = new Shape(n, 2 * c, side, side);
         yield return Op("gated tanh*sigmoid + condition", $"{gated} + [{n},{2 * c}]", Tolerances.Transcendental, [gated, new Shape(n, 2 * c)],
                         (ctx, t) => Gating.GatedTanhSigmoid(ctx, t[0], t[1]), seed++);
+        // With one of the two gradients wanted, the gate's backward takes its two-kernel form (both: one pass).
+        yield return Op("gated tanh*sigmoid + condition, d input only", $"{gated} + [{n},{2 * c}]", Tolerances.Transcendental,
+                        [gated, new Shape(n, 2 * c)], (ctx, t) =>
+                        {
+                            t[1].RequiresGrad = false;
+                            return Gating.GatedTanhSigmoid(ctx, t[0], t[1]);
+                        }, seed++);
+        yield return Op("gated tanh*sigmoid + condition, d condition only", $"{gated} + [{n},{2 * c}]", Tolerances.Transcendental,
+                        [gated, new Shape(n, 2 * c)], (ctx, t) =>
+                        {
+                            t[0].RequiresGrad = false;
+                            return Gating.GatedTanhSigmoid(ctx, t[0], t[1]);
+                        }, seed++);
         int classes = 10;
         var labels = Enumerable.Range(0, n).Select(i => (i * 7) % classes).ToArray();
         yield return Op("label embedding", $"[{classes},{2 * c}] -> [{n},{2 * c}]", Tolerances.Reduction, [new Shape(classes, 2 * c)], (ctx, t) =>

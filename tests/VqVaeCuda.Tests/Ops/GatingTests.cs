@@ -83,6 +83,35 @@ public class GatingTests(DeviceKind kind) : DeviceSpecification(kind)
     }
 
     [Test]
+    public void The_one_pass_conditioned_backward_gives_the_bits_of_the_two_kernels_it_replaces()
+    {
+        // Both gradients wanted: one pass (a thread per pair of rows). One at a time: the element kernel for dx, the row
+        // kernel for the condition. Same values, same summation order.
+        using var device = Open();
+        using var arena = new Arena(device, 4L << 20);
+        const int n = 3, c = 5, h = 7, w = 7;
+        var x = TestData.Floats(n * 2 * c * h * w, -3f, 3f);
+        var cond = TestData.Floats(n * 2 * c);
+        var dy = TestData.Floats(n * c * h * w);
+        (float[]? Dx, float[]? Dcond) Run(bool wantX, bool wantCondition)
+        {
+            arena.Reset();
+            var tape = new Tape(arena);
+            var ctx = new OpContext(arena, tape);
+            var xt = ctx.Floats(x, n, 2 * c, h, w);
+            var ct = ctx.Floats(cond, n, 2 * c);
+            xt.RequiresGrad = wantX;
+            ct.RequiresGrad = wantCondition;
+            tape.Backward(Gating.GatedTanhSigmoid(ctx, xt, ct), ctx.Floats(dy, n, c, h, w));
+            return (wantX ? tape.GradOf(xt).ToArray() : null, wantCondition ? tape.GradOf(ct).ToArray() : null);
+        }
+        var both = Run(true, true);
+        Assert.That(both.Dx, Is.EqualTo(Run(true, false).Dx), "dx");
+        Assert.That(both.Dcond, Is.EqualTo(Run(false, true).Dcond), "dcondition");
+        Assert.That(both.Dcond!.Count(v => v != 0), Is.EqualTo(n * 2 * c), "every row has a gradient");
+    }
+
+    [Test]
     public void Bad_inputs_are_refused_naming_the_op()
     {
         using var device = Open();
