@@ -43,6 +43,12 @@ internal static class PriorCommands
         var steps = new Option<int>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 1000 };
         var batch = new Option<int>("--batch") { Description = "Code maps per step.", DefaultValueFactory = _ => 32 };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
+        var schedule = new Option<LearningRateSchedule>("--lr-schedule")
+        {
+            HelpName = "constant|cosine",
+            Description = "The learning rate over the run: constant, or cosine (half a cosine from --lr down towards 0 at the last step).",
+            DefaultValueFactory = _ => LearningRateSchedule.Constant,
+        };
         var seed = new Option<int>("--seed") { Description = "Seed of initialisation, data order and the end-of-run samples.", DefaultValueFactory = _ => 0 };
         var conditional = new Option<bool>("--class-conditional") { Description = "Condition the prior on the images' classes (the data must have labels)." };
         var device = CommonOptions.Device();
@@ -71,7 +77,7 @@ internal static class PriorCommands
             "checkpoints/, prior-latest.safetensors, loss.png, samples.png. " +
             "SIGINT or SIGTERM finishes the step, writes a checkpoint and exits 0 with the command that resumes (a second one quits at once).");
         foreach (var o in new Option[] { vqvae, dataset, dataFolder }) command.Options.Add(o);
-        foreach (var o in new Option[] { preset, steps, batch, lr, seed, conditional, device, cache, tf32, output, resume, keep, skip, codesCache, logEvery, evalEvery, checkpointEvery, samples })
+        foreach (var o in new Option[] { preset, steps, batch, lr, schedule, seed, conditional, device, cache, tf32, output, resume, keep, skip, codesCache, logEvery, evalEvery, checkpointEvery, samples })
             command.Options.Add(o);
 
         command.SetAction(result => CommonOptions.Guard(() =>
@@ -81,6 +87,7 @@ internal static class PriorCommands
                 Steps = result.GetValue(steps),
                 BatchSize = result.GetValue(batch),
                 LearningRate = result.GetValue(lr),
+                Schedule = result.GetValue(schedule),
                 Seed = result.GetValue(seed),
                 LogEvery = result.GetValue(logEvery),
                 EvaluateEvery = result.GetValue(evalEvery),
@@ -124,8 +131,8 @@ internal static class PriorCommands
             {
                 var saved = resumed.State!.Options;
                 RunControl.ReportSettings(result,
-                    [(batch, options.BatchSize, saved.BatchSize), (lr, options.LearningRate, saved.LearningRate), (seed, options.Seed, saved.Seed),
-                     (logEvery, options.LogEvery, saved.LogEvery), (evalEvery, options.EvaluateEvery, saved.EvaluateEvery),
+                    [(batch, options.BatchSize, saved.BatchSize), (lr, options.LearningRate, saved.LearningRate), (schedule, options.Schedule, saved.Schedule),
+                     (seed, options.Seed, saved.Seed), (logEvery, options.LogEvery, saved.LogEvery), (evalEvery, options.EvaluateEvery, saved.EvaluateEvery),
                      (checkpointEvery, options.CheckpointEvery, saved.CheckpointEvery), (samples, options.SampleCount, saved.SampleCount),
                      (conditional, result.GetValue(conditional), resumed.Config.IsClassConditional)],
                     [(steps, options.Steps, saved.Steps), (keep, options.KeepCheckpoints, saved.KeepCheckpoints), (skip, options.SkipNonFinite, saved.SkipNonFinite)],

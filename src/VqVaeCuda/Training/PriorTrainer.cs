@@ -272,6 +272,7 @@ public sealed class PriorTrainer : IDisposable
             Step++;
             return new PriorStepLoss(Step, nats, Skipped: true);
         }
+        _adam.LearningRate = Options.LearningRateAt(Step + 1);
         _adam.Step();
         Step++;
         var result = new PriorStepLoss(Step, nats);

@@ -1,5 +1,15 @@
 namespace VqVaeCuda.Training;
 
+/// <summary>How the prior's learning rate moves over a run.</summary>
+public enum LearningRateSchedule
+{
+    /// <summary>The same rate at every step.</summary>
+    Constant,
+
+    /// <summary>Half a cosine from the rate at step 1 down towards 0 at <see cref="PriorTrainingOptions.Steps"/>.</summary>
+    Cosine,
+}
+
 /// <summary>How a Gated PixelCNN prior is trained over a frozen VQ-VAE's code maps.</summary>
 public sealed record PriorTrainingOptions
 {
@@ -11,6 +21,17 @@ public sealed record PriorTrainingOptions
 
     /// <summary>Adam's learning rate.</summary>
     public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>
+    /// How the rate moves: constant, or a cosine decay over <see cref="Steps"/> (a function of the step alone, so a resume
+    /// continues it exactly; a resume that changes <see cref="Steps"/> changes the rest of the curve).
+    /// </summary>
+    public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Constant;
+
+    /// <summary>The learning rate of step <paramref name="step"/> (1-based) under <see cref="Schedule"/>.</summary>
+    public double LearningRateAt(int step) => Schedule == LearningRateSchedule.Cosine
+        ? LearningRate * 0.5 * (1 + Math.Cos(Math.PI * (step - 1) / Steps))
+        : LearningRate;
 
     /// <summary>Seed of parameter initialisation, data order and the end-of-run samples.</summary>
     public int Seed { get; init; }
@@ -51,6 +72,7 @@ public sealed record PriorTrainingOptions
         if (SampleCount < 0) throw new ArgumentException($"samples = {SampleCount}: must be >= 0");
         if (KeepCheckpoints < 0) throw new ArgumentException($"keep checkpoints = {KeepCheckpoints}: must be >= 0 (0 keeps all)");
         if (SkipNonFinite < 0) throw new ArgumentException($"skip non-finite = {SkipNonFinite}: must be >= 0");
+        if (!Enum.IsDefined(Schedule)) throw new ArgumentException($"learning-rate schedule = {Schedule}: not one of {string.Join(", ", Enum.GetNames<LearningRateSchedule>())}");
         return this;
     }
 }

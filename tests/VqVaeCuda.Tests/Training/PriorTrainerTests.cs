@@ -45,14 +45,15 @@ public class PriorTrainerTests(DeviceKind kind) : DeviceSpecification(kind)
         return new CodeMapSet(name, codes, labels, count, Side, Side, Classes);
     }
 
-    [Test]
-    public void Resuming_a_prior_run_equals_an_uninterrupted_run()
+    [TestCase(LearningRateSchedule.Constant)]
+    [TestCase(LearningRateSchedule.Cosine)]
+    public void Resuming_a_prior_run_equals_an_uninterrupted_run(LearningRateSchedule schedule)
     {
         using var device = Open();
         var (train, test) = (Maps("train", 40, 1), Maps("test", 8, 2));
         var config = Small with { Classes = Classes };
         // 5 batches per epoch: the run crosses two epoch boundaries, one of them after the resume.
-        var options = new PriorTrainingOptions { Steps = 12, BatchSize = 8, LearningRate = 3e-3, Seed = 5, EvaluateEvery = 0 };
+        var options = new PriorTrainingOptions { Steps = 12, BatchSize = 8, LearningRate = 3e-3, Seed = 5, EvaluateEvery = 0, Schedule = schedule };
 
         using var whole = new PriorTrainer(new GatedPixelCnn(device, config, seed: 5), train, test, options, Info, runDirectory: null);
         var uninterrupted = Enumerable.Range(0, 12).Select(_ => whole.TrainStep()).ToList();
@@ -73,6 +74,18 @@ public class PriorTrainerTests(DeviceKind kind) : DeviceSpecification(kind)
         var expected = whole.Optimizer.StateDict();
         foreach (var (name, t) in resumed.Optimizer.StateDict()) Assert.That(t.ToArray(), Is.EqualTo(expected[name].ToArray()), name);
         Assert.That(uninterrupted[^1].NllNats, Is.LessThan(uninterrupted[0].NllNats), "the loss falls");
+        Assert.That(resumed.Optimizer.LearningRate, Is.EqualTo(options.LearningRateAt(12)), "the last step's rate, from the schedule");
+    }
+
+    [Test]
+    public void A_cosine_schedule_falls_from_the_rate_to_near_zero_by_the_last_step()
+    {
+        var cosine = new PriorTrainingOptions { Steps = 100, LearningRate = 4e-3, Schedule = LearningRateSchedule.Cosine };
+        Assert.That(cosine.LearningRateAt(1), Is.EqualTo(4e-3));
+        Assert.That(cosine.LearningRateAt(51), Is.EqualTo(2e-3).Within(1e-12), "half way");
+        Assert.That(cosine.LearningRateAt(100), Is.GreaterThan(0).And.LessThan(4e-3 * 1e-3), "the last step is near 0, not 0");
+        Assert.That(Enumerable.Range(1, 99).All(t => cosine.LearningRateAt(t + 1) < cosine.LearningRateAt(t)), "falling at every step");
+        Assert.That((cosine with { Schedule = LearningRateSchedule.Constant }).LearningRateAt(100), Is.EqualTo(4e-3));
     }
 
     [Test]
