@@ -26,7 +26,7 @@ internal static class PipelineCommand
         var priorPreset = new Option<string>("--prior-preset")
         {
             Description = $"Prior size: {string.Join(" | ", GatedPixelCnnConfig.Presets.Keys)}.",
-            DefaultValueFactory = _ => "tiny",
+            DefaultValueFactory = _ => "shapes",
         };
         var priorSteps = new Option<int>("--prior-steps") { Description = "Prior optimizer steps.", DefaultValueFactory = _ => defaults.PriorTraining.Steps };
         var priorLr = new Option<double>("--prior-lr") { Description = "Prior Adam learning rate.", DefaultValueFactory = _ => defaults.PriorTraining.LearningRate };
