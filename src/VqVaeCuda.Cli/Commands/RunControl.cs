@@ -58,8 +58,8 @@ internal static class RunControl
     public static Option<StepExecution> StepMode() => new("--step-mode")
     {
         HelpName = "auto|eager|graph",
-        Description = "How each training step runs. graph: nothing read back inside a step, captured once as one CUDA graph and replayed on a GPU " +
-                      "(run launch by launch elsewhere); losses and code usage are read at each log, evaluation and checkpoint, dead-code " +
+        Description = "How each training step runs. graph: nothing read back inside a step, captured once and replayed (one CUDA graph on a GPU, " +
+                      "the recorded launches on the cpu device); losses and code usage are read at each log, evaluation and checkpoint, dead-code " +
                       "restarts are checked then. eager: the host loop, reading losses after every step. auto: graph on a GPU, eager on the cpu device. " +
                       "Any mode may be chosen again on --resume.",
         DefaultValueFactory = _ => StepExecution.Auto,

@@ -33,7 +33,8 @@ internal static class VerifyCommand
             "fused and unfused nearest-code searches, and 20 training steps of the tiny model, each run on the chosen device and on the cpu " +
             "device (block threads in ascending order, the reference) from the same random inputs. Each check's largest error, " +
             "max|device - reference| / max|reference|, must stay within a tolerance stated with its reason (fused multiply-adds, summation " +
-            "order, cuBLAS against OpenBLAS). Prints a table per group and `N ops verified, N failed`; names any kernel no check reached; " +
+            "order, cuBLAS against OpenBLAS). Then the trainer's graph-shaped step, captured and replayed on the chosen device, against the " +
+            "same steps launch by launch there: the same bits. Prints a table per group and `N ops verified, N failed`; names any kernel no check reached; " +
             "exit code 1 on any failure.");
         foreach (var o in new Option[] { device, order, json, cache }) command.Options.Add(o);
         command.SetAction(result => CommonOptions.Guard(() =>
@@ -67,6 +68,7 @@ internal static class VerifyCommand
     internal static int Run(IDevice tested, IDevice reference, VerificationOptions options, FileInfo? json)
     {
         AnsiConsole.MarkupLineInterpolated($"verifying [bold]{options.DeviceLabel ?? tested.Name}[/] against [bold]{options.ReferenceLabel ?? reference.Name}[/]");
+        AnsiConsole.MarkupLineInterpolated($"[grey]arithmetic: {DeviceVerifier.Arithmetic(tested.Capabilities)}[/]");
         VerificationReport report = null!;
         int done = 0, failed = 0;
         AnsiConsole.Status().Start("verifying", ctx =>

@@ -109,8 +109,17 @@ public static class DeviceVerifier
         // Coverage means something only when every group ran.
         var notReached = options.OnlyGroups is null ? all.Where(k => !recorder.Launched.Contains(k) && !exempt.Contains(k)).ToList() : [];
         return new VerificationReport(options.DeviceLabel ?? device.Name, options.ReferenceLabel ?? reference.Name, checks, reached, notReached,
-                                      VerificationCatalog.Exempt, clock.Elapsed.TotalSeconds);
+                                      VerificationCatalog.Exempt, clock.Elapsed.TotalSeconds, Arithmetic(device.Capabilities));
     }
+
+    /// <summary>
+    /// The device's arithmetic as the tolerances depend on it: whether its kernels contract a·b+c into one rounding and its
+    /// GEMMs round inputs to TF32 (both off by default; the cpu device does neither), and how its kernels are built.
+    /// </summary>
+    public static string Arithmetic(DeviceCapabilities c) =>
+        $"FMA contraction {(c.FusedMultiplyAdd ? "on (--fmad=true: one rounding where the cpu device rounds twice)" : "off (a·b+c rounded twice, as on the cpu device)")}; " +
+        $"GEMM {(c.Tf32Gemm ? "TF32 (a 1e-3 error is expected: the GEMM checks will fail)" : "FP32")}" +
+        (string.IsNullOrEmpty(c.KernelTarget) ? "" : $"; kernels: {c.KernelTarget}");
 
     private static VerificationCheck Check(VerificationCase c, IDevice device, IDevice reference)
     {

@@ -7,9 +7,9 @@ public sealed record Tolerance(double Value, string Why);
 
 /// <summary>
 /// The tolerances of <c>vqvae verify</c>, one per kind of computation. The device under test and the reference run the
-/// same kernel source on the same inputs, so the only differences allowed are those of floating-point rounding: the
-/// GPU build contracts a·b+c into one fused multiply-add (NVRTC's default <c>--fmad=true</c>) where the CPU build rounds
-/// twice (<c>-ffp-contract=off</c>), CUDA's and glibc's tanhf/expf differ by an ulp or two, sums run in another order on
+/// same kernel source on the same inputs, so the only differences allowed are those of floating-point rounding: a GPU
+/// build with FMA contraction (<c>CudaDeviceOptions.FusedMultiplyAdd</c>, off by default; the report states it) rounds
+/// a·b+c once where the CPU build rounds twice (<c>-ffp-contract=off</c>), CUDA's and glibc's tanhf/expf differ by an ulp or two, sums run in another order on
 /// another number of blocks, and the GEMM is cuBLAS on one side and OpenBLAS on the other. Each bound is the expected
 /// worst case of those with about ten times room — far below what a wrong index, a missing barrier or a dropped term
 /// gives (errors of order 1). An ulp of float is 6e-8 of the value.

@@ -34,6 +34,7 @@ public sealed record KernelExemption(string Kernel, string Reason);
 /// <param name="KernelsNotReached">Kernels no check launched (and not exempt): should be empty.</param>
 /// <param name="KernelsExempt">Kernels left out on purpose, with the reason.</param>
 /// <param name="Seconds">Wall time of the run.</param>
+/// <param name="Arithmetic">The device under test's arithmetic as the tolerances depend on it (FMA contraction, TF32, kernel target).</param>
 public sealed record VerificationReport(
     string Device,
     string Reference,
@@ -41,7 +42,8 @@ public sealed record VerificationReport(
     IReadOnlyList<string> KernelsReached,
     IReadOnlyList<string> KernelsNotReached,
     IReadOnlyList<KernelExemption> KernelsExempt,
-    double Seconds)
+    double Seconds,
+    string Arithmetic = "")
 {
     /// <summary>Checks that failed.</summary>
     public int Failed => Checks.Count(c => !c.Ok);
