@@ -58,8 +58,15 @@
 //                                  order: the cpu device's variant                C, block 32
 //   conv_mask_multiply_f32         out[i] = w[i] · mask[i % m]                    grid-stride, n    n           8n + 4m
 //   conv_mask_multiply_add_f32     dw[i] += g[i] · mask[i % m]                    grid-stride, n    2n          12n + 4m
+//   conv_weight_flip_f32           wf[ci][co][kh−1−i][kw−1−j] = w[co][ci][i][j]:  grid-stride over  0           8n
+//                                  the weight of the convolution whose forward    n = Co·Ci·kh·kw
+//                                  is this one's backward-data (stride 1); the
+//                                  cpu device's input-gradient path for Cout < Cin
 // (m = mask elements: the whole weight's count for a full [Cout,Cin,kh,kw] mask, kh·kw for a [kh,kw]
 // mask shared by every (out, in) channel pair.)
+// Backward-data as a convolution (the cpu device, stride 1, Cout < Cin): dx = conv(dy, wf) with padding kh−1−ph,
+// kw−1−pw: im2col of dy has Cout·kh·kw rows instead of the Cin·kh·kw of dcol, and the GEMM's inner dimension is
+// Cout·kh·kw instead of Cout (for the residual blocks' 3×3 128→32: 288 instead of 32, a quarter of the column bytes).
 #include "common.cuh"
 #include "reduce_two_pass.cuh"
 
@@ -269,3 +276,14 @@ extern "C" __global__ void conv_mask_multiply_add_f32(const float* __restrict__ 
     for (int i = vq_grid_start(n); i < n; i = vq_grid_next(i, n)) dw[i] += g[i] * mask[i % m];
 }
 VQ_KERNEL_NO_SYNC(conv_mask_multiply_add_f32)
+
+extern "C" __global__ void conv_weight_flip_f32(const float* __restrict__ w, float* __restrict__ wf, int co, int ci, int kh, int kw) {
+    const int taps = kh * kw, n = co * ci * taps;
+    for (int e = vq_grid_start(n); e < n; e = vq_grid_next(e, n)) {
+        const int t = e % taps, pair = e / taps;  // e = (o·Ci + c)·taps + t
+        const int c = pair % ci, o = pair / ci;
+        const int i = t / kw, j = t - i * kw;
+        wf[(c * co + o) * taps + (kh - 1 - i) * kw + (kw - 1 - j)] = w[e];
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_weight_flip_f32)

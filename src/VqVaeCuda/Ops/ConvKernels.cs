@@ -130,4 +130,8 @@ internal static class ConvKernels
     /// <summary>dw[i] += g[i]·mask[i % maskCount].</summary>
     public static void MaskMultiplyAdd(IDevice device, DevicePointer gradient, DevicePointer mask, DevicePointer dweight, int count, int maskCount) =>
         LaunchGridStride(device, "conv_mask_multiply_add_f32", count, gradient, mask, dweight, count, maskCount);
+
+    /// <summary>wf[ci][co][kh−1−i][kw−1−j] = w[co][ci][i][j]: the weight whose convolution of dy is dx (stride 1).</summary>
+    public static void WeightFlip(IDevice device, DevicePointer weight, DevicePointer flipped, int co, int ci, int kh, int kw) =>
+        LaunchGridStride(device, "conv_weight_flip_f32", (long)co * ci * kh * kw, weight, flipped, co, ci, kh, kw);
 }

@@ -241,6 +241,14 @@ internal static class VerificationCatalog
             return Floats(("dst", dst));
         });
         foreach (var c in ConvLayoutForms(seed)) yield return c;
+        // The cpu device's input gradient by convolution flips the weight; a GPU reaches the kernel only here.
+        yield return Kernel("conv_weight_flip_f32", "[7,5,3,4] -> [5,7,3,4]", Tolerances.Exact, seed + 100, (s, random) =>
+        {
+            var weight = s.Floats(Uniform(random, 7 * 5 * 3 * 4));
+            var flipped = s.Zeros(7 * 5 * 3 * 4);
+            ConvKernels.WeightFlip(s.Device, weight.Pointer, flipped.Pointer, 7, 5, 3, 4);
+            return Floats(("flipped", flipped));
+        });
     }
 
     // Each device runs one kernel of each conv layout pair (ConvKernels.KernelForm): run both forms everywhere.

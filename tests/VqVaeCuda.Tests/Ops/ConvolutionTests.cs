@@ -223,6 +223,37 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
         Assert.That(left, Is.EqualTo(right).Within(1e-4 * (1 + Math.Abs(left))));
     }
 
+    //        N  Cin Cout H  W  kh kw sh sw ph pw
+    [TestCase(2, 6, 3, 7, 5, 3, 3, 1, 1, 1, 1)]      // Cout < Cin, stride 1: dx by a convolution of dy on the cpu device
+    [TestCase(1, 5, 2, 6, 8, 3, 2, 1, 1, 1, 0)]
+    [TestCase(2, 4, 3, 5, 5, 1, 1, 1, 1, 0, 0)]
+    [TestCase(2, 3, 1, 4, 6, 2, 2, 1, 1, 1, 1)]      // output larger than the input
+    [TestCase(2, 3, 5, 6, 6, 3, 3, 1, 1, 1, 1)]      // Cout > Cin: dcol and col2im on every device
+    [TestCase(2, 5, 3, 9, 9, 3, 3, 2, 2, 1, 1)]      // stride 2: dcol and col2im on every device
+    public void Conv2d_input_gradient_is_the_transposed_convolution_of_the_output_gradient(int n, int cin, int cout, int h, int w, int kh, int kw,
+                                                                                            int sh, int sw, int ph, int pw)
+    {
+        // dx = convT(dy, W) exactly (the adjoint), whichever way the op computes it; convT's forward is GEMM then col2im.
+        var c = new Case(n, cin, cout, h, w, kh, kw, sh, sw, ph, pw);
+        Assume.That(((h + 2 * ph - kh) % sh, (w + 2 * pw - kw) % sw), Is.EqualTo((0, 0)), "convT returns to H×W only when the stride divides evenly");
+        using var device = Open();
+        using var arena = new Arena(device, SmallArena);
+        var tape = new Tape(arena);
+        var ctx = new OpContext(arena, tape);
+        var x = Upload(ctx, TestData.Floats((int)c.X.Count), c.X);
+        x.RequiresGrad = true;
+        var weight = Upload(ctx, TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight);
+        var y = Convolution.Conv2d(ctx, x, weight, null, sh, sw, ph, pw);
+        var dyValues = TestData.Floats((int)y.Count);
+        tape.Backward(y, Upload(ctx, dyValues, y.Shape));
+        var expected = Convolution.ConvTranspose2d(new OpContext(arena), Upload(ctx, dyValues, y.Shape), weight, null, sh, sw, ph, pw).ToArray();
+        var dx = tape.GradOf(x).ToArray();
+        double scale = expected.Max(v => Math.Abs(v));
+        Assert.That(scale, Is.GreaterThan(0.1), "a gradient worth comparing");
+        for (int i = 0; i < dx.Length; i++)
+            Assert.That(dx[i], Is.EqualTo(expected[i]).Within(1e-5 * scale), $"dx[{i}]");
+    }
+
     [TestCase(false)]
     [TestCase(true)]
     public void MaskedConv2d_forward_equals_the_direct_loop_with_the_weight_masked(bool fullMask)
@@ -261,6 +292,8 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
     [TestCase(2, 2, 3, 7, 8, 4, 4, 2, 2, 1, 1)]
     [TestCase(1, 3, 2, 5, 6, 1, 1, 1, 1, 0, 0)]
     [TestCase(2, 2, 3, 6, 7, 2, 3, 2, 1, 0, 1)]
+    [TestCase(2, 5, 2, 6, 5, 3, 3, 1, 1, 1, 1)]      // Cout < Cin, stride 1: the cpu device's input gradient by convolution
+    [TestCase(1, 4, 3, 5, 7, 3, 2, 1, 1, 2, 0)]      // the same with a non-square kernel and padding up to the kernel's edge
     public void Conv2d_gradients_match_finite_differences(int n, int cin, int cout, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         var c = new Case(n, cin, cout, h, w, kh, kw, sh, sw, ph, pw);
