@@ -4,7 +4,8 @@
 // How a convolution uses them (src/VqVaeCuda/Ops/Convolution.cs has the whole story):
 //   conv2d forward      im2col(x) -> col; yᵀ = W · col (one GEMM, [Cout][N·P]); y = NCHW(yᵀ) + bias (one pass)
 //   conv2d backward     dY -> dYᵀ in [Cout][N·P]; db += row sums of dYᵀ; dW += dYᵀ · colᵀ; dcol = Wᵀ · dYᵀ;
-//                       col2im(dcol) += dx
+//                       col2im(dcol) += dx; on the cpu device, for stride 1 and Cout < Cin, instead
+//                       dx += NCHW(wf · im2col(dY)) with wf the flipped weight (see below)
 //   conv_transpose2d    the same pieces with forward and backward-data exchanged.
 //
 // The column matrix. For a convolution of an image [N,C,H,W] with a kh×kw kernel, stride (sh,sw),

@@ -201,18 +201,13 @@ public static class Convolution
         return y;
     }
 
-    /// <summary>
-    /// Whether the input gradient of a convolution runs as a convolution of dy with the flipped weight (the cpu device, for
-    /// a stride-1 convolution with fewer output than input channels): its column matrix has Cout·kh·kw rows where dcol has
-    /// Cin·kh·kw, and its GEMM's inner dimension is Cout·kh·kw where dcol's is Cout — for the residual blocks' 3×3 128→32,
-    /// a quarter of the column bytes and a GEMM of inner dimension 288 instead of 32. On a GPU the dcol-then-col2im path
-    /// stays: this one takes three more launches (flip, transpose, add), and there the column bytes cost less than launches.
-    /// </summary>
-    internal static bool InputGradientAsConvolution(IDevice device, ConvGeometryView g) =>
-        ConvKernels.FormFor(device) == ConvKernels.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Ph < g.Kh && g.Pw < g.Kw;
-
+    // Whether the input gradient of a convolution runs as a convolution of dy with the flipped weight (the cpu device, for
+    // a stride-1 convolution with fewer output than input channels): its column matrix has Cout·kh·kw rows where dcol has
+    // Cin·kh·kw, and its GEMM's inner dimension is Cout·kh·kw where dcol's is Cout — for the residual blocks' 3×3 128→32,
+    // a quarter of the column bytes and a GEMM of inner dimension 288 instead of 32. On a GPU the dcol-then-col2im path
+    // stays: this one takes three more launches (flip, transpose, add), and there the column bytes cost less than launches.
     private static bool InputGradientAsConvolution(IDevice device, ConvGeometry g) =>
-        InputGradientAsConvolution(device, new ConvGeometryView(g.C, g.Co, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw));
+        ConvKernels.FormFor(device) == ConvKernels.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Ph < g.Kh && g.Pw < g.Kw;
 
     // dx += conv(dy, wf), wf[ci][co] = w[co][ci] with the taps reversed, padding k − 1 − p: the adjoint of a stride-1
     // convolution is a stride-1 convolution. Its output lands as [Cin][N·H·W] and is added into dx through a transpose.
@@ -230,9 +225,6 @@ public static class Convolution
         ToChannelsFirst(ctx, dxT.Pointer, dxPart.Pointer, g.C, g.N, g.H * g.W);  // [C][N][P] → [N][C][P]
         ElementwiseKernels.Axpy(device, dxPart.Pointer, dx.Pointer, 1f, checked((int)dx.Count));
     }
-
-    /// <summary>What <see cref="InputGradientAsConvolution(IDevice, ConvGeometryView)"/> looks at (tests and benchmarks).</summary>
-    internal readonly record struct ConvGeometryView(int C, int Co, int Kh, int Kw, int Sh, int Sw, int Ph, int Pw);
 
     // g describes the underlying convolution from y (its image) to x (its output); g.Co is x's channel count.
     // Unlike the convolution, the transposed one keeps its strided-batched GEMMs over x and dx as stored (NCHW): one GEMM
