@@ -134,19 +134,9 @@ public sealed class Adam : IDisposable
     {
         long t = StepCount + 1;
         var (stepSize, bc2Sqrt) = BiasCorrectedScalars(t);
-        float oneMinusBeta1 = (float)(1.0 - Beta1), beta2 = (float)Beta2, oneMinusBeta2 = (float)(1.0 - Beta2);
-        float epsilon = (float)Epsilon, weightDecay = (float)WeightDecay;
-        if (_wholeStore)
-        {
-            AdamKernels.Step(Device, _store.FlatValues.Pointer, _store.FlatGrads.Pointer, _m.Pointer, _v.Pointer, checked((int)_m.Count),
-                             oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay, stepSize, bc2Sqrt);
-        }
-        else
-        {
-            foreach (var p in _parameters)
-                AdamKernels.Step(Device, p.Value.Pointer, p.Grad.Pointer, _m.Pointer.OffsetFloats(p.Offset), _v.Pointer.OffsetFloats(p.Offset),
-                                 checked((int)p.Shape.Count), oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay, stepSize, bc2Sqrt);
-        }
+        var h = KernelHyperparameters;
+        ForEachSlice((values, grads, m, v, n) =>
+            AdamKernels.Step(Device, values, grads, m, v, n, h.OneMinusBeta1, h.Beta2, h.OneMinusBeta2, h.Epsilon, h.WeightDecay, stepSize, bc2Sqrt));
         StepCount = t;
     }
 
@@ -177,17 +167,26 @@ public sealed class Adam : IDisposable
     public void StepFromSchedule(Tensor schedule)
     {
         ArgumentNullException.ThrowIfNull(schedule);
-        float oneMinusBeta1 = (float)(1.0 - Beta1), beta2 = (float)Beta2, oneMinusBeta2 = (float)(1.0 - Beta2);
-        float epsilon = (float)Epsilon, weightDecay = (float)WeightDecay;
+        var h = KernelHyperparameters;
+        ForEachSlice((values, grads, m, v, n) =>
+            AdamKernels.StepScheduled(Device, values, grads, m, v, schedule.Pointer, n, h.OneMinusBeta1, h.Beta2, h.OneMinusBeta2, h.Epsilon, h.WeightDecay));
+    }
+
+    // The constant scalars of both kernels, as floats.
+    private (float OneMinusBeta1, float Beta2, float OneMinusBeta2, float Epsilon, float WeightDecay) KernelHyperparameters =>
+        ((float)(1.0 - Beta1), (float)Beta2, (float)(1.0 - Beta2), (float)Epsilon, (float)WeightDecay);
+
+    // One kernel launch over the whole flat store when the optimizer holds every parameter, else one per parameter: the
+    // values, gradients and moments of each slice, and its element count.
+    private void ForEachSlice(Action<DevicePointer, DevicePointer, DevicePointer, DevicePointer, int> update)
+    {
         if (_wholeStore)
         {
-            AdamKernels.StepScheduled(Device, _store.FlatValues.Pointer, _store.FlatGrads.Pointer, _m.Pointer, _v.Pointer, schedule.Pointer,
-                                      checked((int)_m.Count), oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay);
+            update(_store.FlatValues.Pointer, _store.FlatGrads.Pointer, _m.Pointer, _v.Pointer, checked((int)_m.Count));
             return;
         }
         foreach (var p in _parameters)
-            AdamKernels.StepScheduled(Device, p.Value.Pointer, p.Grad.Pointer, _m.Pointer.OffsetFloats(p.Offset), _v.Pointer.OffsetFloats(p.Offset),
-                                      schedule.Pointer, checked((int)p.Shape.Count), oneMinusBeta1, beta2, oneMinusBeta2, epsilon, weightDecay);
+            update(p.Value.Pointer, p.Grad.Pointer, _m.Pointer.OffsetFloats(p.Offset), _v.Pointer.OffsetFloats(p.Offset), checked((int)p.Shape.Count));
     }
 
     // step_size = lr / (1 − β1^t) and sqrt(1 − β2^t), computed in double and rounded once.

@@ -128,6 +128,9 @@ public sealed class CapturableStep : IDisposable
     /// <summary>Whether <see cref="Run"/> captures the step where the device can (default true; false keeps every step launch by launch).</summary>
     public bool Capture { get; init; } = true;
 
+    /// <summary>Whether the steps now replay a captured graph.</summary>
+    public bool IsCaptured => _graph is not null;
+
     /// <summary>Operations (launches, GEMMs, copies, fills) in the captured graph; 0 before a capture.</summary>
     public int CapturedOperations => _graph?.OperationCount ?? 0;
 

@@ -39,11 +39,7 @@ internal static class NonFiniteCheck
     /// <summary>The stop message: what was not finite, where it began, what is safe on disk, what to try.</summary>
     public static string StopMessage(int step, string what, string firstOp, double learningRate, (string Path, int Step)? lastCheckpoint, int skipped)
     {
-        var lr = learningRate.ToString("G3", CultureInfo.InvariantCulture);
-        var lower = (learningRate / 10).ToString("G3", CultureInfo.InvariantCulture);
-        var kept = lastCheckpoint is { } c
-            ? $"the last good checkpoint, {c.Path} (step {c.Step}), is kept"
-            : "no checkpoint of this run had been written";
+        var (lr, lower, kept) = Advice(learningRate, lastCheckpoint);
         var skips = skipped > 0 ? $" after skipping {skipped} such step{(skipped == 1 ? "" : "s")}" : "";
         return $"training stopped at step {step}{skips}: {what}; the first op whose output was not finite: {firstOp}. " +
                $"The step was not applied and {kept}. The learning rate {lr} is probably too high: try {lower} " +
@@ -61,16 +57,17 @@ internal static class NonFiniteCheck
     /// </summary>
     public static string CapturedStepStopMessage(int step, int firstStep, int count, double learningRate, (string Path, int Step)? lastCheckpoint)
     {
-        var lr = learningRate.ToString("G3", CultureInfo.InvariantCulture);
-        var lower = (learningRate / 10).ToString("G3", CultureInfo.InvariantCulture);
-        var kept = lastCheckpoint is { } c
-            ? $"the last good checkpoint, {c.Path} (step {c.Step}), is kept"
-            : "no checkpoint of this run had been written";
+        var (lr, lower, kept) = Advice(learningRate, lastCheckpoint);
         return $"training stopped at step {step}: the loss or the gradient norm was not finite at step {firstStep} " +
                $"({count} step{(count == 1 ? "" : "s")} in all since the last read); the first op whose output was not finite: {NotLocatedInCapturedStep}. " +
                $"The weights are not trusted after step {firstStep - 1} and {kept}. The learning rate {lr} is probably too high: try {lower} " +
                "(or --step-mode eager --skip-nonfinite N to pass over up to N such steps)";
     }
+
+    // The parts both stop messages share: the learning rate, a tenth of it to try, and what is safe on disk.
+    private static (string Rate, string Lower, string Kept) Advice(double learningRate, (string Path, int Step)? lastCheckpoint) =>
+        (learningRate.ToString("G3", CultureInfo.InvariantCulture), (learningRate / 10).ToString("G3", CultureInfo.InvariantCulture),
+         lastCheckpoint is { } c ? $"the last good checkpoint, {c.Path} (step {c.Step}), is kept" : "no checkpoint of this run had been written");
 }
 
 /// <summary>

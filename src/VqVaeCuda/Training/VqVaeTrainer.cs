@@ -283,13 +283,18 @@ public sealed class VqVaeTrainer : IDisposable
 
     private void RunDeviceStep(CapturableStep step)
     {
-        if (!_loader.TryNext(out var batch) && !_loader.TryNext(out batch))
-            throw new InvalidOperationException($"the batch loader of '{_train.Name}' produced no batch for a new epoch");
+        var batch = NextBatch();
         step.Run(batch.Pixels.AsSpan(0, batch.Size * batch.Channels * batch.Height * batch.Width), Step + 1);
         _loader.Recycle(batch);
         Step++;
         _deviceStepImages += batch.Size;
     }
+
+    // The loader signals each epoch's end once with false; the next call starts the following epoch.
+    private Batch NextBatch() =>
+        _loader.TryNext(out var batch) || _loader.TryNext(out batch)
+            ? batch
+            : throw new InvalidOperationException($"the batch loader of '{_train.Name}' produced no batch for a new epoch");
 
     private long _deviceStepImages;
     private int _deviceStepsThisSession;
@@ -327,9 +332,7 @@ public sealed class VqVaeTrainer : IDisposable
     /// </summary>
     public StepLosses TrainStep()
     {
-        // The loader signals each epoch's end once with false; the next call starts the following epoch.
-        if (!_loader.TryNext(out var batch) && !_loader.TryNext(out batch))
-            throw new InvalidOperationException($"the batch loader of '{_train.Name}' produced no batch for a new epoch");
+        var batch = NextBatch();
         long started = Stopwatch.GetTimestamp();
         _arena.Reset();
         _adam.ZeroGrad();

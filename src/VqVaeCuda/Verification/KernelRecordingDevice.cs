@@ -94,12 +94,12 @@ public class KernelRecordingDevice(IDevice inner) : IDevice, IGraphCapture
 
     /// <summary>Starts a capture on the device under test; launches keep being recorded here (at capture, once).</summary>
     /// <exception cref="InvalidOperationException">The device under test cannot capture.</exception>
-    public void BeginCapture() =>
-        (Inner as IGraphCapture ?? throw new InvalidOperationException($"{Inner.Name} cannot capture graphs")).BeginCapture();
+    public void BeginCapture() => InnerCapture.BeginCapture();
 
     /// <summary>Ends the capture on the device under test.</summary>
-    public CapturedGraph EndCapture() =>
-        (Inner as IGraphCapture ?? throw new InvalidOperationException($"{Inner.Name} cannot capture graphs")).EndCapture();
+    public CapturedGraph EndCapture() => InnerCapture.EndCapture();
+
+    private IGraphCapture InnerCapture => Inner as IGraphCapture ?? throw new InvalidOperationException($"{Inner.Name} cannot capture graphs");
 
     /// <summary>Does not dispose <see cref="Inner"/>: its owner does.</summary>
     public void Dispose() => GC.SuppressFinalize(this);

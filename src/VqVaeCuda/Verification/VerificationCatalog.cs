@@ -490,15 +490,23 @@ internal static class VerificationCatalog
         }, (tested, reference) =>
         {
             var (a, b) = (tested.Forward[0].Values, reference.Forward[0].Values);
-            double worst = 0;
-            int at = 0;
-            for (int i = 0; i < a.Length; i++)
-            {
-                double e = float.IsFinite(a[i]) ? Math.Abs(a[i] - b[i]) / Math.Abs(b[i]) : double.PositiveInfinity;
-                if (!(e <= worst)) (worst, at) = (e, i);
-            }
+            var (worst, at) = WorstStep(a, b);
             return new CaseComparison(worst, null, $"step {at + 1}: {a[at]:G6} vs {b[at]:G6}; last step {a[^1]:G6} vs {b[^1]:G6}");
         });
+    }
+
+    // The largest per-step relative difference of two loss traces, and its step. A non-finite loss on either side is an
+    // infinite error, which no later finite step can replace.
+    private static (double Worst, int At) WorstStep(float[] a, float[] b)
+    {
+        double worst = 0;
+        int at = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            double e = float.IsFinite(a[i]) && float.IsFinite(b[i]) ? Math.Abs(a[i] - b[i]) / Math.Abs(b[i]) : double.PositiveInfinity;
+            if (!(e <= worst)) (worst, at) = (e, i);
+        }
+        return (worst, at);
     }
 
     // ---- graph replay: the captured training step against the same step launch by launch ------------------------------
@@ -517,10 +525,10 @@ internal static class VerificationCatalog
         yield return new VerificationCase("graph replay", $"{GraphReplaySteps} captured training steps against the same steps launch by launch, tiny preset",
             $"batch {batch} of 28x28x1", Tolerances.GraphReplay, device =>
         {
-            var replayed = GraphStepLosses(device, seed, batch, capture: true, out var execution);
-            var eager = GraphStepLosses(device, seed, batch, capture: false, out _);
-            bool shouldCapture = device is IGraphCapture capture && (device is not KernelRecordingDevice r || r.Inner is IGraphCapture);
-            if (shouldCapture && !execution.StartsWith("one captured graph", StringComparison.Ordinal))
+            var (replayed, execution, captured) = GraphStepLosses(device, seed, batch, capture: true);
+            var (eager, _, _) = GraphStepLosses(device, seed, batch, capture: false);
+            bool canCapture = device is KernelRecordingDevice r ? r.Inner is IGraphCapture : device is IGraphCapture;
+            if (canCapture && !captured)
                 throw new InvalidOperationException($"the device can capture but the step did not: {execution}");
             var result = new CaseOutput();
             result.Forward.Add(("replayed losses", replayed));
@@ -530,13 +538,7 @@ internal static class VerificationCatalog
         }, (tested, _) =>
         {
             var (a, b) = (tested.Forward[0].Values, tested.Forward[1].Values);
-            double worst = 0;
-            int at = 0;
-            for (int i = 0; i < a.Length; i++)
-            {
-                double e = float.IsFinite(a[i]) && float.IsFinite(b[i]) ? Math.Abs(a[i] - b[i]) / Math.Abs(b[i]) : double.PositiveInfinity;
-                if (!(e <= worst)) (worst, at) = (e, i);
-            }
+            var (worst, at) = WorstStep(a, b);
             var exact = a.AsSpan().SequenceEqual(b) ? "bit for bit" : $"worst at step {at + 1}: {a[at]:G9} vs {b[at]:G9}";
             return new CaseComparison(worst, null, $"{exact}; {tested.Notes}");
         })
@@ -545,7 +547,7 @@ internal static class VerificationCatalog
         };
     }
 
-    private static float[] GraphStepLosses(IDevice device, int seed, int batch, bool capture, out string execution)
+    private static (float[] Losses, string Execution, bool Captured) GraphStepLosses(IDevice device, int seed, int batch, bool capture)
     {
         var config = VqVaeConfig.Preset("tiny");
         var data = SyntheticShapes.Generate(batch * GraphReplaySteps, seed, size: config.ImageSize, channels: config.InputChannels);
@@ -560,7 +562,6 @@ internal static class VerificationCatalog
             step.Run(data.Pixels.AsSpan(i * batch * imageFloats, batch * imageFloats), i + 1);
             losses[i] = (float)step.ReadInterval().ReconstructionMseSum;  // one step per read: the sum is the step's loss
         }
-        execution = step.Execution;
-        return losses;
+        return (losses, step.Execution, step.IsCaptured);
     }
 }
