@@ -624,6 +624,15 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
         }
 
         [Test]
+        public void Conv2d_with_its_input_gradient_by_convolution_is_bit_identical_in_every_thread_order()
+        {
+            var c = new Case(3, 6, 2, 9, 10, 3, 3, 1, 1, 1, 1);  // Cout < Cin, stride 1: the weight flip, im2col of dy, transpose, add
+            AssertSameInEveryOrder(
+                [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight), (TestData.Floats(c.Cout), c.Bias)],
+                (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], 1, 1));
+        }
+
+        [Test]
         public void ConvTranspose2d_forward_and_backward_are_bit_identical_in_every_thread_order()
         {
             var c = new Case(3, 3, 4, 5, 6, 4, 4, 2, 2, 1, 1);

@@ -135,4 +135,32 @@ public class CapturableStepTests(DeviceKind kind) : DeviceSpecification(kind)
         if (OnCpu) Assert.That(VqVaeTrainer.WhyEager(Options(1, 0), device), Does.Contain("eager"), "auto on the cpu device");
         else Assert.That(VqVaeTrainer.WhyEager(Options(1, 0), device), Is.Null, "auto on a GPU");
     }
+
+    /// <summary>The cpu device's thread orders: a GPU has one order, its own.</summary>
+    [TestFixture, Category("Cpu")]
+    public class ThreadOrders
+    {
+        [Test]
+        public void The_graph_shaped_step_is_bit_identical_in_every_thread_order()
+        {
+            // Adam's scheduled kernel and the step's bookkeeping kernels (training_step.cu), replayed from the capture.
+            var train = SyntheticShapes.Generate(16, seed: 31);
+            var runs = new List<float[]>();
+            foreach (var order in new[] { ThreadOrder.Ascending, ThreadOrder.Descending, ThreadOrder.Shuffled })
+            {
+                using var device = TestDevices.Cpu(order);
+                using var model = new VqVae(device, Tiny, seed: 7);
+                using var adam = new VqVaeCuda.Optim.Adam(model.Parameters(), 1e-3);
+                using var arena = VqVaeTrainer.SizeArena(model, 16);
+                using var step = new CapturableStep(model, adam, arena, 16, maxGradNorm: 0.5f);
+                for (int i = 1; i <= 3; i++) step.Run(train.Pixels, i);
+                Assert.That(step.IsCaptured);
+                var interval = step.ReadInterval();
+                runs.Add([(float)interval.ReconstructionMseSum, (float)interval.CodebookLossSum, (float)interval.CommitmentLossSum,
+                          .. interval.Counts.Select(v => (float)v), .. model.Quantizer.CodeLastUsed.Select(v => (float)v),
+                          .. model.ParameterStore.FlatValues.ToArray()]);
+            }
+            TensorFactory.AssertBitEqual([.. runs], "losses, counts, last use and weights after three steps");
+        }
+    }
 }
