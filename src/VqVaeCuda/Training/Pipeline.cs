@@ -32,7 +32,8 @@ public sealed record PipelineOptions
     /// decay, since the gate's one-pass backward made the prior's CPU step ~33 ms for 32 code maps (was ~40; ~140 before
     /// the CPU work). Measured on two cores with the tiny prior: 3000 cosine steps reach a test NLL of 2.29 nats where
     /// 2000 constant-rate ones reached 2.38 and 4000 constant-rate ones 2.28; with the shapes prior (5×5 first layer)
-    /// 3500 cosine steps reach 2.22, and the whole pipeline takes ~140 s.
+    /// 3500 cosine steps reach 2.22–2.24 (2.24 since the input gradient by convolution changed the VQ-VAE's rounding), and the
+    /// whole pipeline takes ~140 s.
     /// </summary>
     public PriorTrainingOptions PriorTraining { get; init; } = new()
     {
