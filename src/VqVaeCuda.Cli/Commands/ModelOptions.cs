@@ -9,7 +9,7 @@ internal sealed class DataOptions
 {
     public Option<string> Dataset { get; } = new("--dataset")
     {
-        Description = $"Training data: {string.Join(" | ", DatasetCatalog.Specs)}. shapes is built in and needs nothing installed; " +
+        Description = $"Training data: {string.Join(" | ", DatasetCatalog.Specs)}. shapes (white shapes on black) and shapes-varied (random tones on graded backgrounds: harder) are built in and need nothing installed; " +
                       "fashion-mnist reads /usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist) unless --data is given.",
         DefaultValueFactory = _ => "shapes",
     };

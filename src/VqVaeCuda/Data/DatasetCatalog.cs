@@ -2,7 +2,7 @@ namespace VqVaeCuda.Data;
 
 /// <summary>
 /// Opens a data set by name, the way the CLI's <c>--dataset</c> and <c>--data</c> options name them:
-/// <c>shapes</c> (built in), <c>fashion-mnist</c>, <c>mnist</c>, <c>cifar10</c> and <c>folder:PATH</c>.
+/// <c>shapes</c> and <c>shapes-varied</c> (built in: <see cref="ShapeStyle"/>), <c>fashion-mnist</c>, <c>mnist</c>, <c>cifar10</c> and <c>folder:PATH</c>.
 /// Splits the format defines (IDX t10k files, CIFAR's test batch) are kept; a folder gets a seeded 10%
 /// test split and the synthetic set draws disjoint train and test images from the seed.
 /// </summary>
@@ -21,7 +21,7 @@ public static class DatasetCatalog
     public const double FolderTestFraction = 0.1;
 
     /// <summary>The accepted specs, for help texts and error messages.</summary>
-    public static IReadOnlyList<string> Specs { get; } = ["shapes", "fashion-mnist", "mnist", "cifar10", "folder:PATH"];
+    public static IReadOnlyList<string> Specs { get; } = ["shapes", "shapes-varied", "fashion-mnist", "mnist", "cifar10", "folder:PATH"];
 
     /// <summary>Fashion-MNIST's classes in label order (its files carry only numbers).</summary>
     public static IReadOnlyList<string> FashionMnistClassNames { get; } =
@@ -31,7 +31,7 @@ public static class DatasetCatalog
     /// Opens the data set <paramref name="spec"/> and returns its training and test sets at
     /// <paramref name="imageSize"/>×<paramref name="imageSize"/> with <paramref name="channels"/> channels.
     /// </summary>
-    /// <param name="spec"><c>shapes</c>, <c>fashion-mnist</c>, <c>mnist</c>, <c>cifar10</c> or <c>folder:PATH</c> (case-insensitive).</param>
+    /// <param name="spec"><c>shapes</c>, <c>shapes-varied</c>, <c>fashion-mnist</c>, <c>mnist</c>, <c>cifar10</c> or <c>folder:PATH</c> (case-insensitive).</param>
     /// <param name="dataPath">The folder holding the files (required for mnist and cifar10; overrides
     /// fashion-mnist's default; the folder for a bare <c>folder</c>; ignored by shapes).</param>
     /// <param name="imageSize">Side of the square images; 0 keeps the source's own size (28 for shapes;
@@ -58,12 +58,13 @@ public static class DatasetCatalog
 
         switch (kind)
         {
-            case "shapes" or "synthetic" when argument is null:
+            case "shapes" or "synthetic" or "shapes-varied" when argument is null:
             {
                 int size = imageSize == 0 ? SyntheticShapes.DefaultSize : imageSize;
                 int c = channels == 0 ? SyntheticShapes.DefaultChannels : channels;
-                return (SyntheticShapes.Generate(ShapesTrainCount, seed, size, c, firstIndex: 0, name: "shapes/train"),
-                        SyntheticShapes.Generate(ShapesTestCount, seed, size, c, firstIndex: ShapesTrainCount, name: "shapes/test"));
+                var (style, name) = kind == "shapes-varied" ? (ShapeStyle.Varied, "shapes-varied") : (ShapeStyle.Plain, "shapes");
+                return (SyntheticShapes.Generate(ShapesTrainCount, seed, size, c, firstIndex: 0, name: name + "/train", style),
+                        SyntheticShapes.Generate(ShapesTestCount, seed, size, c, firstIndex: ShapesTrainCount, name: name + "/test", style));
             }
             case "fashion-mnist" or "fashion_mnist" or "fashionmnist" when argument is null:
             {

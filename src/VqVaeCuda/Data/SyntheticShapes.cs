@@ -3,7 +3,8 @@ namespace VqVaeCuda.Data;
 /// <summary>
 /// The built-in data set that needs nothing installed: one shape per image (disc, rectangle, triangle,
 /// ring, cross, diamond, ellipse, star — the label is the kind) at a random position, size and rotation,
-/// in a random grey level or colour on a flat or gently graded background of contrasting tone.
+/// white on black (<see cref="ShapeStyle.Plain"/>) or in a random grey level or colour on a flat or gently
+/// graded background of contrasting tone (<see cref="ShapeStyle.Varied"/>); both styles draw the same shapes.
 /// Every image has its own random stream derived from (seed, image index), so image i is the same
 /// whichever count is asked for and images are drawn in parallel without changing the result.
 /// </summary>
@@ -26,7 +27,7 @@ public static class SyntheticShapes
     /// of the set defined by <paramref name="seed"/> (disjoint index ranges give disjoint train and test sets).
     /// </summary>
     public static ImageDataset Generate(int count, int seed, int size = DefaultSize, int channels = DefaultChannels,
-                                        int firstIndex = 0, string name = "shapes")
+                                        int firstIndex = 0, string name = "shapes", ShapeStyle style = ShapeStyle.Plain)
     {
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "must not be negative");
         if (size < 4) throw new ArgumentOutOfRangeException(nameof(size), size, "must be at least 4");
@@ -41,14 +42,14 @@ public static class SyntheticShapes
             (i, _, coverage) =>
             {
                 var rng = DeterministicRandom.ForStream(seed, (long)firstIndex + i);
-                labels[i] = (int)Draw(ref rng, size, channels, coverage, pixels.AsSpan(i * imageSize, imageSize));
+                labels[i] = (int)Draw(ref rng, size, channels, style, coverage, pixels.AsSpan(i * imageSize, imageSize));
                 return coverage;
             },
             _ => { });
         return new ImageDataset(name, pixels, count, channels, size, size, labels, [.. ClassNames]);
     }
 
-    private static ShapeKind Draw(ref DeterministicRandom rng, int size, int channels, float[] coverage, Span<float> image)
+    private static ShapeKind Draw(ref DeterministicRandom rng, int size, int channels, ShapeStyle style, float[] coverage, Span<float> image)
     {
         var kind = (ShapeKind)rng.NextInt(KindCount);
 
@@ -66,6 +67,13 @@ public static class SyntheticShapes
         bool graded = rng.NextDouble() < 0.5;
         var (gx, gy) = Direction(ref rng);
         for (int c = 0; c < channels; c++) slope[c] = graded ? rng.Uniform(-0.12, 0.12) : 0.0;
+        // Plain draws the tones too, and ignores them: the stream, and so every shape, stays that of the varied style.
+        if (style == ShapeStyle.Plain)
+        {
+            foreground.Fill(1.0);
+            background.Clear();
+            slope.Clear();
+        }
 
         int plane = size * size;
         // Position along the gradient, in [-1, 1]: the projection on a unit direction is at most √2·size/2.

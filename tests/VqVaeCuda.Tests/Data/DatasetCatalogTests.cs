@@ -23,6 +23,20 @@ public class DatasetCatalogTests
     }
 
     [Test]
+    public void Shapes_is_the_plain_style_and_shapes_varied_the_varied_one()
+    {
+        var (plain, plainTest) = DatasetCatalog.Open("shapes", null, 0, 0, seed: 4);
+        var (varied, variedTest) = DatasetCatalog.Open("shapes-varied", null, 0, 0, seed: 4);
+        Assert.That((plain.Name, plainTest.Name, varied.Name, variedTest.Name),
+                    Is.EqualTo(("shapes/train", "shapes/test", "shapes-varied/train", "shapes-varied/test")));
+        Assert.That(plain.Labels, Is.EqualTo(varied.Labels), "the same shapes");
+        Assert.That(plain.Image(3).SequenceEqual(SyntheticShapes.Generate(4, seed: 4).Image(3)));
+        Assert.That(varied.Image(3).SequenceEqual(SyntheticShapes.Generate(4, seed: 4, style: ShapeStyle.Varied).Image(3)));
+        Assert.That(plain.Image(3).SequenceEqual(varied.Image(3)), Is.False);
+        Assert.That(DatasetCatalog.Specs, Does.Contain("shapes-varied"));
+    }
+
+    [Test]
     public void Specs_are_case_insensitive_and_have_aliases()
     {
         using var dir = new TempFolder();

@@ -31,15 +31,40 @@ public class SyntheticShapesTests
     {
         // Pinned output: drawing uses only exactly rounded arithmetic, so this holds on any CPU and OS.
         // A deliberate change of the generator changes this number (and should say so in its commit).
-        var grey = SyntheticShapes.Generate(16, seed: 42);
-        var colour = SyntheticShapes.Generate(4, seed: 42, size: 32, channels: 3);
-        TestContext.Out.WriteLine($"grey 0x{Fingerprint(grey.Pixels):X16}, colour 0x{Fingerprint(colour.Pixels):X16}, labels {string.Join(",", grey.Labels!)}");
+        var grey = SyntheticShapes.Generate(16, seed: 42, style: ShapeStyle.Varied);
+        var colour = SyntheticShapes.Generate(4, seed: 42, size: 32, channels: 3, style: ShapeStyle.Varied);
+        var plain = SyntheticShapes.Generate(16, seed: 42);
+        TestContext.Out.WriteLine($"grey 0x{Fingerprint(grey.Pixels):X16}, colour 0x{Fingerprint(colour.Pixels):X16}, " +
+                                  $"plain 0x{Fingerprint(plain.Pixels):X16}, labels {string.Join(",", grey.Labels!)}");
         Assert.That(Fingerprint(grey.Pixels), Is.EqualTo(GreyFingerprint));
         Assert.That(Fingerprint(colour.Pixels), Is.EqualTo(ColourFingerprint));
+        Assert.That(Fingerprint(plain.Pixels), Is.EqualTo(PlainFingerprint));
     }
 
+    // The varied style's pixels are those of the generator before the plain style existed (and the default changed).
     private const ulong GreyFingerprint = 0x2C36ADB32E715305UL;
     private const ulong ColourFingerprint = 0x93BE326CAC83BADDUL;
+    private const ulong PlainFingerprint = 0x452CB5BFC7C77725UL;
+
+    [Test]
+    public void The_plain_style_draws_the_varied_styles_shapes_white_on_black()
+    {
+        var plain = SyntheticShapes.Generate(200, seed: 7);
+        var varied = SyntheticShapes.Generate(200, seed: 7, style: ShapeStyle.Varied);
+        Assert.That(plain.Labels, Is.EqualTo(varied.Labels));
+        for (int i = 0; i < plain.Count; i++)
+        {
+            var p = plain.Image(i).ToArray();
+            var v = varied.Image(i).ToArray();
+            // Plain pixels are the shape's coverage a in [0, 1] (0 background, 1 inside). The varied pixel is
+            // bg(x, y) + (fg − bg(x, y))·a, clamped: fg wherever a = 1, so the same shape in one tone.
+            Assert.That(p.Min(), Is.EqualTo(0f), $"image {i}: black background");
+            Assert.That(p.Max(), Is.EqualTo(1f), $"image {i}: white shape");
+            var inside = Enumerable.Range(0, p.Length).Where(k => p[k] == 1f).Select(k => v[k]).Distinct().Count();
+            Assert.That(inside, Is.EqualTo(1), $"image {i}: one foreground tone where the plain shape is fully inside");
+            Assert.That(p.Count(x => x == 0f), Is.GreaterThan(p.Length / 4), $"image {i}: mostly background");
+        }
+    }
 
     [Test]
     public void Different_seeds_give_different_images()
@@ -62,7 +87,7 @@ public class SyntheticShapesTests
     [Test]
     public void The_set_varies_in_kind_position_and_tone()
     {
-        var data = SyntheticShapes.Generate(1000, seed: 3);
+        var data = SyntheticShapes.Generate(1000, seed: 3, style: ShapeStyle.Varied);
         Assert.That((data.Channels, data.Height, data.Width), Is.EqualTo((1, 28, 28)));
         Assert.That(data.ClassNames, Has.Length.EqualTo(Enum.GetValues<ShapeKind>().Length));
         var counts = data.Labels!.GroupBy(l => l).ToDictionary(g => g.Key, g => g.Count());
@@ -94,7 +119,7 @@ public class SyntheticShapesTests
     [Test]
     public void Colour_and_other_sizes_work()
     {
-        var data = SyntheticShapes.Generate(40, seed: 9, size: 64, channels: 3);
+        var data = SyntheticShapes.Generate(40, seed: 9, size: 64, channels: 3, style: ShapeStyle.Varied);
         Assert.That((data.Count, data.Channels, data.Height, data.Width), Is.EqualTo((40, 3, 64, 64)));
         Assert.That(data.Pixels.Min(), Is.GreaterThanOrEqualTo(0f));
         Assert.That(data.Pixels.Max(), Is.LessThanOrEqualTo(1f));

@@ -16,9 +16,9 @@ public class CheckpointCompatibilityTests
 {
     private static string Fixture(string name) => Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", name);
 
-    // The fixture run's data (Fixtures/README.md).
+    // The fixture run's data (Fixtures/README.md): the shapes were then always drawn in the varied style.
     private static (ImageDataset Train, ImageDataset Test) FixtureData() =>
-        (SyntheticShapes.Generate(64, seed: 21), SyntheticShapes.Generate(16, seed: 22, firstIndex: 64));
+        (SyntheticShapes.Generate(64, seed: 21, style: ShapeStyle.Varied), SyntheticShapes.Generate(16, seed: 22, firstIndex: 64, style: ShapeStyle.Varied));
 
     private static StepLosses[] FixtureLosses() =>
         File.ReadAllLines(Fixture("vqvae-format1-losses.txt")).Select(line =>
