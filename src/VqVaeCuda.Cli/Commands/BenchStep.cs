@@ -95,6 +95,7 @@ internal static class BenchStep
         var summary = new Table().Border(TableBorder.Rounded).AddColumns("training step", "value");
         summary.AddRow("model", Markup.Escape($"{r.Preset}, batch {r.Batch}, {r.ParameterCount:N0} parameters"));
         summary.AddRow("device", Markup.Escape(r.Device));
+        if (r.Gemm.Length > 0) summary.AddRow("GEMM", Markup.Escape(r.Gemm));
         summary.AddRow("step ms (median)", $"[bold]{r.StepMs:F1}[/]");
         summary.AddRow("spread (min / p10 / p90 / max)", $"{r.StepMsMin:F1} / {r.StepMsP10:F1} / {r.StepMsP90:F1} / {r.StepMsMax:F1}");
         summary.AddRow("images/s", $"{r.ImagesPerSecond:F0}");

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using VqVaeCuda.Autodiff;
 using VqVaeCuda.Data;
 using VqVaeCuda.Device;
+using VqVaeCuda.Device.Host;
+using VqVaeCuda.Device.Native;
 using VqVaeCuda.Models;
 using VqVaeCuda.Optim;
 using VqVaeCuda.Tensors;
@@ -60,11 +62,12 @@ public sealed record StepBenchmarkOptions
 /// <param name="GraphStepMs">Median time of the graph-shaped step (<c>CapturableStep</c>: nothing read back inside it), as the trainer's
 /// <c>--step-mode graph</c> runs it.</param>
 /// <param name="GraphStepExecution">How that step ran: replayed as one captured CUDA graph, or launch by launch (and why).</param>
+/// <param name="Gemm">What ran the GEMMs: cuBLAS, or the CBLAS library and (OpenBLAS) its kernel family and who chose it.</param>
 public sealed record StepBenchmarkResult(
     string Preset, int Batch, string Device, int Workers, double StepMs, double StepMsMin, double StepMsMax, double StepMsP10, double StepMsP90,
     double ImagesPerSecond, long LaunchesPerStep, long GemmCallsPerStep, long ArenaPeakBytes, long DeviceBytes, long ParameterCount,
     double Flops, double Bytes, IReadOnlyList<StepFloor> Floors, double ProfiledStepMs, IReadOnlyList<OpTime> ByOp,
-    double InferenceMs = 0, double InferenceImagesPerSecond = 0, double GraphStepMs = 0, string GraphStepExecution = "");
+    double InferenceMs = 0, double InferenceImagesPerSecond = 0, double GraphStepMs = 0, string GraphStepExecution = "", string Gemm = "");
 
 /// <summary>
 /// The fastest a step (or an op: <see cref="BenchmarkResult.Floors"/>) could run on one reference: FLOPs at its peak rate or
@@ -150,7 +153,8 @@ public static class StepBenchmark
             median, samples[0], samples[^1], Percentile(samples, 0.1), Percentile(samples, 0.9), options.Batch / (median / 1e3),
             launches, gemms, step.ArenaPeakBytes, step.DeviceBytes, step.ParameterCount, flops, bytes,
             Floors(device, flops, bytes, median), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
-            inference, options.Batch / (inference / 1e3), graphMs, graphExecution);
+            inference, options.Batch / (inference / 1e3), graphMs, graphExecution,
+            device.Kind == DeviceKind.Host ? $"CBLAS {NativeLibraries.LoadedFrom(NativeLibraries.Blas)}: {OpenBlas.DescribeKernels()}" : "cuBLAS");
     }
 
     /// <summary>

@@ -13,6 +13,11 @@ internal static unsafe partial class OpenBlas
 
     public static bool IsAvailable(out string? whyNot) => NativeLibraries.TryLoad(NativeLibraries.Blas, out whyNot);
 
+    /// <summary>What runs the GEMM: OpenBLAS's kernel family and who chose it (see <see cref="OpenBlasCoreType"/>).</summary>
+    public static string DescribeKernels() =>
+        OpenBlasCoreType.Describe(OpenBlasCoreType.LoadedCoreName(NativeLibraries.Require(NativeLibraries.Blas)),
+                                  Environment.GetEnvironmentVariable(OpenBlasCoreType.Variable));
+
     /// <summary>
     /// The address of <c>cblas_sgemm</c> for libvqvae_host, which runs it on its own worker threads; OpenBLAS is set to
     /// one thread per call first (its own threads would spin beside ours: see kernels/host/gemm.cpp). Zero when the
