@@ -338,7 +338,25 @@ def time_steps(args, config, model, device):
         step()
         sync()
         times.append((time.perf_counter() - start) * 1e3)
-    return sorted(times), mode, notes
+    return sorted(times), mode, notes, time_inference(args, model, x, forward, sync)
+
+
+def time_inference(args, model, x, forward, sync):
+    """Median ms of the forward alone on the same batch, in eval mode without autograd: the peer of our `inference_ms`."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            forward(x)
+            sync()
+            times = []
+            for _ in range(args.repetitions):
+                start = time.perf_counter()
+                forward(x)
+                sync()
+                times.append((time.perf_counter() - start) * 1e3)
+    finally:
+        model.train()
+    return statistics.median(times)
 
 
 def main():
@@ -412,15 +430,16 @@ def main():
                                                                            "loss.quantizer": vq_loss.detach().reshape(1)}))
         return
 
-    times, mode, notes = time_steps(args, config, model, device)
+    times, mode, notes, inference = time_steps(args, config, model, device)
     median = statistics.median(times)
     result = dict(step_ms=median, step_ms_min=times[0], step_ms_max=times[-1], step_ms_p10=percentile(times, 0.1),
-                  step_ms_p90=percentile(times, 0.9), images_per_second=args.batch * 1e3 / median, torch_version=torch.__version__,
+                  step_ms_p90=percentile(times, 0.9), images_per_second=args.batch * 1e3 / median,
+                  inference_ms=inference, inference_images_per_second=args.batch * 1e3 / inference, torch_version=torch.__version__,
                   threads=torch.get_num_threads(), batch=args.batch, device=args.device,
                   parameter_count=sum(p.numel() for p in model.parameters()), repetitions=args.repetitions, warmup=args.warmup,
                   compiled=(mode == "compile"), mode=mode, mode_requested=args.mode, tf32=args.tf32, notes=notes)
     print(f"torch {result['torch_version']} {args.device}: {median:.2f} ms per step (p10 {result['step_ms_p10']:.2f}, p90 {result['step_ms_p90']:.2f}), "
-          f"{result['images_per_second']:.1f} images/s, batch {args.batch}, {result['threads']} threads, {result['parameter_count']} parameters"
+          f"{result['images_per_second']:.1f} images/s, forward alone {inference:.2f} ms, batch {args.batch}, {result['threads']} threads, {result['parameter_count']} parameters"
           + ("" if mode == "eager" else f", {mode}") + (", TF32" if args.tf32 else ""))
     if args.json:
         with open(args.json, "w") as f:

@@ -50,14 +50,18 @@ internal static class BenchStep
     private static void PrintPeer(StepBenchmarkResult ours, TorchPeerResult peer)
     {
         var table = new Table().Border(TableBorder.Rounded).Title("the same step in PyTorch, same model, batch and threads")
-            .AddColumns("", "step ms (median)", "min", "p10", "p90", "images/s", "threads", "parameters");
+            .AddColumns("", "step ms (median)", "min", "p10", "p90", "images/s", "forward alone ms", "inference / training", "threads", "parameters");
         table.AddRow("VqVaeCuda", $"[bold]{ours.StepMs:F1}[/]", $"{ours.StepMsMin:F1}", $"{ours.StepMsP10:F1}", $"{ours.StepMsP90:F1}",
-                     $"{ours.ImagesPerSecond:F0}", $"{ours.Workers}", $"{ours.ParameterCount:N0}");
+                     $"{ours.ImagesPerSecond:F0}", $"{ours.InferenceMs:F1}", $"{ours.StepMs / ours.InferenceMs:F2}x", $"{ours.Workers}", $"{ours.ParameterCount:N0}");
+        // An older peer script (a GPU bundle's) reports no forward alone: its columns stay empty.
+        bool peerInference = peer.InferenceMs > 0;
         table.AddRow(Markup.Escape($"PyTorch {peer.TorchVersion} ({peer.Device}{(peer.Compiled ? ", compiled" : "")})"), $"[bold]{peer.StepMs:F1}[/]",
-                     $"{peer.StepMsMin:F1}", $"{peer.StepMsP10:F1}", $"{peer.StepMsP90:F1}", $"{peer.ImagesPerSecond:F0}", $"{peer.Threads}",
+                     $"{peer.StepMsMin:F1}", $"{peer.StepMsP10:F1}", $"{peer.StepMsP90:F1}", $"{peer.ImagesPerSecond:F0}",
+                     peerInference ? $"{peer.InferenceMs:F1}" : "", peerInference ? $"{peer.StepMs / peer.InferenceMs:F2}x" : "", $"{peer.Threads}",
                      $"{peer.ParameterCount:N0}");
         double ratio = ours.StepMs / peer.StepMs;
-        table.AddRow("[bold]ours / PyTorch[/]", $"[{(ratio <= 1 ? "green" : "red")}]{ratio:F2}x[/]", $"{ours.StepMsMin / peer.StepMsMin:F2}x", "", "", "", "", "");
+        table.AddRow("[bold]ours / PyTorch[/]", $"[{(ratio <= 1 ? "green" : "red")}]{ratio:F2}x[/]", $"{ours.StepMsMin / peer.StepMsMin:F2}x",
+                     $"{ours.StepMsP10 / peer.StepMsP10:F2}x", "", "", peerInference ? $"{ours.InferenceMs / peer.InferenceMs:F2}x" : "", "", "", "");
         AnsiConsole.Write(table);
         foreach (var note in peer.Notes) AnsiConsole.MarkupLineInterpolated($"[grey]peer: {note}[/]");
     }

@@ -37,6 +37,12 @@ public sealed record TorchPeerResult
     /// <summary>Batch size / median step time.</summary>
     [JsonPropertyName("images_per_second")] public double ImagesPerSecond { get; init; }
 
+    /// <summary>Median time of the forward alone on the same batch (eval mode, no autograd): the peer of our inference figure.</summary>
+    [JsonPropertyName("inference_ms")] public double InferenceMs { get; init; }
+
+    /// <summary>Batch size / <see cref="InferenceMs"/>.</summary>
+    [JsonPropertyName("inference_images_per_second")] public double InferenceImagesPerSecond { get; init; }
+
     /// <summary>torch.__version__ of the Python that ran it.</summary>
     [JsonPropertyName("torch_version")] public string TorchVersion { get; init; } = "";
 

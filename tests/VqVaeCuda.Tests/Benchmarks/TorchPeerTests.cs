@@ -114,6 +114,8 @@ public class TorchPeerTests
         Assert.That(result.StepMs, Is.GreaterThan(0));
         Assert.That(new[] { result.StepMsMin, result.StepMsP10, result.StepMs, result.StepMsP90, result.StepMsMax }, Is.Ordered);
         Assert.That(result.ImagesPerSecond, Is.EqualTo(4 * 1000.0 / result.StepMs).Within(1e-6).Percent);
+        Assert.That(result.InferenceMs, Is.GreaterThan(0), "the forward alone is timed too");
+        Assert.That(result.InferenceImagesPerSecond, Is.EqualTo(4 * 1000.0 / result.InferenceMs).Within(1e-6).Percent);
         Assert.That((result.Batch, result.Threads, result.Repetitions, result.Warmup, result.Device), Is.EqualTo((4, 1, 2, 1, "cpu")));
         Assert.That(result.TorchVersion, Does.Match(@"^\d+\.\d+"));
         Assert.That((result.Compiled, result.Tf32, result.Notes.Count), Is.EqualTo((false, false, 0)));
