@@ -97,6 +97,7 @@ internal static class NativeLibraries
         if (CandidateProviders.TryGetValue(name, out var provider)) (sonames, note) = provider();
         var candidates = ExtraCandidates.GetValueOrDefault(name, []).Concat(sonames).ToArray();
         var errors = new List<string>();
+        var problems = new List<string>();
         foreach (var candidate in candidates)
         {
             if (NativeLibrary.TryLoad(candidate, out var handle))
@@ -105,8 +106,43 @@ internal static class NativeLibraries
                 return (handle, null);
             }
             errors.Add(candidate);
+            if (LoaderProblem(candidate) is { } problem) problems.Add(problem);
         }
-        return (IntPtr.Zero, $"could not load any of [{string.Join(", ", errors)}]{(note is null ? "" : $" ({note})")}: {probe.InstallHint}");
+        // A library that is there but does not load (a too-old libstdc++, a missing dependency, another architecture) says
+        // why before the install hint, which would only send the user to install what they have.
+        return (IntPtr.Zero, $"could not load any of [{string.Join(", ", errors)}]{(note is null ? "" : $" ({note})")}: " +
+                             (problems.Count > 0 ? $"{string.Join("; ", problems)}; " : "") + probe.InstallHint);
+    }
+
+    /// <summary>
+    /// What the dynamic loader said about <paramref name="candidate"/> when that is more than "not found" (the dlerror lines
+    /// of .NET's message, without the ones that only say no such file exists), or null.
+    /// </summary>
+    internal static string? LoaderProblem(string candidate)
+    {
+        string message;
+        try
+        {
+            NativeLibrary.Free(NativeLibrary.Load(candidate));
+            return null;
+        }
+        catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
+        {
+            message = e.Message;
+        }
+        return LoaderProblemIn(message);
+    }
+
+    /// <summary>The lines of a failed load's message worth showing (see <see cref="LoaderProblem"/>); null when none is.</summary>
+    internal static string? LoaderProblemIn(string message)
+    {
+        // .NET's first line is advice (strace, LD_DEBUG); the dlerror lines after it say "<file>: <reason>".
+        var reasons = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Skip(1)
+            .Where(line => !line.EndsWith("No such file or directory", StringComparison.Ordinal))
+            .Distinct()
+            .ToArray();
+        return reasons.Length == 0 ? null : string.Join("; ", reasons);
     }
 
     private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
