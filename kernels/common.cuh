@@ -50,6 +50,19 @@ __device__ __forceinline__ int vq_grid_next(int i, int n) {
     return (unsigned)(n - i) > stride ? i + (int)stride : n;  // i < n, so 0 < n - i <= 2^31 - 1, and then i + stride < n
 }
 
+// The cpu device's pointwise kernels (the *_chunks_f32 forms beside elementwise.cu's and activations.cu's grid-stride
+// ones) give each thread ONE contiguous run of elements, [begin, end): a plain loop, which the compiler vectorises. The
+// grid-stride forms, the GPU's (consecutive threads on consecutive elements: coalesced), give each thread elements a
+// grid apart, which on the CPU — a block's threads run as plain calls one after another — is one scalar element per
+// call, with the loop's bookkeeping around it. Runs are multiples of 16 floats (64 bytes), so only the last is ragged.
+__device__ __forceinline__ void vq_chunk_bounds(int n, int* begin, int* end) {
+    const int threads = (int)(gridDim.x * blockDim.x), t = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    const long long per = ((long long)(n / threads) + 16) & ~15LL;  // ≥ ceil(n / threads), a multiple of 16; 64-bit: no overflow near 2^31
+    const long long first = (long long)t * per;
+    *begin = first < n ? (int)first : n;
+    *end = (long long)n - *begin > per ? (int)(*begin + per) : n;
+}
+
 // NVRTC has no <cfloat>/<cmath> macros; spell the constants the kernels need.
 #define VQ_FLT_MAX 3.402823466e+38f
 #define VQ_INFINITY __int_as_float(0x7f800000)

@@ -99,10 +99,17 @@ public static class KernelBenchmarks
         ElementwiseKernels.Fill(device, z.Pointer, 0f, n);
         string label = $"{n / (1024 * 1024)}M floats";
 
-        add(Measure(device, o, $"fill {label}", "fill_f32", 0, 4.0 * n, () => ElementwiseKernels.Fill(device, z.Pointer, 3f, n)));
-        add(Measure(device, o, $"scale {label}", "scale_f32", n, 8.0 * n, () => ElementwiseKernels.Scale(device, x.Pointer, z.Pointer, 2f, n)));
-        add(Measure(device, o, $"axpy {label}", "axpy_f32", 2.0 * n, 12.0 * n, () => ElementwiseKernels.Axpy(device, x.Pointer, z.Pointer, 0.5f, n)));
-        add(Measure(device, o, $"add {label}", "add_f32", n, 12.0 * n, () => ElementwiseKernels.Add(device, x.Pointer, y.Pointer, z.Pointer, n)));
+        // The form the device runs first; on the cpu device the GPU's grid-stride form after it, for the comparison
+        // (KernelLaunch.LaunchPointwise: one scalar element per plain call against a vectorised contiguous run).
+        var forms = device.Kind == DeviceKind.Host ? new[] { KernelLaunch.KernelForm.Cpu, KernelLaunch.KernelForm.Gpu } : [KernelLaunch.KernelForm.Gpu];
+        foreach (var form in forms)
+        {
+            string Name(string kernel) => form == KernelLaunch.KernelForm.Cpu ? kernel.Replace("_f32", "_chunks_f32") : kernel;
+            add(Measure(device, o, $"fill {label}", Name("fill_f32"), 0, 4.0 * n, () => ElementwiseKernels.Fill(device, form, z.Pointer, 3f, n)));
+            add(Measure(device, o, $"scale {label}", Name("scale_f32"), n, 8.0 * n, () => ElementwiseKernels.Scale(device, form, x.Pointer, z.Pointer, 2f, n)));
+            add(Measure(device, o, $"axpy {label}", Name("axpy_f32"), 2.0 * n, 12.0 * n, () => ElementwiseKernels.Axpy(device, form, x.Pointer, z.Pointer, 0.5f, n)));
+            add(Measure(device, o, $"add {label}", Name("add_f32"), n, 12.0 * n, () => ElementwiseKernels.Add(device, form, x.Pointer, y.Pointer, z.Pointer, n)));
+        }
 
         // The baseline the CPU target is held to: the same add as a plain vectorised C# loop on one
         // thread, over ordinary managed arrays.

@@ -26,17 +26,11 @@ internal static class ConvKernels
                               int pw, int ho, int wo) =>
         Im2Col(device, FormFor(device), image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
 
-    /// <summary>
-    /// Which kernel of each pair runs (im2col, col2im, the bias gradient): the GPU form — a thread per output position,
-    /// or a block reduction per channel: coalesced, parallel — or the CPU form — a thread per row of col, per plane, or per
-    /// channel, walking contiguous memory in order, as the cpu device runs a block's threads one after another. The two
-    /// im2col kernels write the same bits; the col2im and bias-gradient pairs add in different orders (they agree to
-    /// float rounding). ConvLayoutKernelTests hold both forms to one reference.
-    /// </summary>
-    internal enum KernelForm { Gpu, Cpu }
-
-    /// <summary>The form <paramref name="device"/> runs.</summary>
-    internal static KernelForm FormFor(IDevice device) => device.Kind == DeviceKind.Host ? KernelForm.Cpu : KernelForm.Gpu;
+    // Which kernel of each pair runs (im2col, col2im, the bias gradient): KernelLaunch.KernelForm. The GPU forms take a
+    // thread per output position, or a block reduction per channel: coalesced, parallel; the CPU forms a thread per row
+    // of col, per plane, or per channel, walking contiguous memory in order. The two im2col kernels write the same bits;
+    // the col2im and bias-gradient pairs add in different orders (they agree to float rounding). ConvLayoutKernelTests
+    // hold both forms to one reference.
 
     /// <summary><see cref="Im2Col(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int)"/> with a chosen kernel (tests).</summary>
     internal static void Im2Col(IDevice device, KernelForm form, DevicePointer image, DevicePointer col, int n, int c, int h, int w, int kh, int kw,

@@ -207,7 +207,7 @@ public static class Convolution
     // a quarter of the column bytes and a GEMM of inner dimension 288 instead of 32. On a GPU the dcol-then-col2im path
     // stays: this one takes three more launches (flip, transpose, add), and there the column bytes cost less than launches.
     private static bool InputGradientAsConvolution(IDevice device, ConvGeometry g) =>
-        ConvKernels.FormFor(device) == ConvKernels.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Ph < g.Kh && g.Pw < g.Kw;
+        KernelLaunch.FormFor(device) == KernelLaunch.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Ph < g.Kh && g.Pw < g.Kw;
 
     // dx += conv(dy, wf), wf[ci][co] = w[co][ci] with the taps reversed, padding k − 1 − p: the adjoint of a stride-1
     // convolution is a stride-1 convolution. Its output lands as [Cin][N·H·W] and is added into dx through a transpose.

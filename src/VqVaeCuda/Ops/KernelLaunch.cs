@@ -26,4 +26,36 @@ internal static class KernelLaunch
     /// <summary>A grid-stride launch over <paramref name="count"/> elements.</summary>
     public static void LaunchGridStride(IDevice device, string kernel, long count, params ReadOnlySpan<KernelArg> args) =>
         Launch(device, kernel, GridStride(count), Block, args);
+
+    /// <summary>
+    /// Which kernel of a pair runs where a kernel file has one for each device kind: the GPU form (coalesced: consecutive
+    /// threads on consecutive elements) or the CPU form (a thread walks contiguous memory in order, as the cpu device runs
+    /// a block's threads one after another). The pointwise kernels (<see cref="LaunchPointwise"/>) and the convolution's
+    /// layout kernels (<see cref="ConvKernels"/>) have both; `vqvae verify` runs both forms on every device.
+    /// </summary>
+    internal enum KernelForm { Gpu, Cpu }
+
+    /// <summary>The form <paramref name="device"/> runs.</summary>
+    internal static KernelForm FormFor(IDevice device) => device.Kind == DeviceKind.Host ? KernelForm.Cpu : KernelForm.Gpu;
+
+    /// <summary>Elements below which the cpu device's pointwise kernels run as one run: a block costs more to schedule.</summary>
+    public const int ElementsPerRun = 2048;
+
+    /// <summary>
+    /// A pointwise kernel in the form its device runs best (<paramref name="form"/>: <see cref="FormFor"/>, or both in verify):
+    /// the GPU's <paramref name="gridStrideKernel"/> (grid-stride, coalesced), or the cpu device's <paramref name="chunksKernel"/> twin (common.cuh, vq_chunk_bounds: one contiguous
+    /// run per single-thread block, a loop the compiler vectorises), min(⌈count/2048⌉, 4 per worker) runs so every worker
+    /// has several to take. Both compute each element the same way: the bits do not depend on the form.
+    /// </summary>
+    public static void LaunchPointwise(IDevice device, KernelForm form, string gridStrideKernel, string chunksKernel, long count,
+                                       params ReadOnlySpan<KernelArg> args)
+    {
+        if (form == KernelForm.Gpu)
+        {
+            LaunchGridStride(device, gridStrideKernel, count, args);
+            return;
+        }
+        long runs = Math.Clamp((count + ElementsPerRun - 1) / ElementsPerRun, 1, 4L * Math.Max(1, device.Capabilities.Multiprocessors));
+        Launch(device, chunksKernel, new Dim3((uint)runs), new Dim3(1), args);
+    }
 }

@@ -241,6 +241,7 @@ internal static class VerificationCatalog
             return Floats(("dst", dst));
         });
         foreach (var c in ConvLayoutForms(seed)) yield return c;
+        foreach (var c in PointwiseForms(seed + 200)) yield return c;
         // The cpu device's input gradient by convolution flips the weight; a GPU reaches the kernel only here.
         yield return Kernel("conv_weight_flip_f32", "[7,5,3,4] -> [5,7,3,4]", Tolerances.Exact, seed + 100, (s, random) =>
         {
@@ -251,15 +252,65 @@ internal static class VerificationCatalog
         });
     }
 
-    // Each device runs one kernel of each conv layout pair (ConvKernels.KernelForm): run both forms everywhere.
+    // Each device runs one kernel of each pointwise pair (KernelLaunch.LaunchPointwise: grid-stride on a GPU, a contiguous
+    // run per thread on the cpu device): run both forms everywhere. 10007 elements: a ragged last run, and several runs.
+    private static IEnumerable<VerificationCase> PointwiseForms(int seed)
+    {
+        const int n = 10007;
+        string shape = $"{n} floats";
+        foreach (var form in new[] { KernelLaunch.KernelForm.Gpu, KernelLaunch.KernelForm.Cpu })
+        {
+            string name = form == KernelLaunch.KernelForm.Gpu ? "GPU form" : "CPU form";
+            yield return Kernel($"fill ({name})", shape, Tolerances.Exact, seed++, (s, random) =>
+            {
+                var output = s.Floats(Uniform(random, n));
+                ElementwiseKernels.Fill(s.Device, form, output.Pointer, -2.5f, n);
+                return Floats(("out", output));
+            });
+            yield return Kernel($"scale ({name})", shape, Tolerances.Exact, seed++, (s, random) =>
+            {
+                var x = s.Floats(Uniform(random, n));
+                var output = s.Zeros(n);
+                ElementwiseKernels.Scale(s.Device, form, x.Pointer, output.Pointer, 0.37f, n);
+                return Floats(("out", output));
+            });
+            yield return Kernel($"axpy ({name})", shape, Tolerances.Exact, seed++, (s, random) =>
+            {
+                var x = s.Floats(Uniform(random, n));
+                var y = s.Floats(Uniform(random, n));
+                ElementwiseKernels.Axpy(s.Device, form, x.Pointer, y.Pointer, -1.75f, n);
+                return Floats(("y", y));
+            });
+            yield return Kernel($"add ({name})", shape, Tolerances.Exact, seed++, (s, random) =>
+            {
+                var a = s.Floats(Uniform(random, n));
+                var b = s.Floats(Uniform(random, n));
+                var output = s.Zeros(n);
+                ElementwiseKernels.Add(s.Device, form, a.Pointer, b.Pointer, output.Pointer, n);
+                return Floats(("out", output));
+            });
+            yield return Kernel($"relu forward and backward ({name})", shape, Tolerances.Exact, seed++, (s, random) =>
+            {
+                var x = s.Floats(Uniform(random, n));
+                var y = s.Zeros(n);
+                var dy = s.Floats(Uniform(random, n));
+                var dx = s.Floats(Uniform(random, n));
+                ActivationKernels.ReluForward(s.Device, form, x.Pointer, y.Pointer, n);
+                ActivationKernels.ReluBackward(s.Device, form, y.Pointer, dy.Pointer, dx.Pointer, n);
+                return Floats(("y", y), ("dx", dx));
+            });
+        }
+    }
+
+    // Each device runs one kernel of each conv layout pair (KernelLaunch.KernelForm): run both forms everywhere.
     private static IEnumerable<VerificationCase> ConvLayoutForms(int seed)
     {
         const int n = 3, c = 5, h = 11, w = 9, kh = 3, kw = 4, sh = 2, sw = 1, ph = 1, pw = 2;
         const int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, rows = c * kh * kw, columns = n * ho * wo;
         string shape = $"[{n},{c},{h},{w}], kernel {kh}x{kw}, stride {sh}x{sw}, padding {ph}x{pw}";
-        foreach (var form in new[] { ConvKernels.KernelForm.Gpu, ConvKernels.KernelForm.Cpu })
+        foreach (var form in new[] { KernelLaunch.KernelForm.Gpu, KernelLaunch.KernelForm.Cpu })
         {
-            string name = form == ConvKernels.KernelForm.Gpu ? "GPU form" : "CPU form";
+            string name = form == KernelLaunch.KernelForm.Gpu ? "GPU form" : "CPU form";
             yield return Kernel($"im2col ({name})", shape, Tolerances.Exact, seed++, (s, random) =>
             {
                 var image = s.Floats(Uniform(random, n * c * h * w));

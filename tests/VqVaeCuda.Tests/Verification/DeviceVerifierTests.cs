@@ -55,8 +55,9 @@ public class DeviceVerifierTests
             base.Gemm(transA, transB, m, n, k, alpha * 1.001f, a, lda, b, ldb, beta, c, ldc);
     }
 
-    [TestCase("relu_forward_f32", "ops", "relu")]
-    [TestCase("relu_backward_f32", "ops", "relu")]
+    [TestCase("relu_forward_chunks_f32", "ops", "relu")]        // the cpu device's forms of the op's kernels
+    [TestCase("relu_backward_chunks_f32", "ops", "relu")]
+    [TestCase("relu_forward_f32", "kernels", "relu forward and backward (GPU form)")]  // the GPU's, reached on cpu only here
     [TestCase("vq_nearest_merge_f32", "nearest codes", "nearest codes, fused, 3 code splits + merge")]
     [TestCase("adam_step_f32", "kernels", "adam_step_f32")]
     public void A_broken_kernel_fails_its_checks_and_the_exit_code(string kernel, string group, string op)
