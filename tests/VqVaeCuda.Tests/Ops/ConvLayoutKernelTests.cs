@@ -94,6 +94,9 @@ public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
     [TestCase(2, 1, 2, 2, 3, 3, 1, 1, 1, 1)]       // kernel larger than the image
     [TestCase(2, 2, 3, 3, 3, 3, 1, 1, 2, 2)]       // padding beyond the kernel's half
     [TestCase(2, 3, 7, 6, 3, 3, 3, 2, 1, 2)]       // stride 3 (a divide, not a shift)
+    [TestCase(2, 3, 6, 8, 3, 5, 1, 1, 1, 2)]       // "same" non-square kernels: the CPU form's flat copy, shifted both ways
+    [TestCase(3, 2, 4, 5, 5, 3, 1, 1, 2, 1)]
+    [TestCase(2, 2, 3, 4, 5, 5, 1, 1, 2, 2)]       // same size, kernel taller than the image: rows wholly outside
     public void Both_kernels_of_each_pair_equal_the_reference(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         int ho = Out(h, kh, sh, ph), wo = Out(w, kw, sw, pw);
