@@ -233,7 +233,13 @@ extern "C" __global__ void conv_col2im_planes_f32(const float* __restrict__ col,
                     if (h < 0 || h >= H) continue;
                     float* out = image + h * W + (owLo * sw - pw + j);
                     const float* in = row + oh * Wo;
-                    for (int ow = owLo; ow <= owHi; ow++) out[(ow - owLo) * sw] += in[ow];
+                    // Constant strides for the strides these models use, so the compiler vectorises the add.
+                    if (sw == 1)
+                        for (int ow = owLo; ow <= owHi; ow++) out[ow - owLo] += in[ow];
+                    else if (sw == 2)
+                        for (int ow = owLo; ow <= owHi; ow++) out[2 * (ow - owLo)] += in[ow];
+                    else
+                        for (int ow = owLo; ow <= owHi; ow++) out[(ow - owLo) * sw] += in[ow];
                 }
             }
     }
