@@ -12,7 +12,7 @@ namespace VqVaeCuda.Tests.Ops;
 /// </summary>
 public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
 {
-    private static readonly KernelLaunch.KernelForm[] Forms = [KernelLaunch.KernelForm.Gpu, KernelLaunch.KernelForm.Cpu];
+    private static readonly KernelLaunch.KernelForm[] Forms = KernelForms.Both;
 
     private static int Out(int size, int k, int s, int p) => (size + 2 * p - k) / s + 1;
 

@@ -11,7 +11,7 @@ namespace VqVaeCuda.Tests.Ops;
 /// </summary>
 public class PointwiseKernelTests(DeviceKind kind) : DeviceSpecification(kind)
 {
-    private static readonly KernelLaunch.KernelForm[] Forms = [KernelLaunch.KernelForm.Gpu, KernelLaunch.KernelForm.Cpu];
+    private static readonly KernelLaunch.KernelForm[] Forms = KernelForms.Both;
 
     private static IEnumerable<int> Lengths => [0, 1, 15, 16, 17, 2047, 2048, 2049, 16 * 2048 + 5, 100_003];
 
