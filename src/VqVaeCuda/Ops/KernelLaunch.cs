@@ -42,10 +42,11 @@ internal static class KernelLaunch
     public const int ElementsPerRun = 2048;
 
     /// <summary>
-    /// A pointwise kernel in the form its device runs best (<paramref name="form"/>: <see cref="FormFor"/>, or both in verify):
-    /// the GPU's <paramref name="gridStrideKernel"/> (grid-stride, coalesced), or the cpu device's <paramref name="chunksKernel"/> twin (common.cuh, vq_chunk_bounds: one contiguous
-    /// run per single-thread block, a loop the compiler vectorises), min(⌈count/2048⌉, 4 per worker) runs so every worker
-    /// has several to take. Both compute each element the same way: the bits do not depend on the form.
+    /// A pointwise kernel in the given form (<paramref name="form"/>: <see cref="FormFor"/> the device, or each in turn in
+    /// verify): the GPU's <paramref name="gridStrideKernel"/> (grid-stride, coalesced), or the cpu device's
+    /// <paramref name="chunksKernel"/> twin (common.cuh, vq_chunk_bounds: one contiguous run per single-thread block, a
+    /// loop the compiler vectorises) in min(⌈count/2048⌉, 4 per worker) runs, so every worker has several to take. Both
+    /// compute each element the same way: the bits do not depend on the form.
     /// </summary>
     public static void LaunchPointwise(IDevice device, KernelForm form, string gridStrideKernel, string chunksKernel, long count,
                                        params ReadOnlySpan<KernelArg> args)
