@@ -246,10 +246,21 @@ extern "C" __global__ void conv_col2im_planes_f32(const float* __restrict__ col,
 }
 VQ_KERNEL_NO_SYNC(conv_col2im_planes_f32)
 
+// One thread along x (the cpu device's plane launch, ConvKernels.LaunchPlanes): the run of p is a plain loop, which the
+// compiler vectorises; the grid-stride loop it replaces there was scalar. A GPU launch has ≥ 32 threads along x, so the
+// branch is uniform there and never taken.
+__device__ __forceinline__ bool vq_one_thread_along_x() { return gridDim.x * blockDim.x == 1; }
+
 extern "C" __global__ void conv_nchw_to_cnhw_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P) {
     for (int c = blockIdx.y; c < C; c += gridDim.y)
-    for (int n = blockIdx.z; n < N; n += gridDim.z)
-        for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) y[(c * N + n) * P + p] = x[(n * C + c) * P + p];
+    for (int n = blockIdx.z; n < N; n += gridDim.z) {
+        const float* from = x + (n * C + c) * P;
+        float* to = y + (c * N + n) * P;
+        if (vq_one_thread_along_x())
+            for (int p = 0; p < P; p++) to[p] = from[p];
+        else
+            for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) to[p] = from[p];
+    }
 }
 VQ_KERNEL_NO_SYNC(conv_nchw_to_cnhw_f32)
 
@@ -257,8 +268,15 @@ VQ_KERNEL_NO_SYNC(conv_nchw_to_cnhw_f32)
 extern "C" __global__ void conv_cnhw_to_nchw_bias_f32(const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y,
                                                       int N, int C, int P) {
     for (int c = blockIdx.y; c < C; c += gridDim.y)
-    for (int n = blockIdx.z; n < N; n += gridDim.z)
-        for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) y[(n * C + c) * P + p] = x[(c * N + n) * P + p] + bias[c];
+    for (int n = blockIdx.z; n < N; n += gridDim.z) {
+        const float* from = x + (c * N + n) * P;
+        float* to = y + (n * C + c) * P;
+        const float b = bias[c];
+        if (vq_one_thread_along_x())
+            for (int p = 0; p < P; p++) to[p] = from[p] + b;
+        else
+            for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) to[p] = from[p] + b;
+    }
 }
 VQ_KERNEL_NO_SYNC(conv_cnhw_to_nchw_bias_f32)
 
