@@ -65,9 +65,9 @@ internal static class PriorCommands
         var keep = RunControl.KeepCheckpoints();
         var skip = RunControl.SkipNonFinite();
         var codesCache = new Option<string?>("--codes-cache") { Description = $"The code-map cache file (default: <run folder>/{CacheFileName}); reused when made by this VQ-VAE checkpoint from this data set, rebuilt otherwise." };
-        var logEvery = new Option<int>("--log-every") { Description = "Steps per metrics line.", DefaultValueFactory = _ => 25 };
-        var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations on the test split (0: only at the end).", DefaultValueFactory = _ => 0 };
-        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (0: only at the end).", DefaultValueFactory = _ => 0 };
+        var logEvery = RunControl.LogEvery();
+        var evalEvery = RunControl.EvaluateEvery();
+        var checkpointEvery = RunControl.CheckpointEvery();
         var samples = new Option<int>("--samples") { Description = "Code maps sampled and decoded into samples.png at the end (0: none).", DefaultValueFactory = _ => 64 };
 
         var command = new Command("train",

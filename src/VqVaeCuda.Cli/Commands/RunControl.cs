@@ -65,6 +65,14 @@ internal static class RunControl
         DefaultValueFactory = _ => StepExecution.Auto,
     };
 
+    public static Option<int> LogEvery() => new("--log-every") { Description = "Steps per metrics line.", DefaultValueFactory = _ => 25 };
+
+    public static Option<int> EvaluateEvery() =>
+        new("--eval-every") { Description = "Steps between evaluations on the test split (0: only at the end).", DefaultValueFactory = _ => 0 };
+
+    public static Option<int> CheckpointEvery() =>
+        new("--checkpoint-every") { Description = "Steps between checkpoints (0: only at the end).", DefaultValueFactory = _ => 0 };
+
     public static Option<int> SkipNonFinite() => new("--skip-nonfinite")
     {
         HelpName = "N",

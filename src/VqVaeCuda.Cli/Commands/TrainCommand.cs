@@ -35,9 +35,9 @@ internal static class TrainCommand
         var keep = RunControl.KeepCheckpoints();
         var skip = RunControl.SkipNonFinite();
         var stepMode = RunControl.StepMode();
-        var logEvery = new Option<int>("--log-every") { Description = "Steps per metrics line.", DefaultValueFactory = _ => 25 };
-        var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations on the test split (0: only at the end).", DefaultValueFactory = _ => 0 };
-        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (0: only at the end).", DefaultValueFactory = _ => 0 };
+        var logEvery = RunControl.LogEvery();
+        var evalEvery = RunControl.EvaluateEvery();
+        var checkpointEvery = RunControl.CheckpointEvery();
         var deadCode = new Option<int>("--dead-code-steps") { Description = "Re-seed a code unused for this many steps (0: never).", DefaultValueFactory = _ => 200 };
         var kmeans = new Option<bool>("--kmeans-init") { Description = "Initialise the codebook by k-means over the first batches' encoder outputs." };
         var codebookLoss = new Option<bool>("--codebook-loss") { Description = "Update the codebook by its loss (the paper's main variant) instead of EMA." };

@@ -84,6 +84,16 @@ public class JsonLinesLog<TRecord> : IDisposable
     /// <summary>Forces the lines written so far to the disk (before a checkpoint, so the log is never behind it after a crash).</summary>
     public void Sync() => _file.Flush(flushToDisk: true);
 
+    /// <summary>
+    /// A resumed run's metrics file: cut back to <paramref name="step"/> (<see cref="TruncateAfterStep"/>), and the records it
+    /// keeps (the curves so far, none when there is no file yet), with how many lines were dropped.
+    /// </summary>
+    public static (IReadOnlyList<TRecord> Kept, int Dropped) CutBackForResume(string path, int step)
+    {
+        int dropped = TruncateAfterStep(path, step);
+        return (File.Exists(path) ? ReadAll(path) : [], dropped);
+    }
+
     /// <summary>Reads every record of a metrics file.</summary>
     public static IReadOnlyList<TRecord> ReadAll(string path) =>
         File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<TRecord>(l, Json)!).ToList();

@@ -112,8 +112,8 @@ public sealed class PriorTrainer : IDisposable
             if (resumedFrom is not null)
             {
                 // The lines after the checkpoint came from steps this run does again; the kept ones carry the loss curve on.
-                MetricsLinesDropped = PriorMetricsLog.TruncateAfterStep(metrics, step);
-                if (File.Exists(metrics)) _history.AddRange(PriorMetricsLog.ReadAll(metrics));
+                (var kept, MetricsLinesDropped) = PriorMetricsLog.CutBackForResume(metrics, step);
+                _history.AddRange(kept);
                 RunFolder.RemoveTornWrites(runDirectory);
             }
             _log = new PriorMetricsLog(metrics);

@@ -122,8 +122,8 @@ public sealed class VqVaeTrainer : IDisposable
             if (resumedFrom is not null)
             {
                 // The lines after the checkpoint came from steps this run does again; the kept ones carry the loss curve on.
-                MetricsLinesDropped = MetricsLog.TruncateAfterStep(metrics, step);
-                if (File.Exists(metrics)) _history.AddRange(MetricsLog.ReadAll(metrics));
+                (var kept, MetricsLinesDropped) = MetricsLog.CutBackForResume(metrics, step);
+                _history.AddRange(kept);
                 RunFolder.RemoveTornWrites(runDirectory);
             }
             _log = new MetricsLog(metrics);
