@@ -104,7 +104,7 @@ public static class KernelBenchmarks
         var forms = device.Kind == DeviceKind.Host ? new[] { KernelLaunch.KernelForm.Cpu, KernelLaunch.KernelForm.Gpu } : [KernelLaunch.KernelForm.Gpu];
         foreach (var form in forms)
         {
-            string Name(string kernel) => form == KernelLaunch.KernelForm.Cpu ? kernel.Replace("_f32", "_chunks_f32") : kernel;
+            string Name(string kernel) => form == KernelLaunch.KernelForm.Cpu ? $"{kernel} [CPU form: a run per thread]" : kernel;
             add(Measure(device, o, $"fill {label}", Name("fill_f32"), 0, 4.0 * n, () => ElementwiseKernels.Fill(device, form, z.Pointer, 3f, n)));
             add(Measure(device, o, $"scale {label}", Name("scale_f32"), n, 8.0 * n, () => ElementwiseKernels.Scale(device, form, x.Pointer, z.Pointer, 2f, n)));
             add(Measure(device, o, $"axpy {label}", Name("axpy_f32"), 2.0 * n, 12.0 * n, () => ElementwiseKernels.Axpy(device, form, x.Pointer, z.Pointer, 0.5f, n)));

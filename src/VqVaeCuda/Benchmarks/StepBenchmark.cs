@@ -3,7 +3,6 @@ using VqVaeCuda.Autodiff;
 using VqVaeCuda.Data;
 using VqVaeCuda.Device;
 using VqVaeCuda.Device.Host;
-using VqVaeCuda.Device.Native;
 using VqVaeCuda.Models;
 using VqVaeCuda.Optim;
 using VqVaeCuda.Tensors;
@@ -154,7 +153,7 @@ public static class StepBenchmark
             launches, gemms, step.ArenaPeakBytes, step.DeviceBytes, step.ParameterCount, flops, bytes,
             Floors(device, flops, bytes, median), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
             inference, options.Batch / (inference / 1e3), graphMs, graphExecution,
-            device.Kind == DeviceKind.Host ? $"CBLAS {NativeLibraries.LoadedFrom(NativeLibraries.Blas)}: {OpenBlas.DescribeKernels()}" : "cuBLAS");
+            device.Kind == DeviceKind.Host ? $"CBLAS {OpenBlas.Describe()}" : "cuBLAS");
     }
 
     /// <summary>

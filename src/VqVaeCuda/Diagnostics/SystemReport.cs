@@ -59,7 +59,7 @@ public sealed record SystemReport(IReadOnlyList<SystemReportLine> Lines)
         lines.Add(Try("CPU GEMM (CBLAS)", () =>
         {
             if (!OpenBlas.IsAvailable(out var why)) throw new DllNotFoundException(why);
-            return $"{NativeLibrariesLoadedFrom("blas")}: {OpenBlas.DescribeKernels()}";
+            return OpenBlas.Describe();
         }));
         lines.Add(Try("kernel sources", () =>
         {

@@ -18,6 +18,9 @@ internal static unsafe partial class OpenBlas
         OpenBlasCoreType.Describe(OpenBlasCoreType.LoadedCoreName(NativeLibraries.Require(NativeLibraries.Blas)),
                                   Environment.GetEnvironmentVariable(OpenBlasCoreType.Variable));
 
+    /// <summary>The CBLAS library loaded and its kernels: "libopenblas.so.0: Haswell kernels (OPENBLAS_CORETYPE=Haswell)".</summary>
+    public static string Describe() => $"{NativeLibraries.LoadedFrom(NativeLibraries.Blas) ?? "loaded"}: {DescribeKernels()}";
+
     /// <summary>
     /// The address of <c>cblas_sgemm</c> for libvqvae_host, which runs it on its own worker threads; OpenBLAS is set to
     /// one thread per call first (its own threads would spin beside ours: see kernels/host/gemm.cpp). Zero when the

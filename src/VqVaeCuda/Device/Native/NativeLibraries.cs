@@ -100,13 +100,13 @@ internal static class NativeLibraries
         var problems = new List<string>();
         foreach (var candidate in candidates)
         {
-            if (NativeLibrary.TryLoad(candidate, out var handle))
+            if (TryLoad(candidate, out var handle, out var problem))
             {
                 LoadedPaths[name] = candidate;
                 return (handle, null);
             }
             errors.Add(candidate);
-            if (LoaderProblem(candidate) is { } problem) problems.Add(problem);
+            if (problem is not null) problems.Add(problem);
         }
         // A library that is there but does not load (a too-old libstdc++, a missing dependency, another architecture) says
         // why before the install hint, which would only send the user to install what they have.
@@ -120,17 +120,25 @@ internal static class NativeLibraries
     /// </summary>
     internal static string? LoaderProblem(string candidate)
     {
-        string message;
+        if (TryLoad(candidate, out var handle, out var problem)) NativeLibrary.Free(handle);
+        return problem;
+    }
+
+    // One load attempt: the handle, or what the loader said beyond "not found" (NativeLibrary.TryLoad would drop it).
+    private static bool TryLoad(string candidate, out IntPtr handle, out string? problem)
+    {
         try
         {
-            NativeLibrary.Free(NativeLibrary.Load(candidate));
-            return null;
+            handle = NativeLibrary.Load(candidate);
+            problem = null;
+            return true;
         }
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
         {
-            message = e.Message;
+            handle = IntPtr.Zero;
+            problem = LoaderProblemIn(e.Message);
+            return false;
         }
-        return LoaderProblemIn(message);
     }
 
     /// <summary>The lines of a failed load's message worth showing (see <see cref="LoaderProblem"/>); null when none is.</summary>
