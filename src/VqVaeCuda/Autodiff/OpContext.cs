@@ -35,13 +35,20 @@ public sealed class OpContext
     public Tensor Zeros(Shape shape, DType dtype = DType.Float32, string? purpose = null) => Arena.Zeros(shape, dtype, purpose);
 
     /// <summary>
+    /// Whether an op with these inputs records a backward: there is a tape and one of them needs a gradient. An op that
+    /// does not can free its temporaries as soon as its output is written.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(Tape))]
+    public bool Records(params Tensor[] inputs) => Tape is not null && inputs.Any(i => i.RequiresGrad);
+
+    /// <summary>
     /// Records <paramref name="backward"/> when a tape is present and any of <paramref name="inputs"/> needs a
     /// gradient; marks <paramref name="output"/> as needing one in that case.
     /// </summary>
     public void Record(string op, Tensor output, Tensor[] inputs, Action<Tape> backward)
     {
         Observer?.ForwardDone(op, inputs, [output]);
-        if (Tape is null || !inputs.Any(i => i.RequiresGrad)) return;
+        if (!Records(inputs)) return;
         output.RequiresGrad = true;
         var tape = Tape;
         var observer = Observer;
@@ -57,7 +64,7 @@ public sealed class OpContext
     public void Record(string op, Tensor[] outputs, Tensor[] inputs, Action<Tape> backward)
     {
         Observer?.ForwardDone(op, inputs, outputs);
-        if (Tape is null || !inputs.Any(i => i.RequiresGrad)) return;
+        if (!Records(inputs)) return;
         foreach (var o in outputs) o.RequiresGrad = true;
         var tape = Tape;
         var observer = Observer;

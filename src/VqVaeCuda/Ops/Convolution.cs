@@ -168,15 +168,27 @@ public static class Convolution
     {
         var device = ctx.Device;
         var y = ctx.NewTensor(new Shape(g.N, g.Co, g.Ho, g.Wo), purpose: op);
-        var col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
-        Im2Col(ctx, g, x.Pointer, col.Pointer);
-        // yᵀ (Cout×N·P) = W (Cout×K) · col (K×N·P): one GEMM for the whole batch; then to NCHW with the bias added.
-        var yT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} output as [C][N·P]");
-        GemmRowMajor(device, false, false, g.Co, g.NP, g.K, weight.Pointer, g.K, col.Pointer, g.NP, 0f, yT.Pointer, g.NP);
-        if (bias is not null) ConvKernels.CnhwToNchwBias(device, yT.Pointer, bias.Pointer, y.Pointer, g.N, g.Co, g.P);
-        else ToChannelsFirst(ctx, yT.Pointer, y.Pointer, g.Co, g.N, g.P);  // [C][N][P] → [N][C][P] is the same swap of the outer axes
+        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        var temporaries = ctx.Arena.Mark();
+        bool records = ctx.Records(inputs);
+        Tensor? col = null;
+        if (!records && ForwardAsTransposedConvolution(device, g))
+            ForwardByTransposedConvolution(ctx, op, g, x, weight, bias, y);
+        else
+        {
+            col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
+            Im2Col(ctx, g, x.Pointer, col.Pointer);
+            // yᵀ (Cout×N·P) = W (Cout×K) · col (K×N·P): one GEMM for the whole batch; then to NCHW with the bias added.
+            var yT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} output as [C][N·P]");
+            GemmRowMajor(device, false, false, g.Co, g.NP, g.K, weight.Pointer, g.K, col.Pointer, g.NP, 0f, yT.Pointer, g.NP);
+            if (bias is not null) ConvKernels.CnhwToNchwBias(device, yT.Pointer, bias.Pointer, y.Pointer, g.N, g.Co, g.P);
+            else ToChannelsFirst(ctx, yT.Pointer, y.Pointer, g.Co, g.N, g.P);  // [C][N][P] → [N][C][P] is the same swap of the outer axes
+        }
+        // Without a backward to keep them for, the temporaries are free now: the next layer's reuse that memory while it is
+        // still in cache, and inference needs one layer's temporaries instead of every layer's.
+        if (!records) ctx.Arena.Release(temporaries);
 
-        ctx.Record(op, y, bias is null ? [x, weight] : [x, weight, bias], tape =>
+        ctx.Record(op, y, inputs, tape =>
         {
             var dy = tape.GradOf(y);
             // dyᵀ (Cout×N·P) serves all three gradients: its rows sum to db, it multiplies colᵀ into dW and Wᵀ into dcol.
@@ -186,7 +198,7 @@ public static class Convolution
             if (weight.RequiresGrad)
             {
                 // dW (Cout×K) += dyᵀ (Cout×N·P) · colᵀ (N·P×K): one GEMM summing over images and positions.
-                GemmRowMajor(device, false, true, g.Co, g.K, g.NP, dyT.Pointer, g.NP, col.Pointer, g.NP, 1f, tape.GradOf(weight).Pointer, g.K);
+                GemmRowMajor(device, false, true, g.Co, g.K, g.NP, dyT.Pointer, g.NP, col!.Pointer, g.NP, 1f, tape.GradOf(weight).Pointer, g.K);
             }
             if (x.RequiresGrad && InputGradientAsConvolution(device, g))
                 InputGradientByConvolution(ctx, op, g, dy, weight, tape.GradOf(x));
@@ -226,6 +238,39 @@ public static class Convolution
         ElementwiseKernels.Axpy(device, dxPart.Pointer, dx.Pointer, 1f, checked((int)dx.Count));
     }
 
+    // Whether a forward that records no backward (inference) runs as the transposed convolution of its adjoint (the cpu
+    // device, stride 1, fewer output than input channels, a kernel larger than 1×1): y = conv(x, W, padding p) =
+    // convT(x, wf, padding k − 1 − p) with wf the flipped weight of InputGradientByConvolution. Its GEMM writes Cout·kh·kw
+    // rows of N·P columns (inner dimension Cin), and col2im gathers them into y: for the residual blocks' 3×3 128→32 a
+    // quarter of the bytes that im2col's Cin·kh·kw rows take, and a GEMM 288 rows tall instead of 32 (measured in
+    // kernels/NOTES.md). A recorded forward keeps im2col: the weight gradient needs those columns. On a GPU im2col stays:
+    // this path takes one launch more (the flip).
+    private static bool ForwardAsTransposedConvolution(IDevice device, ConvGeometry g) =>
+        KernelLaunch.FormFor(device) == KernelLaunch.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Kh * g.Kw > 1 &&
+        g.Ph < g.Kh && g.Pw < g.Kw;
+
+    private static void ForwardByTransposedConvolution(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias, Tensor y)
+    {
+        // The adjoint convolution runs from y's space (Cout channels, Ho×Wo) to x's (Cin channels, H×W), as in
+        // InputGradientByConvolution; its transposed convolution maps x back to y.
+        var adjoint = new ConvGeometry(g.N, g.Co, g.Ho, g.Wo, g.C, g.Kh, g.Kw, 1, 1, g.Kh - 1 - g.Ph, g.Kw - 1 - g.Pw, g.H, g.W);
+        var flipped = ctx.NewTensor(new Shape(g.C, g.Co, g.Kh, g.Kw), purpose: $"{op} flipped weight");
+        ConvKernels.WeightFlip(ctx.Device, weight.Pointer, flipped.Pointer, g.Co, g.C, g.Kh, g.Kw);
+        TransposedConvolutionOutput(ctx, op, adjoint, x, flipped, bias, y);
+    }
+
+    // The transposed convolution's output: col = Wᵀ·x image by image, then col2im writes (not adds) every pixel of y, then
+    // the bias. g is the convolution it reverses (from y's space to x's); weight is [Cin of x = g.Co, Cout of y = g.C, kh, kw].
+    private static void TransposedConvolutionOutput(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias, Tensor y)
+    {
+        var col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
+        // col[:, n·P..] (K×P) = Wᵀ (K×Cin) · x[n] (Cin×P).
+        GemmRowMajorBatched(ctx.Device, true, false, g.K, g.P, g.Co, weight.Pointer, g.K, 0, x.Pointer, g.P, (long)g.Co * g.P,
+                            0f, col.Pointer, g.NP, g.P, g.N);
+        Col2Im(ctx, g, col.Pointer, y.Pointer, accumulate: false);
+        if (bias is not null) AddBiasInPlace(ctx, y, bias, g.C, g.H * g.W);
+    }
+
     // g describes the underlying convolution from y (its image) to x (its output); g.Co is x's channel count.
     // Unlike the convolution, the transposed one keeps its strided-batched GEMMs over x and dx as stored (NCHW): one GEMM
     // over N·P columns would need xᵀ in the forward and a layout pass back into dx, one kernel launch more per layer
@@ -234,14 +279,12 @@ public static class Convolution
     {
         var device = ctx.Device;
         var y = ctx.NewTensor(new Shape(g.N, g.C, g.H, g.W), purpose: op);
-        var col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
-        // col[:, n·P..] (K×P) = Wᵀ (K×Cin) · x[n] (Cin×P); then col2im writes (not adds) every pixel of y.
-        GemmRowMajorBatched(device, true, false, g.K, g.P, g.Co, weight.Pointer, g.K, 0, x.Pointer, g.P, (long)g.Co * g.P,
-                            0f, col.Pointer, g.NP, g.P, g.N);
-        Col2Im(ctx, g, col.Pointer, y.Pointer, accumulate: false);
-        if (bias is not null) AddBiasInPlace(ctx, y, bias, g.C, g.H * g.W);
+        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        var temporaries = ctx.Arena.Mark();
+        TransposedConvolutionOutput(ctx, op, g, x, weight, bias, y);
+        ctx.Arena.Release(temporaries);  // the columns: the backward does not read them
 
-        ctx.Record(op, y, bias is null ? [x, weight] : [x, weight, bias], tape =>
+        ctx.Record(op, y, inputs, tape =>
         {
             var dy = tape.GradOf(y);
             if (bias is { RequiresGrad: true }) BiasBackward(ctx, dy, tape.GradOf(bias), g.N, g.C, g.H * g.W);

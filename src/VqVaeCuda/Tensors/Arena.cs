@@ -5,6 +5,9 @@ namespace VqVaeCuda.Tensors;
 /// <summary>The arena could not satisfy an allocation.</summary>
 public sealed class ArenaExhaustedException(string message) : InvalidOperationException(message);
 
+/// <summary>A position in an <see cref="Arena"/> (<see cref="Arena.Mark"/>), to free back to with <see cref="Arena.Release"/>.</summary>
+public readonly record struct ArenaMark(long Offset, int Generation);
+
 /// <summary>
 /// Per-step memory for activations and temporaries: one device buffer and a bump pointer, reset at the
 /// start of each step. Because a step allocates the same sizes in the same order, every tensor gets
@@ -56,6 +59,25 @@ public sealed class Arena : IDisposable
         _offset = start + bytes;
         HighWater = Math.Max(HighWater, _offset);
         return new Tensor(Device, _buffer.Pointer.Offset(start), shape, dtype);
+    }
+
+    /// <summary>
+    /// Where the next allocation would start: hand it to <see cref="Release"/> to give back everything allocated
+    /// after it. An op that records no backward frees its temporaries (column matrices, layout copies) this way, so
+    /// the next op's temporaries reuse the same memory while it is still in cache.
+    /// </summary>
+    public ArenaMark Mark() => new(_offset, Generation);
+
+    /// <summary>
+    /// Frees every allocation made since <paramref name="mark"/>: tensors allocated after it must no longer be used.
+    /// Safe on a GPU too: the stream runs the kernels that read those tensors before any later kernel that reuses them.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The mark is from before the last <see cref="Reset"/>, or beyond the bytes in use.</exception>
+    public void Release(ArenaMark mark)
+    {
+        if (mark.Generation != Generation || mark.Offset > _offset)
+            throw new InvalidOperationException($"arena mark at {mark.Offset} (generation {mark.Generation}) does not lie within the allocations in use ({_offset} bytes, generation {Generation})");
+        _offset = mark.Offset;
     }
 
     /// <summary>A zero-filled tensor from the arena.</summary>

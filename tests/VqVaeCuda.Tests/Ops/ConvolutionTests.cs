@@ -143,6 +143,9 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
     [TestCase(2, 2, 3, 6, 7, 2, 3, 1, 2, 1, 0)]      // non-square kernel, unequal strides and paddings
     [TestCase(1, 2, 3, 5, 5, 1, 5, 1, 1, 0, 2)]      // 1×5 (horizontal stack shape)
     [TestCase(1, 1, 1, 2, 2, 3, 3, 1, 1, 1, 1)]      // kernel larger than the image
+    [TestCase(2, 6, 3, 7, 5, 3, 3, 1, 1, 1, 1)]      // Cout < Cin, stride 1: without a tape the cpu device runs the adjoint's convT
+    [TestCase(1, 5, 2, 6, 8, 3, 2, 1, 1, 2, 0)]      // the same, non-square kernel, padding up to the kernel's edge
+    [TestCase(2, 4, 1, 4, 6, 2, 2, 1, 1, 0, 1)]      // the same, even kernel, output larger than the input in width
     public void Conv2d_forward_equals_the_direct_loop(int n, int cin, int cout, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         var c = new Case(n, cin, cout, h, w, kh, kw, sh, sw, ph, pw);
@@ -221,6 +224,35 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
         Assert.That(convTy.Shape, Is.EqualTo(c.X));
         double left = convX.Zip(y, (a, b) => (double)a * b).Sum(), right = convTy.ToArray().Zip(x, (a, b) => (double)a * b).Sum();
         Assert.That(left, Is.EqualTo(right).Within(1e-4 * (1 + Math.Abs(left))));
+    }
+
+    //        N  Cin Cout H  W  kh kw sh sw ph pw
+    [TestCase(2, 6, 3, 7, 5, 3, 3, 1, 1, 1, 1)]      // Cout < Cin, stride 1: the transposed convolution without a tape (cpu device)
+    [TestCase(1, 5, 2, 6, 8, 3, 2, 1, 1, 2, 0)]
+    [TestCase(2, 3, 5, 6, 6, 3, 3, 1, 1, 1, 1)]      // Cout > Cin: im2col either way
+    [TestCase(2, 5, 3, 9, 9, 3, 3, 2, 2, 1, 1)]      // stride 2: im2col either way
+    [TestCase(1, 4, 3, 5, 5, 1, 1, 1, 1, 0, 0)]      // 1×1: im2col either way
+    public void Conv2d_without_a_tape_gives_the_recorded_output_and_keeps_only_its_output(int n, int cin, int cout, int h, int w, int kh, int kw,
+                                                                                          int sh, int sw, int ph, int pw)
+    {
+        var c = new Case(n, cin, cout, h, w, kh, kw, sh, sw, ph, pw);
+        float[] x = TestData.Floats((int)c.X.Count), wt = TestData.Floats((int)c.ConvWeight.Count), b = TestData.Floats(cout);
+        using var device = Open();
+        var recorded = ForwardBackward(device, [(x, c.X), (wt, c.ConvWeight), (b, c.Bias)], (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], sh, sw, ph, pw))[0];
+
+        using var arena = new Arena(device, SmallArena);
+        var plain = new OpContext(arena);
+        var inputs = new[] { Upload(plain, x, c.X), Upload(plain, wt, c.ConvWeight), Upload(plain, b, c.Bias) };
+        var before = arena.Mark();
+        var y = Convolution.Conv2d(plain, inputs[0], inputs[1], inputs[2], sh, sw, ph, pw);
+        // The columns, the flipped weight and the layout copies are freed once y is written: only y stays.
+        Assert.That(arena.Used - before.Offset, Is.LessThanOrEqualTo(y.Bytes + Arena.Alignment), "arena bytes kept by an unrecorded forward");
+        Assert.That(arena.HighWater, Is.GreaterThan(arena.Used), "the forward had temporaries");
+        // The two paths sum in different orders (GEMM then col2im against im2col then GEMM): equal to float rounding.
+        double scale = recorded.Max(v => Math.Abs(v));
+        var actual = y.ToArray();
+        for (int i = 0; i < actual.Length; i++)
+            Assert.That(actual[i], Is.EqualTo(recorded[i]).Within(1e-5 * scale), $"y[{i}]");
     }
 
     //        N  Cin Cout H  W  kh kw sh sw ph pw
@@ -630,6 +662,22 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
             AssertSameInEveryOrder(
                 [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight), (TestData.Floats(c.Cout), c.Bias)],
                 (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], 1, 1));
+        }
+
+        [Test]
+        public void Conv2d_without_a_tape_is_bit_identical_in_every_thread_order()
+        {
+            var c = new Case(3, 6, 2, 9, 10, 3, 3, 1, 1, 1, 1);  // Cout < Cin, stride 1: the weight flip, per-image GEMMs, col2im, bias
+            float[] x = TestData.Floats((int)c.X.Count), wt = TestData.Floats((int)c.ConvWeight.Count), b = TestData.Floats(c.Cout);
+            float[] Forward(ThreadOrder order)
+            {
+                using var device = TestDevices.Cpu(order);
+                using var arena = new Arena(device, SmallArena);
+                var ctx = new OpContext(arena);
+                return Convolution.Conv2d(ctx, Upload(ctx, x, c.X), Upload(ctx, wt, c.ConvWeight), Upload(ctx, b, c.Bias), 1, 1).ToArray();
+            }
+            var expected = Forward(ThreadOrder.Ascending);
+            foreach (var order in OtherOrders) Assert.That(Forward(order), Is.EqualTo(expected), $"order {order}");
         }
 
         [Test]

@@ -43,6 +43,40 @@ public class MemoryTests
     }
 
     [Test]
+    public void Releasing_to_a_mark_frees_what_came_after_it_and_nothing_before()
+    {
+        using var device = TestDevices.Cpu();
+        using var arena = new Arena(device, 1 << 20);
+        var kept = arena.Allocate(new Shape(100));
+        var mark = arena.Mark();
+        var temporary = arena.Allocate(new Shape(5000));
+        arena.Allocate(new Shape(7));
+        long highWater = arena.HighWater;
+        arena.Release(mark);
+        Assert.That(arena.Used, Is.EqualTo(mark.Offset));
+        Assert.That(arena.HighWater, Is.EqualTo(highWater), "the high-water mark remembers the temporaries");
+        var next = arena.Allocate(new Shape(10));
+        Assert.That(next.Pointer.Address, Is.EqualTo(temporary.Pointer.Address), "the freed bytes are handed out again");
+        Assert.That(next.Pointer.Address, Is.GreaterThanOrEqualTo(kept.Pointer.Address + 400), "the tensor before the mark stays");
+    }
+
+    [Test]
+    public void A_mark_from_before_a_reset_or_beyond_the_bytes_in_use_is_refused()
+    {
+        using var device = TestDevices.Cpu();
+        using var arena = new Arena(device, 1 << 20);
+        arena.Allocate(new Shape(100));
+        var mark = arena.Mark();
+        arena.Reset();
+        Assert.Throws<InvalidOperationException>(() => arena.Release(mark), "a mark from an earlier step");
+        var early = arena.Mark();
+        arena.Allocate(new Shape(100));
+        var late = arena.Mark();
+        arena.Release(early);
+        Assert.Throws<InvalidOperationException>(() => arena.Release(late), "a mark beyond the bytes in use");
+    }
+
+    [Test]
     public void Parameters_are_contiguous_initialised_from_the_seed_and_have_zeroed_gradients()
     {
         using var device = TestDevices.Cpu();
