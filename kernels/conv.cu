@@ -62,12 +62,16 @@
 //   conv_weight_flip_f32           wf[ci][co][kh−1−i][kw−1−j] = w[co][ci][i][j]:  grid-stride over  0           8n
 //                                  the weight of the convolution whose forward    n = Co·Ci·kh·kw
 //                                  is this one's backward-data (stride 1); the
-//                                  cpu device's input-gradient path for Cout < Cin
+//                                  cpu device's adjoint path for Cout < Cin (it
+//                                  also flips the flipped weight's gradient back)
 // (m = mask elements: the whole weight's count for a full [Cout,Cin,kh,kw] mask, kh·kw for a [kh,kw]
 // mask shared by every (out, in) channel pair.)
 // Backward-data as a convolution (the cpu device, stride 1, Cout < Cin): dx = conv(dy, wf) with padding kh−1−ph,
 // kw−1−pw: im2col of dy has Cout·kh·kw rows instead of the Cin·kh·kw of dcol, and the GEMM's inner dimension is
 // Cout·kh·kw instead of Cout (for the residual blocks' 3×3 128→32: 288 instead of 32, a quarter of the column bytes).
+// For kernels larger than 1×1 the forward and the weight gradient use the same adjoint (Convolution.RunsThroughAdjoint):
+// y = col2im of wfᵀ·xᵀ (the adjoint's transposed convolution), and wf's gradient is xᵀ·im2col(dy)ᵀ, flipped back by
+// conv_weight_flip_f32 — x's own column matrix is never built.
 #include "common.cuh"
 #include "reduce_two_pass.cuh"
 

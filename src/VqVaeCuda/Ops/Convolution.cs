@@ -25,6 +25,13 @@ namespace VqVaeCuda.Ops;
 /// </code>
 /// </para>
 /// <para>
+/// On the cpu device, where column bytes cost more than launches, a stride-1 convolution with fewer output than input
+/// channels works through its adjoint instead (<c>RunsThroughAdjoint</c>: the residual blocks' 3×3 128→32), whose column
+/// matrix has Cout·kh·kw rows instead of Cin·kh·kw; a 1×1 one with fewer output channels takes its input gradient that
+/// way (<c>InputGradientAsConvolution</c>). A forward that records no backward frees its temporaries as soon as its
+/// output is written (<see cref="Arena.Release"/>).
+/// </para>
+/// <para>
 /// Batch handling: all N images share ONE column matrix and every product is a single GEMM over all N·P
 /// columns: the forward computes yᵀ = W·col as [Cout][N·P] and one pass (fused with the bias) turns it
 /// into NCHW; the backward turns dy into dyᵀ [Cout][N·P] once and uses it three times — its row sums are
@@ -169,24 +176,18 @@ public static class Convolution
         var device = ctx.Device;
         var y = ctx.NewTensor(new Shape(g.N, g.Co, g.Ho, g.Wo), purpose: op);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        if (RunsThroughAdjoint(device, g)) return Conv2dThroughAdjoint(ctx, op, g, x, weight, bias, y, inputs);
         var temporaries = ctx.Arena.Mark();
-        bool records = ctx.Records(inputs);
-        Tensor? col = null;
-        if (!records && ForwardAsTransposedConvolution(device, g))
-            ForwardByTransposedConvolution(ctx, op, g, x, weight, bias, y);
-        else
-        {
-            col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
-            Im2Col(ctx, g, x.Pointer, col.Pointer);
-            // yᵀ (Cout×N·P) = W (Cout×K) · col (K×N·P): one GEMM for the whole batch; then to NCHW with the bias added.
-            var yT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} output as [C][N·P]");
-            GemmRowMajor(device, false, false, g.Co, g.NP, g.K, weight.Pointer, g.K, col.Pointer, g.NP, 0f, yT.Pointer, g.NP);
-            if (bias is not null) ConvKernels.CnhwToNchwBias(device, yT.Pointer, bias.Pointer, y.Pointer, g.N, g.Co, g.P);
-            else ToChannelsFirst(ctx, yT.Pointer, y.Pointer, g.Co, g.N, g.P);  // [C][N][P] → [N][C][P] is the same swap of the outer axes
-        }
+        var col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
+        Im2Col(ctx, g, x.Pointer, col.Pointer);
+        // yᵀ (Cout×N·P) = W (Cout×K) · col (K×N·P): one GEMM for the whole batch; then to NCHW with the bias added.
+        var yT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} output as [C][N·P]");
+        GemmRowMajor(device, false, false, g.Co, g.NP, g.K, weight.Pointer, g.K, col.Pointer, g.NP, 0f, yT.Pointer, g.NP);
+        if (bias is not null) ConvKernels.CnhwToNchwBias(device, yT.Pointer, bias.Pointer, y.Pointer, g.N, g.Co, g.P);
+        else ToChannelsFirst(ctx, yT.Pointer, y.Pointer, g.Co, g.N, g.P);  // [C][N][P] → [N][C][P] is the same swap of the outer axes
         // Without a backward to keep them for, the temporaries are free now: the next layer's reuse that memory while it is
         // still in cache, and inference needs one layer's temporaries instead of every layer's.
-        if (!records) ctx.Arena.Release(temporaries);
+        if (!ctx.Records(inputs)) ctx.Arena.Release(temporaries);
 
         ctx.Record(op, y, inputs, tape =>
         {
@@ -198,7 +199,7 @@ public static class Convolution
             if (weight.RequiresGrad)
             {
                 // dW (Cout×K) += dyᵀ (Cout×N·P) · colᵀ (N·P×K): one GEMM summing over images and positions.
-                GemmRowMajor(device, false, true, g.Co, g.K, g.NP, dyT.Pointer, g.NP, col!.Pointer, g.NP, 1f, tape.GradOf(weight).Pointer, g.K);
+                GemmRowMajor(device, false, true, g.Co, g.K, g.NP, dyT.Pointer, g.NP, col.Pointer, g.NP, 1f, tape.GradOf(weight).Pointer, g.K);
             }
             if (x.RequiresGrad && InputGradientAsConvolution(device, g))
                 InputGradientByConvolution(ctx, op, g, dy, weight, tape.GradOf(x));
@@ -238,25 +239,69 @@ public static class Convolution
         ElementwiseKernels.Axpy(device, dxPart.Pointer, dx.Pointer, 1f, checked((int)dx.Count));
     }
 
-    // Whether a forward that records no backward (inference) runs as the transposed convolution of its adjoint (the cpu
-    // device, stride 1, fewer output than input channels, a kernel larger than 1×1): y = conv(x, W, padding p) =
-    // convT(x, wf, padding k − 1 − p) with wf the flipped weight of InputGradientByConvolution. Its GEMM writes Cout·kh·kw
-    // rows of N·P columns (inner dimension Cin), and col2im gathers them into y: for the residual blocks' 3×3 128→32 a
-    // quarter of the bytes that im2col's Cin·kh·kw rows take, and a GEMM 288 rows tall instead of 32 (measured in
-    // kernels/NOTES.md). A recorded forward keeps im2col: the weight gradient needs those columns. On a GPU im2col stays:
-    // this path takes one launch more (the flip).
-    private static bool ForwardAsTransposedConvolution(IDevice device, ConvGeometry g) =>
+    // Whether the convolution runs through its adjoint (the cpu device; stride 1, fewer output than input channels, a
+    // kernel larger than 1×1: the residual blocks' 3×3 128→32). The adjoint of a stride-1 convolution is the stride-1
+    // convolution from y's space back to x's with the flipped weight wf[ci][co] = w[co][ci] with the taps reversed and
+    // padding k − 1 − p; every product of the op is written with the adjoint's column matrix, Cout·kh·kw rows of N·H·W
+    // columns, where im2col of x has Cin·kh·kw rows (a quarter of the bytes for 128→32):
+    //   forward          col_y = wfᵀ · xᵀ (Cout·kh·kw × N·H·W, inner Cin);  y = col2im(col_y) + b   (x = convT of the adjoint)
+    //   backward data    dxᵀ = wf · im2col(dy)                                                        (a conv of dy with wf)
+    //   backward weight  dwf = xᵀ · im2col(dy)ᵀ (Cin × Cout·kh·kw, inner N·H·W);  dW += flip(dwf)
+    //   backward bias    db += Σ dy
+    // Every GEMM has a well-shaped side of 128 or 288 where im2col's forward and weight gradient have Cout = 32 rows, and
+    // x's column matrix (14.4 MB a layer at batch 64) is never written or read. Measured in kernels/NOTES.md. On a GPU
+    // the im2col path stays: this one takes more launches (flips, transposes, an add), and there launches cost more than
+    // column bytes.
+    private static bool RunsThroughAdjoint(IDevice device, ConvGeometry g) =>
         KernelLaunch.FormFor(device) == KernelLaunch.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Kh * g.Kw > 1 &&
         g.Ph < g.Kh && g.Pw < g.Kw;
 
-    private static void ForwardByTransposedConvolution(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias, Tensor y)
+    private static Tensor Conv2dThroughAdjoint(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias, Tensor y,
+                                               Tensor[] inputs)
     {
-        // The adjoint convolution runs from y's space (Cout channels, Ho×Wo) to x's (Cin channels, H×W), as in
-        // InputGradientByConvolution; its transposed convolution maps x back to y.
+        var device = ctx.Device;
+        // The adjoint runs from y's space (Cout channels, Ho×Wo) to x's (Cin channels, H×W): its K is Cout·kh·kw, its N·P is N·H·W.
         var adjoint = new ConvGeometry(g.N, g.Co, g.Ho, g.Wo, g.C, g.Kh, g.Kw, 1, 1, g.Kh - 1 - g.Ph, g.Kw - 1 - g.Pw, g.H, g.W);
+        bool records = ctx.Records(inputs);
+        var temporaries = ctx.Arena.Mark();
         var flipped = ctx.NewTensor(new Shape(g.C, g.Co, g.Kh, g.Kw), purpose: $"{op} flipped weight");
-        ConvKernels.WeightFlip(ctx.Device, weight.Pointer, flipped.Pointer, g.Co, g.C, g.Kh, g.Kw);
-        TransposedConvolutionOutput(ctx, op, adjoint, x, flipped, bias, y);
+        ConvKernels.WeightFlip(device, weight.Pointer, flipped.Pointer, g.Co, g.C, g.Kh, g.Kw);
+        var xT = ctx.NewTensor(new Shape(g.C, adjoint.NP), purpose: $"{op} input as [C][N·H·W]");
+        ToChannelsFirst(ctx, x.Pointer, xT.Pointer, g.N, g.C, g.H * g.W);
+        var kept = ctx.Arena.Mark();  // the backward reads the flipped weight and xᵀ, not the output's columns
+        var colY = ctx.NewTensor(new Shape(adjoint.K, adjoint.NP), purpose: $"{op} output columns");
+        GemmRowMajor(device, true, false, adjoint.K, adjoint.NP, g.C, flipped.Pointer, adjoint.K, xT.Pointer, adjoint.NP, 0f, colY.Pointer, adjoint.NP);
+        Col2Im(ctx, adjoint, colY.Pointer, y.Pointer, accumulate: false);
+        if (bias is not null) AddBiasInPlace(ctx, y, bias, g.Co, g.P);
+        ctx.Arena.Release(records ? kept : temporaries);
+
+        ctx.Record(op, y, inputs, tape =>
+        {
+            var dy = tape.GradOf(y);
+            if (bias is { RequiresGrad: true }) BiasBackward(ctx, dy, tape.GradOf(bias), g.N, g.Co, g.P);
+            if (!x.RequiresGrad && !weight.RequiresGrad) return;
+            var colDy = ctx.NewTensor(new Shape(adjoint.K, adjoint.NP), purpose: $"{op} output-gradient columns");
+            Im2Col(ctx, adjoint, dy.Pointer, colDy.Pointer);
+            if (weight.RequiresGrad)
+            {
+                // dwf (Cin × Cout·kh·kw) = xᵀ (Cin × N·H·W) · im2col(dy)ᵀ: the flipped weight's gradient; flipped back into dW.
+                var dwf = ctx.NewTensor(flipped.Shape, purpose: $"{op} flipped weight gradient");
+                GemmRowMajor(device, false, true, g.C, adjoint.K, adjoint.NP, xT.Pointer, adjoint.NP, colDy.Pointer, adjoint.NP, 0f, dwf.Pointer, adjoint.K);
+                var dw = ctx.NewTensor(weight.Shape, purpose: $"{op} weight gradient");
+                ConvKernels.WeightFlip(device, dwf.Pointer, dw.Pointer, g.C, g.Co, g.Kh, g.Kw);
+                ElementwiseKernels.Axpy(device, dw.Pointer, tape.GradOf(weight).Pointer, 1f, checked((int)weight.Count));
+            }
+            if (x.RequiresGrad)
+            {
+                // dxᵀ (Cin × N·H·W) = wf (Cin × Cout·kh·kw) · im2col(dy): the adjoint's forward; to NCHW and into dx.
+                var dxT = ctx.NewTensor(new Shape(g.C, adjoint.NP), purpose: $"{op} input gradient as [C][N·P]");
+                GemmRowMajor(device, false, false, g.C, adjoint.NP, adjoint.K, flipped.Pointer, adjoint.K, colDy.Pointer, adjoint.NP, 0f, dxT.Pointer, adjoint.NP);
+                var dxPart = ctx.NewTensor(x.Shape, purpose: $"{op} input gradient");
+                ToChannelsFirst(ctx, dxT.Pointer, dxPart.Pointer, g.C, g.N, g.H * g.W);  // [C][N][P] → [N][C][P]
+                ElementwiseKernels.Axpy(device, dxPart.Pointer, tape.GradOf(x).Pointer, 1f, checked((int)x.Count));
+            }
+        });
+        return y;
     }
 
     // The transposed convolution's output: col = Wᵀ·x image by image, then col2im writes (not adds) every pixel of y, then

@@ -390,6 +390,25 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
             }, samplesPerInput: 8, arenaBytes: SmallArena);
     }
 
+    //        N  Cin Cout H  W  kh kw ph pw
+    [TestCase(2, 6, 3, 7, 5, 3, 3, 1, 1)]      // Cout < Cin, stride 1: through the adjoint on the cpu device
+    [TestCase(2, 3, 4, 5, 6, 3, 3, 1, 1)]      // im2col
+    public void A_convolution_used_twice_gets_twice_its_gradients(int n, int cin, int cout, int h, int w, int kh, int kw, int ph, int pw)
+    {
+        // Every gradient must be added (+=) into what is there: y = conv(x, W, b) + conv(x, W, b) doubles each one.
+        var c = new Case(n, cin, cout, h, w, kh, kw, 1, 1, ph, pw);
+        (float[], Shape)[] inputs = [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight), (TestData.Floats(cout), c.Bias)];
+        using var device = Open();
+        var once = ForwardBackward(device, inputs, (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], 1, 1, ph, pw));
+        var twice = ForwardBackward(device, inputs, (ctx, t) =>
+            Elementwise.Add(ctx, Convolution.Conv2d(ctx, t[0], t[1], t[2], 1, 1, ph, pw), Convolution.Conv2d(ctx, t[0], t[1], t[2], 1, 1, ph, pw)));
+        for (int k = 1; k < once.Length; k++)
+        {
+            Assert.That(once[k].Max(v => Math.Abs(v)), Is.GreaterThan(0.1f), $"a gradient worth comparing for input {k - 1}");
+            Assert.That(twice[k], Is.EqualTo(once[k].Select(v => 2 * v).ToArray()).Within(1e-5f), $"gradient of input {k - 1}");
+        }
+    }
+
     [Test]
     public void An_input_that_needs_no_gradient_gets_none_and_the_weight_gradient_is_unchanged()
     {
