@@ -64,7 +64,7 @@ internal static class LaunchValidator
             if (!compatible)
                 throw new KernelLaunchException(
                     $"launch of '{name}': argument {i + 1} ('{p}') takes {KernelArg.Describe(p.Kind, p.Size)}, got {a.Describe()}");
-            if (p.Kind == 'p' && a.Bits == 0)
+            if (p.Kind == 'p' && a.Bits == 0 && !p.MayBeNull)
                 throw new KernelLaunchException($"launch of '{name}': argument {i + 1} ('{p}') is a null pointer");
         }
     }

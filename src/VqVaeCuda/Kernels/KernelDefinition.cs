@@ -18,6 +18,12 @@ public enum KernelSyncKind
 /// <param name="Size">Bytes the parameter occupies.</param>
 public sealed record KernelParameter(string Type, string Name, char Kind, int Size)
 {
+    /// <summary>The name ending that marks a pointer the kernel tests for null (an optional input, e.g. a bias).</summary>
+    public const string OptionalPointerSuffix = "_or_null";
+
+    /// <summary>A pointer the kernel reads only when it is not null: launches may pass null here and nowhere else.</summary>
+    public bool MayBeNull => Kind == 'p' && Name.EndsWith(OptionalPointerSuffix, StringComparison.Ordinal);
+
     /// <inheritdoc />
     public override string ToString() => $"{Type} {Name}";
 }

@@ -46,27 +46,34 @@ internal static class ConvKernels
         Launch(device, "conv_im2col_planes_f32", grid, new Dim3((uint)block), image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
     }
 
-    /// <summary>image (= or +=) the col entries of each pixel: on a GPU the gather, planes of H·W, grid (·, C, N); on the cpu device a thread per plane.</summary>
+    /// <summary>
+    /// image (= or +=) the col entries of each pixel, plus <paramref name="bias"/>[c] when writing (=) and a bias is given
+    /// (<c>default</c>: none): on a GPU the gather, planes of H·W, grid (·, C, N); on the cpu device a thread per plane.
+    /// </summary>
+    /// <exception cref="ArgumentException">A bias with <paramref name="accumulate"/>: a bias is added once, to a written image.</exception>
     public static void Col2Im(IDevice device, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
-                              int pw, int ho, int wo, bool accumulate) =>
-        Col2Im(device, FormFor(device), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate);
+                              int pw, int ho, int wo, bool accumulate, DevicePointer bias = default) =>
+        Col2Im(device, FormFor(device), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate, bias);
 
     /// <summary>
-    /// <see cref="Col2Im(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, bool)"/> with a chosen
-    /// kernel (tests): the gather per pixel (<c>conv_col2im_f32</c>, a GPU's) or a thread per plane adding tap after tap
-    /// (<c>conv_col2im_planes_f32</c>, the cpu device's); they agree to float rounding.
+    /// <see cref="Col2Im(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, bool, DevicePointer)"/>
+    /// with a chosen kernel (tests): the gather per pixel (<c>conv_col2im_f32</c>, a GPU's) or a thread per plane adding
+    /// tap after tap (<c>conv_col2im_planes_f32</c>, the cpu device's); they agree to float rounding.
     /// </summary>
     internal static void Col2Im(IDevice device, KernelForm form, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw,
-                                int sh, int sw, int ph, int pw, int ho, int wo, bool accumulate)
+                                int sh, int sw, int ph, int pw, int ho, int wo, bool accumulate, DevicePointer bias = default)
     {
+        if (accumulate && bias != default)
+            throw new ArgumentException("col2im adds a bias only when it writes the image (accumulate: false)", nameof(bias));
         if (form == KernelForm.Gpu)
         {
-            LaunchPlanes(device, "conv_col2im_f32", h * w, c, n, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0);
+            LaunchPlanes(device, "conv_col2im_f32", h * w, c, n, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0, bias);
             return;
         }
         int block = Math.Clamp((n + 31) / 32 * 32, 32, 64);
         var grid = new Dim3((uint)Math.Clamp((n + block - 1) / block, 1, MaxGridStrideBlocks), (uint)Math.Clamp(c, 1, MaxPlanes));
-        Launch(device, "conv_col2im_planes_f32", grid, new Dim3((uint)block), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0);
+        Launch(device, "conv_col2im_planes_f32", grid, new Dim3((uint)block), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0,
+               bias);
     }
 
     /// <summary>y[c][n][p] = x[n][c][p]; planes of P, grid (·, C, N).</summary>
@@ -127,5 +134,5 @@ internal static class ConvKernels
 
     /// <summary>wf[ci][co][kh−1−i][kw−1−j] = w[co][ci][i][j]: the weight whose convolution of dy is dx (stride 1).</summary>
     public static void WeightFlip(IDevice device, DevicePointer weight, DevicePointer flipped, int co, int ci, int kh, int kw) =>
-        LaunchGridStride(device, "conv_weight_flip_f32", (long)co * ci * kh * kw, weight, flipped, co, ci, kh, kw);
+        LaunchGridStride(device, "conv_weight_flip_f32", (long)co * ci, weight, flipped, co, ci, kh, kw);  // a thread per (co, ci) kernel
 }

@@ -271,8 +271,7 @@ public static class Convolution
         var kept = ctx.Arena.Mark();  // the backward reads the flipped weight and xᵀ, not the output's columns
         var colY = ctx.NewTensor(new Shape(adjoint.K, adjoint.NP), purpose: $"{op} output columns");
         GemmRowMajor(device, true, false, adjoint.K, adjoint.NP, g.C, flipped.Pointer, adjoint.K, xT.Pointer, adjoint.NP, 0f, colY.Pointer, adjoint.NP);
-        Col2Im(ctx, adjoint, colY.Pointer, y.Pointer, accumulate: false);
-        if (bias is not null) AddBiasInPlace(ctx, y, bias, g.Co, g.P);
+        Col2Im(ctx, adjoint, colY.Pointer, y.Pointer, accumulate: false, bias);
         ctx.Arena.Release(records ? kept : temporaries);
 
         ctx.Record(op, y, inputs, tape =>
@@ -304,16 +303,15 @@ public static class Convolution
         return y;
     }
 
-    // The transposed convolution's output: col = Wᵀ·x image by image, then col2im writes (not adds) every pixel of y, then
-    // the bias. g is the convolution it reverses (from y's space to x's); weight is [Cin of x = g.Co, Cout of y = g.C, kh, kw].
+    // The transposed convolution's output: col = Wᵀ·x image by image, then col2im writes (not adds) every pixel of y with
+    // the bias in the same pass. g is the convolution it reverses (from y's space to x's); weight is [Cin of x = g.Co, Cout of y = g.C, kh, kw].
     private static void TransposedConvolutionOutput(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias, Tensor y)
     {
         var col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
         // col[:, n·P..] (K×P) = Wᵀ (K×Cin) · x[n] (Cin×P).
         GemmRowMajorBatched(ctx.Device, true, false, g.K, g.P, g.Co, weight.Pointer, g.K, 0, x.Pointer, g.P, (long)g.Co * g.P,
                             0f, col.Pointer, g.NP, g.P, g.N);
-        Col2Im(ctx, g, col.Pointer, y.Pointer, accumulate: false);
-        if (bias is not null) AddBiasInPlace(ctx, y, bias, g.C, g.H * g.W);
+        Col2Im(ctx, g, col.Pointer, y.Pointer, accumulate: false, bias);
     }
 
     // g describes the underlying convolution from y (its image) to x (its output); g.Co is x's channel count.
@@ -358,8 +356,10 @@ public static class Convolution
     private static void Im2Col(OpContext ctx, ConvGeometry g, DevicePointer image, DevicePointer col) =>
         ConvKernels.Im2Col(ctx.Device, image, col, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo);
 
-    private static void Col2Im(OpContext ctx, ConvGeometry g, DevicePointer col, DevicePointer image, bool accumulate) =>
-        ConvKernels.Col2Im(ctx.Device, col, image, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo, accumulate);
+    // A bias is added (once, in the same pass) only when col2im writes the image.
+    private static void Col2Im(OpContext ctx, ConvGeometry g, DevicePointer col, DevicePointer image, bool accumulate, Tensor? bias = null) =>
+        ConvKernels.Col2Im(ctx.Device, col, image, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo, accumulate,
+                           bias?.Pointer ?? default);
 
     private static void ToChannelsFirst(OpContext ctx, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p) =>
         ConvKernels.NchwToCnhw(ctx.Device, nchw, cnhw, n, c, p);

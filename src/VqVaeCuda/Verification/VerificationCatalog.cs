@@ -318,14 +318,17 @@ internal static class VerificationCatalog
                 ConvKernels.Im2Col(s.Device, form, image.Pointer, col.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
                 return Floats(("col", col));
             });
-            yield return Kernel($"col2im, = and += ({name})", shape, Tolerances.Reduction, seed++, (s, random) =>
+            yield return Kernel($"col2im, =, = with bias and += ({name})", shape, Tolerances.Reduction, seed++, (s, random) =>
             {
                 var col = s.Floats(Uniform(random, rows * columns));
                 var set = s.Zeros(n * c * h * w);
+                var biased = s.Zeros(n * c * h * w);
+                var bias = s.Floats(Uniform(random, c));
                 var added = s.Floats(Uniform(random, n * c * h * w));
                 ConvKernels.Col2Im(s.Device, form, col.Pointer, set.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate: false);
+                ConvKernels.Col2Im(s.Device, form, col.Pointer, biased.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate: false, bias.Pointer);
                 ConvKernels.Col2Im(s.Device, form, col.Pointer, added.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate: true);
-                return Floats(("image", set), ("image += col", added));
+                return Floats(("image", set), ("image + bias", biased), ("image += col", added));
             });
             yield return Kernel($"channel bias gradient ({name})", $"[{n},{c * 7},{h * w}]", Tolerances.Reduction, seed++, (s, random) =>
             {

@@ -43,6 +43,23 @@ public class LaunchValidationTests
         AssertRefusedWithoutRunning((d, k, b) => d.Launch(k, 1, 64, 0, b, 1, 64), "takes float, got int");
 
     [Test]
+    public void A_null_pointer_is_refused() =>
+        AssertRefusedWithoutRunning((d, k, _) => d.Launch(k, 1, 64, 0, default(DevicePointer), 1f, 64), "null pointer");
+
+    [Test]
+    public void A_null_pointer_passes_only_where_the_parameter_is_marked_optional()
+    {
+        // Every kernel parameter that may be null says so in its name, and the kernels read it only behind a null test.
+        var set = KernelSourceSet.Embedded;
+        var optional = set.Kernels.SelectMany(k => k.Parameters.Where(p => p.MayBeNull).Select(p => (k, p))).ToList();
+        Assert.That(optional.Select(o => o.k.Name), Is.EquivalentTo(new[] { "conv_col2im_f32", "conv_col2im_planes_f32" }));
+        foreach (var (kernel, parameter) in optional)
+            Assert.That(set.Sources[kernel.SourceName], Does.Contain($"{parameter.Name} != nullptr"), $"{kernel.Name}: {parameter} is read behind a null test");
+        Assert.That(new KernelParameter("const float*", "bias", 'p', 8).MayBeNull, Is.False);
+        Assert.That(new KernelParameter("int", "count_or_null", 'i', 4).MayBeNull, Is.False, "only pointers may be null");
+    }
+
+    [Test]
     public void An_unknown_kernel_name_names_the_closest_ones()
     {
         using var device = TestDevices.Cpu();

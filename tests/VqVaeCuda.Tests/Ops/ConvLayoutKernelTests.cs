@@ -104,6 +104,7 @@ public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
         var expectedCol = Im2ColReference(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
         var col = TestData.Floats(expectedCol.Length);
         var initial = TestData.Floats(x.Length);
+        var bias = TestData.Floats(c, 2f, 3f);  // far from 0: a bias added twice or not at all fails the tolerance
         foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
             foreach (var form in Forms)
             {
@@ -113,17 +114,21 @@ public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
                 ConvKernels.Im2Col(device, form, xb.Pointer, colOut.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
                 Assert.That(device.DownloadFloats(colOut), Is.EqualTo(expectedCol), $"im2col {form}, {order}");
 
-                foreach (bool accumulate in new[] { true, false })
+                foreach (var (accumulate, withBias) in new[] { (true, false), (false, false), (false, true) })
                 {
                     var expected = Col2ImReference(col, initial, accumulate, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+                    if (withBias)
+                        for (int i = 0; i < expected.Length; i++) expected[i] += bias[i / (h * w) % c];
                     using var colIn = device.Upload(col);
+                    using var biasIn = device.Upload(bias);
                     // Without accumulate the output may hold anything first: NaN proves every pixel is written.
                     using var image = device.Upload(accumulate ? initial : Enumerable.Repeat(float.NaN, initial.Length).ToArray());
-                    ConvKernels.Col2Im(device, form, colIn.Pointer, image.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate);
+                    ConvKernels.Col2Im(device, form, colIn.Pointer, image.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate,
+                                       withBias ? biasIn.Pointer : default);
                     var actual = device.DownloadFloats(image);
                     for (int i = 0; i < actual.Length; i++)
                         Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-5 * (1 + Math.Abs(expected[i]))),
-                                    $"col2im {form}, accumulate {accumulate}, {order}, element {i}");
+                                    $"col2im {form}, accumulate {accumulate}, bias {withBias}, {order}, element {i}");
                 }
             }
     }
