@@ -21,6 +21,8 @@
 //
 //   kernel                           computes                                   launch                              FLOPs   bytes
 //   embedding_forward_f32            out = table[idx] (layout above)            grid-stride over m = S·D outputs    0       4m + 4S + 4m (worst: table rows re-read per use)
+//   embedding_forward_chunks_f32     the same; a contiguous run per thread,     grid (runs), block (1): the cpu     0       the same
+//                                    no divide per element                      device's form (LaunchPointwise)
 //   embedding_backward_atomic_f32    atomicAdd(dtable[idx·D + d], dout)         grid-stride over m                  m       4m + 4S + 8m (read-modify-write)
 // Grid-stride launches: block (256,1,1), grid (min(ceil(count/256), 65535),1,1); both barrier-free.
 #include "common.cuh"
@@ -32,6 +34,35 @@ extern "C" __global__ void embedding_forward_f32(const float* __restrict__ table
         out[e] = gather_element(table, indices, rows, dim, inner, e);
 }
 VQ_KERNEL_NO_SYNC(embedding_forward_f32)
+
+// The same gather, one contiguous run of outputs per thread (common.cuh vq_chunk_bounds): the cpu device's form
+// (KernelLaunch.LaunchPointwise). The run's first element is split into (vector block o, component d, position p)
+// once; after that the position counts up and wraps, so there is no divide per element (the grid-stride form does
+// two, which the cpu device runs per element). On a GPU this form would be uncoalesced; the GPU keeps the one above.
+extern "C" __global__ void embedding_forward_chunks_f32(const float* __restrict__ table, const int* __restrict__ indices,
+                                                        float* __restrict__ out, int rows, int dim, int inner, int m) {
+    int begin, end;
+    vq_chunk_bounds(m, &begin, &end);
+    if (begin >= end) return;
+    int p = begin % inner;
+    int od = begin / inner;  // o·dim + d
+    int d = od % dim, o = od / dim;
+    for (int e = begin; e < end;) {
+        const int* block = indices + o * inner;  // the indices of vectors o·inner … o·inner + inner − 1
+        const int run = min(end - e, inner - p);
+        for (int q = 0; q < run; q++) {
+            const int v = block[p + q];
+            out[e + q] = (unsigned)v < (unsigned)rows ? table[v * dim + d] : __int_as_float(0x7fc00000);
+        }
+        e += run;
+        p = 0;
+        if (++d == dim) {
+            d = 0;
+            ++o;
+        }
+    }
+}
+VQ_KERNEL_NO_SYNC(embedding_forward_chunks_f32)
 
 extern "C" __global__ void embedding_backward_atomic_f32(const float* __restrict__ dout, const int* __restrict__ indices,
                                                          float* __restrict__ dtable, int rows, int dim, int inner, int m) {

@@ -5,7 +5,7 @@ using VqVaeCuda.Tests.Support;
 namespace VqVaeCuda.Tests.Ops;
 
 /// <summary>
-/// The two forms of each pointwise kernel (elementwise.cu, activations.cu) — grid-stride (a GPU's) and one contiguous run
+/// The two forms of each pointwise kernel (elementwise.cu, activations.cu, embedding.cu's gather) — grid-stride (a GPU's) and one contiguous run
 /// per thread (the cpu device's, which the op tests run there) — against C# references, bit for bit, at lengths around
 /// the runs' edges (multiples of 16, one run, several, a ragged last), on each device (on the cpu in three thread orders).
 /// </summary>
@@ -76,5 +76,35 @@ public class PointwiseKernelTests(DeviceKind kind) : DeviceSpecification(kind)
             ActivationKernels.ReluBackward(device, form, yb.Pointer, dyb.Pointer, dxb.Pointer, n);
             AssertBits(device.DownloadFloats(dxb), dx.Select((d, i) => d + (y[i] > 0f ? dy[i] : 0f)).ToArray(), $"relu backward, {at}");
         });
+    }
+    [TestCase(37, 13, 7)]   // NCHW-like: vectors of 13 components, 7 positions per block
+    [TestCase(5, 3, 1)]     // rows [M, D]
+    [TestCase(512, 64, 49)] // the quantizer's z_q at fashion-mnist shapes (one block of images)
+    public void The_gather_equals_the_reference_in_both_forms_with_out_of_range_indices_as_NaN(int rows, int dim, int inner)
+    {
+        var table = Signed(rows * dim, 3);
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending, ThreadOrder.Shuffled))
+            foreach (var form in Forms)
+                foreach (int outer in new[] { 0, 1, 3, 97 })
+                {
+                    int vectors = outer * inner, count = vectors * dim;
+                    // Every tenth index outside [0, rows): −1 and rows alternately.
+                    var indices = Enumerable.Range(0, vectors).Select(i => i % 10 == 9 ? (i % 20 == 9 ? -1 : rows) : (i * 7919) % rows).ToArray();
+                    var expected = new float[count];
+                    for (int e = 0; e < count; e++)
+                    {
+                        int p = e % inner, od = e / inner, d = od % dim, v = indices[od / dim * inner + p];
+                        expected[e] = v >= 0 && v < rows ? table[v * dim + d] : float.NaN;
+                    }
+                    using var device = Open(order);
+                    using var tb = device.Upload(table);
+                    using var ib = device.Upload(indices.Length == 0 ? new int[1] : indices);
+                    using var ob = device.Upload(new float[Math.Max(count, 1)]);
+                    EmbeddingKernels.Gather(device, form, tb.Pointer, ib.Pointer, ob.Pointer, rows, dim, inner, count);
+                    var actual = device.DownloadFloats(ob).Take(count).ToArray();
+                    Assert.That(actual.Select(BitConverter.SingleToUInt32Bits).Where((_, e) => !float.IsNaN(expected[e])),
+                                Is.EqualTo(expected.Where(float.IsFinite).Select(BitConverter.SingleToUInt32Bits)), $"{form}, {order}, {outer} blocks");
+                    Assert.That(actual.Where((_, e) => float.IsNaN(expected[e])), Is.All.NaN, $"out-of-range indices give NaN, {form}, {order}");
+                }
     }
 }

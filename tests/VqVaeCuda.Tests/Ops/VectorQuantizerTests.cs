@@ -176,6 +176,41 @@ public class VectorQuantizerTests(DeviceKind kind) : DeviceSpecification(kind)
         Assert.That(Nearest(device, z, shape, e, k, NearestCodeAlgorithm.GemmThenArgmin), Is.EqualTo(expected), "GEMM then argmin");
     }
 
+    [TestCase(5)]     // fewer codes than lanes
+    [TestCase(8)]
+    [TestCase(13)]    // a ragged tail after one group of eight
+    [TestCase(300)]
+    public void The_row_argmin_is_the_single_ascending_scan_ties_NaN_and_infinity_included(int k)
+    {
+        // vq_argmin_rows_f32 (the cpu device's search after its GEMM): the lowest index of the smallest enorm[k] − 2·S[m, k]
+        // in float arithmetic, a NaN never winning, 0 when nothing is below +inf — whatever the lengths around a vector's.
+        using var device = Open();
+        var r = new Random(k);
+        var rows = new List<float[]>();
+        for (int i = 0; i < 40; i++) rows.Add(Enumerable.Range(0, k).Select(_ => (float)r.Next(-3, 4)).ToArray());  // many exact ties
+        rows.Add(Enumerable.Repeat(float.NaN, k).ToArray());
+        rows.Add(Enumerable.Repeat(float.NegativeInfinity, k).ToArray());  // distance +inf everywhere
+        rows.Add(Enumerable.Range(0, k).Select(j => j % 3 == 0 ? float.NaN : 1f - j % 5).ToArray());
+        rows.Add(Enumerable.Range(0, k).Select(j => j == k - 1 ? 9f : 0f).ToArray());  // the winner in the last lane or the tail
+        var enorm = Enumerable.Range(0, k).Select(j => j % 4 == 1 ? -0f : (float)(j % 3)).ToArray();
+        var expected = rows.Select(row =>
+        {
+            float best = float.PositiveInfinity;
+            int bestK = 0;
+            for (int j = 0; j < k; j++)
+            {
+                float dist = enorm[j] - 2.0f * row[j];
+                if (dist < best) (best, bestK) = (dist, j);
+            }
+            return bestK;
+        }).ToArray();
+        using var sb = device.Upload(rows.SelectMany(x => x).ToArray());
+        using var eb = device.Upload(enorm);
+        using var ib = device.Upload(new int[rows.Count]);
+        NearestCodeKernels.ArgminRows(device, sb.Pointer, eb.Pointer, ib.Pointer, rows.Count, k);
+        Assert.That(device.DownloadInts(ib), Is.EqualTo(expected));
+    }
+
     [Test]
     public void Duplicate_codebook_rows_resolve_to_the_lowest_index()
     {
