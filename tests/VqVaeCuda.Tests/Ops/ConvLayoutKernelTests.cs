@@ -97,6 +97,9 @@ public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
     [TestCase(2, 3, 6, 8, 3, 5, 1, 1, 1, 2)]       // "same" non-square kernels: the CPU form's flat copy, shifted both ways
     [TestCase(3, 2, 4, 5, 5, 3, 1, 1, 2, 1)]
     [TestCase(2, 2, 3, 4, 5, 5, 1, 1, 2, 2)]       // same size, kernel taller than the image: rows wholly outside
+    [TestCase(2, 2, 6, 2, 3, 4, 1, 2, 1, 2)]       // stride 2 across a 2-wide image: tap pairs whose shared columns are empty
+    [TestCase(2, 3, 9, 11, 4, 5, 2, 2, 2, 2)]      // stride 2, odd kernel width: the CPU col2im's last tap without a pair
+    [TestCase(1, 2, 4, 1, 2, 4, 2, 2, 0, 2)]       // one column
     public void Both_kernels_of_each_pair_equal_the_reference(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         int ho = Out(h, kh, sh, ph), wo = Out(w, kw, sw, pw);
