@@ -226,14 +226,28 @@ public static class Convolution
     // convolution is a stride-1 convolution. Its output lands as [Cin][N·H·W] and is added into dx through a transpose.
     private static void InputGradientByConvolution(OpContext ctx, string op, ConvGeometry g, Tensor dy, Tensor weight, Tensor dx)
     {
-        var device = ctx.Device;
-        var adjoint = new ConvGeometry(g.N, g.Co, g.Ho, g.Wo, g.C, g.Kh, g.Kw, 1, 1, g.Kh - 1 - g.Ph, g.Kw - 1 - g.Pw, g.H, g.W);
+        var adjoint = g.Adjoint();
+        var flipped = FlippedWeight(ctx, op, g, weight);
+        var colDy = ctx.NewTensor(new Shape(adjoint.K, adjoint.NP), purpose: $"{op} output-gradient columns");
+        Im2Col(ctx, adjoint, dy.Pointer, colDy.Pointer);
+        AddAdjointForward(ctx, op, g, flipped, colDy, dx);
+    }
+
+    // wf[ci][co] = w[co][ci] with the taps reversed: the weight of the adjoint convolution.
+    private static Tensor FlippedWeight(OpContext ctx, string op, ConvGeometry g, Tensor weight)
+    {
         var flipped = ctx.NewTensor(new Shape(g.C, g.Co, g.Kh, g.Kw), purpose: $"{op} flipped weight");
-        ConvKernels.WeightFlip(device, weight.Pointer, flipped.Pointer, g.Co, g.C, g.Kh, g.Kw);
-        var col = ctx.NewTensor(new Shape(adjoint.K, adjoint.NP), purpose: $"{op} output-gradient columns");
-        Im2Col(ctx, adjoint, dy.Pointer, col.Pointer);
+        ConvKernels.WeightFlip(ctx.Device, weight.Pointer, flipped.Pointer, g.Co, g.C, g.Kh, g.Kw);
+        return flipped;
+    }
+
+    // dx += the adjoint's forward of dy: dxᵀ (Cin × N·H·W) = wf (Cin × Cout·kh·kw) · im2col(dy), to NCHW and added into dx.
+    private static void AddAdjointForward(OpContext ctx, string op, ConvGeometry g, Tensor flipped, Tensor colDy, Tensor dx)
+    {
+        var device = ctx.Device;
+        var adjoint = g.Adjoint();
         var dxT = ctx.NewTensor(new Shape(g.C, adjoint.NP), purpose: $"{op} input gradient as [C][N·P]");
-        GemmRowMajor(device, false, false, g.C, adjoint.NP, adjoint.K, flipped.Pointer, adjoint.K, col.Pointer, adjoint.NP, 0f, dxT.Pointer, adjoint.NP);
+        GemmRowMajor(device, false, false, g.C, adjoint.NP, adjoint.K, flipped.Pointer, adjoint.K, colDy.Pointer, adjoint.NP, 0f, dxT.Pointer, adjoint.NP);
         var dxPart = ctx.NewTensor(dx.Shape, purpose: $"{op} input gradient");
         ToChannelsFirst(ctx, dxT.Pointer, dxPart.Pointer, g.C, g.N, g.H * g.W);  // [C][N][P] → [N][C][P]
         ElementwiseKernels.Axpy(device, dxPart.Pointer, dx.Pointer, 1f, checked((int)dx.Count));
@@ -260,12 +274,10 @@ public static class Convolution
                                                Tensor[] inputs)
     {
         var device = ctx.Device;
-        // The adjoint runs from y's space (Cout channels, Ho×Wo) to x's (Cin channels, H×W): its K is Cout·kh·kw, its N·P is N·H·W.
-        var adjoint = new ConvGeometry(g.N, g.Co, g.Ho, g.Wo, g.C, g.Kh, g.Kw, 1, 1, g.Kh - 1 - g.Ph, g.Kw - 1 - g.Pw, g.H, g.W);
+        var adjoint = g.Adjoint();
         bool records = ctx.Records(inputs);
         var temporaries = ctx.Arena.Mark();
-        var flipped = ctx.NewTensor(new Shape(g.C, g.Co, g.Kh, g.Kw), purpose: $"{op} flipped weight");
-        ConvKernels.WeightFlip(device, weight.Pointer, flipped.Pointer, g.Co, g.C, g.Kh, g.Kw);
+        var flipped = FlippedWeight(ctx, op, g, weight);
         var xT = ctx.NewTensor(new Shape(g.C, adjoint.NP), purpose: $"{op} input as [C][N·H·W]");
         ToChannelsFirst(ctx, x.Pointer, xT.Pointer, g.N, g.C, g.H * g.W);
         var kept = ctx.Arena.Mark();  // the backward reads the flipped weight and xᵀ, not the output's columns
@@ -290,15 +302,7 @@ public static class Convolution
                 ConvKernels.WeightFlip(device, dwf.Pointer, dw.Pointer, g.C, g.Co, g.Kh, g.Kw);
                 ElementwiseKernels.Axpy(device, dw.Pointer, tape.GradOf(weight).Pointer, 1f, checked((int)weight.Count));
             }
-            if (x.RequiresGrad)
-            {
-                // dxᵀ (Cin × N·H·W) = wf (Cin × Cout·kh·kw) · im2col(dy): the adjoint's forward; to NCHW and into dx.
-                var dxT = ctx.NewTensor(new Shape(g.C, adjoint.NP), purpose: $"{op} input gradient as [C][N·P]");
-                GemmRowMajor(device, false, false, g.C, adjoint.NP, adjoint.K, flipped.Pointer, adjoint.K, colDy.Pointer, adjoint.NP, 0f, dxT.Pointer, adjoint.NP);
-                var dxPart = ctx.NewTensor(x.Shape, purpose: $"{op} input gradient");
-                ToChannelsFirst(ctx, dxT.Pointer, dxPart.Pointer, g.C, g.N, g.H * g.W);  // [C][N][P] → [N][C][P]
-                ElementwiseKernels.Axpy(device, dxPart.Pointer, tape.GradOf(x).Pointer, 1f, checked((int)x.Count));
-            }
+            if (x.RequiresGrad) AddAdjointForward(ctx, op, g, flipped, colDy, tape.GradOf(x));
         });
         return y;
     }
@@ -450,5 +454,12 @@ public static class Convolution
 
         /// <summary>Rows of the column matrix: the values one output position sees.</summary>
         public int K => C * Kh * Kw;
+
+        /// <summary>
+        /// The adjoint of this stride-1 convolution: the convolution from its output's space (Co channels, Ho×Wo) back to
+        /// its input's (C channels, H×W) with padding k − 1 − p, whose weight is the flipped one. Its K is Co·kh·kw and its
+        /// N·P is N·H·W.
+        /// </summary>
+        public ConvGeometry Adjoint() => new(N, Co, Ho, Wo, C, Kh, Kw, 1, 1, Kh - 1 - Ph, Kw - 1 - Pw, H, W);
     }
 }
