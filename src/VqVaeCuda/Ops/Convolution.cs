@@ -185,8 +185,8 @@ public static class Convolution
         GemmRowMajor(device, false, false, g.Co, g.NP, g.K, weight.Pointer, g.K, col.Pointer, g.NP, 0f, yT.Pointer, g.NP);
         if (bias is not null) ConvKernels.CnhwToNchwBias(device, yT.Pointer, bias.Pointer, y.Pointer, g.N, g.Co, g.P);
         else ToChannelsFirst(ctx, yT.Pointer, y.Pointer, g.Co, g.N, g.P);  // [C][N][P] → [N][C][P] is the same swap of the outer axes
-        // Without a backward to keep them for, the temporaries are free now: the next layer's reuse that memory while it is
-        // still in cache, and inference needs one layer's temporaries instead of every layer's.
+        // Without a backward to keep them for, the temporaries are free now: inference needs one layer's temporaries at a
+        // time instead of every layer's.
         if (!ctx.Records(inputs)) ctx.Arena.Release(temporaries);
 
         ctx.Record(op, y, inputs, tape =>

@@ -63,8 +63,9 @@ public sealed class Arena : IDisposable
 
     /// <summary>
     /// Where the next allocation would start: hand it to <see cref="Release"/> to give back everything allocated
-    /// after it. An op that records no backward frees its temporaries (column matrices, layout copies) this way, so
-    /// the next op's temporaries reuse the same memory while it is still in cache.
+    /// after it. An op that records no backward frees its temporaries (column matrices, layout copies) this way, so an
+    /// inference forward needs one op's temporaries at a time instead of every op's (a third of the memory for the
+    /// fashion-mnist VQ-VAE).
     /// </summary>
     public ArenaMark Mark() => new(_offset, Generation);
 
