@@ -186,11 +186,7 @@ extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float*
     const int P = Ho * Wo;
     const int NP = N * P;
     const int HW = H * W;
-    for (int c = blockIdx.y; c < C; c += gridDim.y) {
-    // bias (writing only): the transposed convolution's bias, added in this pass to the sum col2im wrote before, as the
-    // bias pass it replaces did (the same bits). Read once per channel.
-    const bool biased = !accumulate && bias_or_null != nullptr;
-    const float b = biased ? bias_or_null[c] : 0.0f;
+    for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z)
     for (int s = vq_grid_start(HW); s < HW; s = vq_grid_next(s, HW)) {
         const float* base = col + (c * kh * kw) * NP + n * P;
@@ -212,8 +208,9 @@ extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float*
                 sum += base[(i * kw + j) * NP + oh * Wo + ow];
             }
         }
-        image[s] = accumulate ? image[s] + sum : biased ? sum + b : sum;
-    }
+        // The bias (writing only): the transposed convolution's, added to the sum col2im wrote before, as the bias pass
+        // this replaces did, so the same bits.
+        image[s] = accumulate ? image[s] + sum : bias_or_null != nullptr ? sum + bias_or_null[c] : sum;
     }
 }
 VQ_KERNEL_NO_SYNC(conv_col2im_f32)
