@@ -101,7 +101,9 @@ public static class KernelBenchmarks
 
         // The form the device runs first; on the cpu device the GPU's grid-stride form after it, for the comparison
         // (KernelLaunch.LaunchPointwise: one scalar element per plain call against a vectorised contiguous run).
-        var forms = device.Kind == DeviceKind.Host ? new[] { KernelLaunch.KernelForm.Cpu, KernelLaunch.KernelForm.Gpu } : [KernelLaunch.KernelForm.Gpu];
+        var forms = KernelLaunch.FormFor(device) == KernelLaunch.KernelForm.Cpu
+            ? new[] { KernelLaunch.KernelForm.Cpu, KernelLaunch.KernelForm.Gpu }
+            : [KernelLaunch.KernelForm.Gpu];
         foreach (var form in forms)
         {
             string Name(string kernel) => form == KernelLaunch.KernelForm.Cpu ? $"{kernel} [CPU form: a run per thread]" : kernel;

@@ -30,10 +30,10 @@ public sealed record PipelineOptions
     /// <summary>
     /// How the prior trains; <see cref="PriorTrainingOptions.SampleCount"/> samples end the run. 3500 steps with a cosine
     /// decay, since the gate's one-pass backward made the prior's CPU step ~33 ms for 32 code maps (was ~40; ~140 before
-    /// the CPU work). Measured on two cores with the tiny prior: 3000 cosine steps reach a test NLL of 2.29 nats where
-    /// 2000 constant-rate ones reached 2.38 and 4000 constant-rate ones 2.28; with the shapes prior (5×5 first layer)
-    /// 3500 cosine steps reach 2.22–2.24 (2.24 since the input gradient by convolution changed the VQ-VAE's rounding), and the
-    /// whole pipeline takes ~140 s.
+    /// the CPU work). Chosen on two cores on the varied shapes (`shapes-varied`, then the default data): with the tiny prior
+    /// 3000 cosine steps reached a test NLL of 2.29 nats where 2000 constant-rate ones reached 2.38 and 4000 constant-rate
+    /// ones 2.28; with the shapes prior (5×5 first layer) 3500 cosine steps reach 2.22–2.24, and the whole pipeline takes
+    /// ~140 s. On the plain shapes, the default since, the same settings reach 1.67–1.72 nats in 135–155 s (README).
     /// </summary>
     public PriorTrainingOptions PriorTraining { get; init; } = new()
     {
