@@ -33,10 +33,11 @@
 //   kernel                         computes                                      launch            FLOPs       bytes (fewest)
 //   conv_im2col_f32                col from x, as above                          planes of P,      0           4X + 4·K·NP
 //                                  (thread per (p, c, n), loops over i,j)        grid (·, C, N)
-//   conv_im2col_planes_f32         the same col: one thread per (row of col,     grid (·, K),      0           4X + 4·K·NP
-//                                  image), copying its shifted plane row by row; block (min(N,64))
-//                                  the cpu device's variant (stores uncoalesced
-//                                  on a GPU)
+//   conv_im2col_planes_f32         the same col: one thread per row of col,      grid (1, K),      0           4X + 4·K·NP
+//                                  the images in a grid-stride loop (any block   block (1)
+//                                  is correct), each shifted plane copied row
+//                                  by row; the cpu device's variant (stores
+//                                  uncoalesced on a GPU)
 //   conv_col2im_f32                x[n,c,h,w] (=|+=) Σ of the col entries that   planes of H·W,    K·NP        4·K·NP + 4X (8X
 //                                  im2col copied from (n,c,h,w); one thread      grid (·, C, N)    (adds; +X   when accumulating;
 //                                  gathers all of one element's contributions                      with bias)  +4C with bias)
@@ -111,8 +112,10 @@ extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* _
 }
 VQ_KERNEL_NO_SYNC(conv_im2col_f32)
 
-// The same col, one thread per (row r = (c·kh + i)·kw + j, image n): the thread fills its Ho×Wo block of the row
-// with the input plane shifted by the tap, row by row. The cpu device's variant (ConvKernels picks it there): a
+// The same col, by rows r = (c·kh + i)·kw + j: for each image n in its grid-stride loop a thread fills the Ho×Wo block
+// (r, n) with the input plane shifted by the tap, row by row. The cpu device launches one thread per row (block 1),
+// so the row's tap and bounds below are found once for all N images; a thread per (row, image) spent most of its time
+// finding them. The cpu device's variant (ConvKernels picks it there): a
 // thread's stores are contiguous and its inner loop over ow is a plain strided copy, where the per-position form
 // above spends ~8 cycles of index arithmetic per element. On a GPU the lanes (consecutive n) would store Ho·Wo
 // elements apart — uncoalesced — so the GPU keeps conv_im2col_f32. Both produce the same bits (pure copies).

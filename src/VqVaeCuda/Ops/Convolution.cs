@@ -214,13 +214,21 @@ public static class Convolution
         return y;
     }
 
+    // Which products a convolution is written as: the cpu device's (through the adjoint, the input gradient as a
+    // convolution, the transposed convolution over N·P columns) or a GPU's (im2col and strided batches, fewer launches).
+    // The device decides; tests set PathFormOverride to take a GPU's path on the cpu device, where its kernels then run in
+    // their cpu forms, so both paths are checked without a GPU.
+    internal static KernelLaunch.KernelForm? PathFormOverride { get; set; }
+
+    private static KernelLaunch.KernelForm PathFormFor(IDevice device) => PathFormOverride ?? KernelLaunch.FormFor(device);
+
     // Whether the input gradient of a convolution runs as a convolution of dy with the flipped weight (the cpu device, for
     // a stride-1 convolution with fewer output than input channels): its column matrix has Cout·kh·kw rows where dcol has
     // Cin·kh·kw, and its GEMM's inner dimension is Cout·kh·kw where dcol's is Cout — for the residual blocks' 3×3 128→32,
     // a quarter of the column bytes and a GEMM of inner dimension 288 instead of 32. On a GPU the dcol-then-col2im path
     // stays: this one takes three more launches (flip, transpose, add), and there the column bytes cost less than launches.
     private static bool InputGradientAsConvolution(IDevice device, ConvGeometry g) =>
-        KernelLaunch.FormFor(device) == KernelLaunch.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Ph < g.Kh && g.Pw < g.Kw;
+        PathFormFor(device) == KernelLaunch.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Ph < g.Kh && g.Pw < g.Kw;
 
     // dx += conv(dy, wf), wf[ci][co] = w[co][ci] with the taps reversed, padding k − 1 − p: the adjoint of a stride-1
     // convolution is a stride-1 convolution. Its output lands as [Cin][N·H·W] and is added into dx through a transpose.
@@ -267,7 +275,7 @@ public static class Convolution
     // the im2col path stays: this one takes more launches (flips, transposes, an add), and there launches cost more than
     // column bytes.
     private static bool RunsThroughAdjoint(IDevice device, ConvGeometry g) =>
-        KernelLaunch.FormFor(device) == KernelLaunch.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Kh * g.Kw > 1 &&
+        PathFormFor(device) == KernelLaunch.KernelForm.Cpu && g.Sh == 1 && g.Sw == 1 && g.Co < g.C && g.Kh * g.Kw > 1 &&
         g.Ph < g.Kh && g.Pw < g.Kw;
 
     private static Tensor Conv2dThroughAdjoint(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias, Tensor y,
@@ -318,18 +326,40 @@ public static class Convolution
         Col2Im(ctx, g, col.Pointer, y.Pointer, accumulate: false, bias);
     }
 
+    // Whether the transposed convolution runs its products over N·P columns (the cpu device): xᵀ ([Cin][N·P]) is written
+    // once in the forward and serves the forward's GEMM and the weight gradient's, and the input gradient is one GEMM
+    // into [Cin][N·P] added back through a transpose. OpenBLAS runs one product N·P = 3136 columns wide faster than 64
+    // products 49 wide (the decoder's 128→64 layer: 4.4 against 5.5 ms forward, 4.3 against 5.4 ms for dx; NOTES.md).
+    // On a GPU the strided batches stay: they read and write NCHW as stored, with no transposes, which would add launches.
+    private static bool TransposedRunsOverColumns(IDevice device) => PathFormFor(device) == KernelLaunch.KernelForm.Cpu;
+
     // g describes the underlying convolution from y (its image) to x (its output); g.Co is x's channel count.
-    // Unlike the convolution, the transposed one keeps its strided-batched GEMMs over x and dx as stored (NCHW): one GEMM
-    // over N·P columns would need xᵀ in the forward and a layout pass back into dx, one kernel launch more per layer
-    // on a GPU for no measured gain on the CPU.
+    // On a GPU the transposed convolution keeps its strided-batched GEMMs over x and dx as stored (NCHW); on the cpu device
+    // it runs over N·P columns (TransposedRunsOverColumns).
     private static Tensor ConvTranspose2dForward(OpContext ctx, string op, ConvGeometry g, Tensor x, Tensor weight, Tensor? bias)
     {
         var device = ctx.Device;
         var y = ctx.NewTensor(new Shape(g.N, g.C, g.H, g.W), purpose: op);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        bool overColumns = TransposedRunsOverColumns(device);
         var temporaries = ctx.Arena.Mark();
-        TransposedConvolutionOutput(ctx, op, g, x, weight, bias, y);
-        ctx.Arena.Release(temporaries);  // the columns: the backward does not read them
+        Tensor? xT = null;
+        if (overColumns)
+        {
+            // xᵀ (Cin×N·P); col (K×N·P) = Wᵀ (K×Cin) · xᵀ: one GEMM for the batch. The backward reads xᵀ again (dW).
+            xT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} input as [C][N·P]");
+            ToChannelsFirst(ctx, x.Pointer, xT.Pointer, g.N, g.Co, g.P);
+            var kept = ctx.Arena.Mark();
+            var col = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} columns");
+            GemmRowMajor(device, true, false, g.K, g.NP, g.Co, weight.Pointer, g.K, xT.Pointer, g.NP, 0f, col.Pointer, g.NP);
+            Col2Im(ctx, g, col.Pointer, y.Pointer, accumulate: false, bias);
+            ctx.Arena.Release(ctx.Records(inputs) ? kept : temporaries);  // the columns always; xᵀ when no backward reads it
+        }
+        else
+        {
+            TransposedConvolutionOutput(ctx, op, g, x, weight, bias, y);
+            ctx.Arena.Release(temporaries);  // the columns: the backward does not read them
+        }
 
         ctx.Record(op, y, inputs, tape =>
         {
@@ -338,7 +368,16 @@ public static class Convolution
             if (!x.RequiresGrad && !weight.RequiresGrad) return;
             var dcol = ctx.NewTensor(new Shape(g.K, g.NP), purpose: $"{op} column gradient");
             Im2Col(ctx, g, dy.Pointer, dcol.Pointer);
-            if (x.RequiresGrad)
+            if (x.RequiresGrad && overColumns)
+            {
+                // dxᵀ (Cin×N·P) = W (Cin×K) · dcol (K×N·P): the convolution's forward as one GEMM; then added into dx as NCHW.
+                var dxT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} input gradient as [C][N·P]");
+                GemmRowMajor(device, false, false, g.Co, g.NP, g.K, weight.Pointer, g.K, dcol.Pointer, g.NP, 0f, dxT.Pointer, g.NP);
+                var dxPart = ctx.NewTensor(x.Shape, purpose: $"{op} input gradient");
+                ToChannelsFirst(ctx, dxT.Pointer, dxPart.Pointer, g.Co, g.N, g.P);  // [C][N][P] → [N][C][P]
+                ElementwiseKernels.Axpy(device, dxPart.Pointer, tape.GradOf(x).Pointer, 1f, checked((int)x.Count));
+            }
+            else if (x.RequiresGrad)
             {
                 // dx[n] (Cin×P) += W (Cin×K) · dcol[:, n·P..] (K×P): the convolution's forward.
                 GemmRowMajorBatched(device, false, false, g.Co, g.P, g.K, weight.Pointer, g.K, 0, dcol.Pointer, g.NP, g.P,
@@ -346,10 +385,14 @@ public static class Convolution
             }
             if (weight.RequiresGrad)
             {
-                // dW (Cin×K) += xᵀ (Cin×N·P) · dcolᵀ (N·P×K).
-                var xT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} input as [C][N·P]");
-                ToChannelsFirst(ctx, x.Pointer, xT.Pointer, g.N, g.Co, g.P);
-                GemmRowMajor(device, false, true, g.Co, g.K, g.NP, xT.Pointer, g.NP, dcol.Pointer, g.NP, 1f, tape.GradOf(weight).Pointer, g.K);
+                // dW (Cin×K) += xᵀ (Cin×N·P) · dcolᵀ (N·P×K), with the forward's xᵀ where it kept one.
+                var xColumns = xT;
+                if (xColumns is null)
+                {
+                    xColumns = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} input as [C][N·P]");
+                    ToChannelsFirst(ctx, x.Pointer, xColumns.Pointer, g.N, g.Co, g.P);
+                }
+                GemmRowMajor(device, false, true, g.Co, g.K, g.NP, xColumns.Pointer, g.NP, dcol.Pointer, g.NP, 1f, tape.GradOf(weight).Pointer, g.K);
             }
         });
         return y;

@@ -351,6 +351,79 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
             (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], sh, sw, ph, pw), samplesPerInput: 8, arenaBytes: SmallArena);
     }
 
+    // ---- both products of each convolution ---------------------------------------------------
+    // The cpu device writes some convolutions as other products than a GPU does (through the adjoint, the transposed
+    // convolution over N·P columns). With Convolution.PathFormOverride each device takes each path in turn, its kernels in
+    // their own forms, against the same direct loops and finite differences: the GPU's products are checked here too.
+
+    //        N  Cin Cout H  W  kh kw sh sw ph pw
+    [TestCase(2, 3, 4, 4, 5, 4, 4, 2, 2, 1, 1)]      // the decoder's upsampling
+    [TestCase(2, 2, 3, 4, 3, 2, 3, 2, 1, 0, 1)]      // non-square kernel, unequal strides and paddings
+    [TestCase(2, 6, 3, 7, 5, 3, 3, 1, 1, 1, 1)]      // Cout < Cin, stride 1: the convolution through its adjoint on the cpu device
+    public void Both_products_of_each_convolution_equal_the_direct_loop_and_finite_differences(int n, int cin, int cout, int h, int w, int kh, int kw,
+                                                                                              int sh, int sw, int ph, int pw)
+    {
+        var c = new Case(n, cin, cout, h, w, kh, kw, sh, sw, ph, pw);
+        float[] x = TestData.Floats((int)c.X.Count), b = TestData.Floats(cout);
+        float[] convWeight = TestData.Floats((int)c.ConvWeight.Count), transposedWeight = TestData.Floats((int)c.TransposedWeight.Count);
+        using var device = Open();
+        try
+        {
+            foreach (var form in KernelForms.Both)
+            {
+                Convolution.PathFormOverride = form;
+                using (var arena = new Arena(device, SmallArena))
+                {
+                    var ctx = new OpContext(arena);
+                    var y = Convolution.Conv2d(ctx, Upload(ctx, x, c.X), Upload(ctx, convWeight, c.ConvWeight), Upload(ctx, b, c.Bias), sh, sw, ph, pw);
+                    Assert.That(y.ToArray(), Is.EqualTo(ReferenceConv2d(c, x, convWeight, b)).Within(1e-4f), $"conv2d, {form} products");
+                    var yT = Convolution.ConvTranspose2d(ctx, Upload(ctx, x, c.X), Upload(ctx, transposedWeight, c.TransposedWeight), Upload(ctx, b, c.Bias),
+                                                         sh, sw, ph, pw);
+                    Assert.That(yT.ToArray(), Is.EqualTo(ReferenceConvTranspose2d(c, x, transposedWeight, b)).Within(1e-4f), $"conv_transpose2d, {form} products");
+                }
+                GradientCheck.Check(device,
+                    [new(x, c.X, "x"), new(convWeight, c.ConvWeight, "weight"), new(b, c.Bias, "bias")],
+                    (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], sh, sw, ph, pw), samplesPerInput: 6, arenaBytes: SmallArena);
+                GradientCheck.Check(device,
+                    [new(x, c.X, "x"), new(transposedWeight, c.TransposedWeight, "weight"), new(b, c.Bias, "bias")],
+                    (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], sh, sw, ph, pw), samplesPerInput: 6, arenaBytes: SmallArena);
+            }
+        }
+        finally
+        {
+            Convolution.PathFormOverride = null;
+        }
+    }
+
+    [Test]
+    public void The_path_override_changes_the_products_a_transposed_convolution_runs()
+    {
+        // A guard for the test above: if the override did nothing, both of its passes would check one path. The cpu
+        // device's transposed convolution transposes x first (one kernel more than the GPU's, which GEMMs x as stored).
+        var c = new Case(2, 3, 4, 4, 5, 4, 4, 2, 2, 1, 1);
+        using var device = Open();
+        var launches = new Dictionary<KernelLaunch.KernelForm, long>();
+        try
+        {
+            foreach (var form in KernelForms.Both)
+            {
+                Convolution.PathFormOverride = form;
+                using var arena = new Arena(device, SmallArena);
+                var ctx = new OpContext(arena);
+                var x = Upload(ctx, TestData.Floats((int)c.X.Count), c.X);
+                var weight = Upload(ctx, TestData.Floats((int)c.TransposedWeight.Count), c.TransposedWeight);
+                long before = device.KernelLaunches;
+                Convolution.ConvTranspose2d(ctx, x, weight, null, 2, 1);
+                launches[form] = device.KernelLaunches - before;
+            }
+        }
+        finally
+        {
+            Convolution.PathFormOverride = null;
+        }
+        Assert.That(launches[KernelLaunch.KernelForm.Cpu], Is.EqualTo(launches[KernelLaunch.KernelForm.Gpu] + 1));
+    }
+
     [Test]
     public void MaskedConv2d_gradients_match_finite_differences()
     {
