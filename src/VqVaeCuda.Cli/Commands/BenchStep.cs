@@ -103,7 +103,9 @@ internal static class BenchStep
         summary.AddRow("step ms (median)", $"[bold]{r.StepMs:F1}[/]");
         summary.AddRow("spread (min / p10 / p90 / max)", $"{r.StepMsMin:F1} / {r.StepMsP10:F1} / {r.StepMsP90:F1} / {r.StepMsMax:F1}");
         summary.AddRow("images/s", $"{r.ImagesPerSecond:F0}");
-        summary.AddRow("inference (forward alone) ms / images/s", $"{r.InferenceMs:F1} / {r.InferenceImagesPerSecond:F0} ({r.InferenceImagesPerSecond / r.ImagesPerSecond:F1}x training)");
+        summary.AddRow("inference (forward alone) ms / images/s", $"{r.InferenceMs:F1} / {r.InferenceImagesPerSecond:F0} ({r.InferenceImagesPerSecond / r.ImagesPerSecond:F2}x training)");
+        if (r.EncodeMs > 0)
+            summary.AddRow("encode (encoder + nearest codes) ms / images/s", $"{r.EncodeMs:F1} / {r.EncodeImagesPerSecond:F0} ({r.EncodeImagesPerSecond / r.ImagesPerSecond:F2}x training)");
         if (r.GraphStepMs > 0)
             summary.AddRow("graph-shaped step ms (median)", Markup.Escape($"{r.GraphStepMs:F1} ({r.GraphStepMs / r.StepMs:F2}x the eager step; {r.GraphStepExecution})"));
         summary.AddRow("kernel launches / GEMM calls per step", $"{r.LaunchesPerStep} / {r.GemmCallsPerStep}");

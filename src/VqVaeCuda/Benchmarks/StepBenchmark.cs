@@ -56,17 +56,21 @@ public sealed record StepBenchmarkOptions
 /// <param name="Floors">The step's floor on each reference: H100 SXM and H200 (FP32 and TF32), and on the cpu device first the measured CPU GEMM rate.</param>
 /// <param name="ProfiledStepMs">Mean step time of the profiled steps (the sum of <paramref name="ByOp"/>).</param>
 /// <param name="ByOp">Time, launches and work per op and phase, summing to <paramref name="ProfiledStepMs"/>.</param>
-/// <param name="InferenceMs">Median time of the forward alone on the same batch, without a tape (what reconstruct and evaluation run).</param>
+/// <param name="InferenceMs">Median time of the forward alone on the same batch, without a tape (what reconstruct and evaluation run), timed in runs alternating with the timed steps' runs.</param>
 /// <param name="InferenceImagesPerSecond">Batch / <paramref name="InferenceMs"/>.</param>
 /// <param name="GraphStepMs">Median time of the graph-shaped step (<c>CapturableStep</c>: nothing read back inside it), as the trainer's
 /// <c>--step-mode graph</c> runs it.</param>
 /// <param name="GraphStepExecution">How that step ran: replayed as one captured CUDA graph, or launch by launch (and why).</param>
 /// <param name="Gemm">What ran the GEMMs: cuBLAS, or the CBLAS library and (OpenBLAS) its kernel family and who chose it.</param>
+/// <param name="EncodeMs">Median time of the encoder and the nearest-code search on the same batch (what <c>vqvae encode</c> runs), timed
+/// in runs alternating with the steps' and the forwards'.</param>
+/// <param name="EncodeImagesPerSecond">Batch / <paramref name="EncodeMs"/>.</param>
 public sealed record StepBenchmarkResult(
     string Preset, int Batch, string Device, int Workers, double StepMs, double StepMsMin, double StepMsMax, double StepMsP10, double StepMsP90,
     double ImagesPerSecond, long LaunchesPerStep, long GemmCallsPerStep, long ArenaPeakBytes, long DeviceBytes, long ParameterCount,
     double Flops, double Bytes, IReadOnlyList<StepFloor> Floors, double ProfiledStepMs, IReadOnlyList<OpTime> ByOp,
-    double InferenceMs = 0, double InferenceImagesPerSecond = 0, double GraphStepMs = 0, string GraphStepExecution = "", string Gemm = "");
+    double InferenceMs = 0, double InferenceImagesPerSecond = 0, double GraphStepMs = 0, string GraphStepExecution = "", string Gemm = "",
+    double EncodeMs = 0, double EncodeImagesPerSecond = 0);
 
 /// <summary>
 /// The fastest a step (or an op: <see cref="BenchmarkResult.Floors"/>) could run on one reference: FLOPs at its peak rate or
@@ -107,6 +111,9 @@ public static class StepBenchmark
     /// <summary>The references a step is compared with (DESIGN.md's H100 SXM and the H200 we may borrow).</summary>
     public static IReadOnlyList<ReferenceGpu> GpuReferences => Roofline.Datasheet;
 
+    /// <summary>Timed steps, then as many timed forwards alone, in turn (see <see cref="Run"/>).</summary>
+    public const int InterleavedRun = 5;
+
     /// <summary>Measures the step on <paramref name="device"/>.</summary>
     public static StepBenchmarkResult Run(IDevice device, StepBenchmarkOptions options, Action<string>? progress = null)
     {
@@ -118,19 +125,52 @@ public static class StepBenchmark
 
         progress?.Invoke($"warm-up: {options.Warmup} steps");
         for (int i = 0; i < options.Warmup; i++) step.Run(null);
+        step.RunInference();
+        step.RunEncode();
+        // Steps, forwards alone (inference) and encodes are timed in turn, in runs of InterleavedRun each, so their medians come
+        // from the same minutes of the machine: on a shared machine, timing all the steps and then all the forwards lets a
+        // busy spell land on one side and moves their ratio (the inference-to-training throughput) by more than a change to
+        // the code does. Runs rather than single alternation: evaluation runs forwards back to back, and training steps, so
+        // each is timed after one of its own kind (a forward right after a step finds other data in the caches).
         var samples = new double[options.Repetitions];
-        long launches0 = device.KernelLaunches, gemms0 = device.GemmCalls;
-        for (int i = 0; i < options.Repetitions; i++)
+        var inferenceSamples = new double[options.Repetitions];
+        var encodeSamples = new double[options.Repetitions];
+        long stepLaunches = 0, stepGemms = 0;
+        for (int first = 0; first < options.Repetitions; first += InterleavedRun)
         {
-            progress?.Invoke($"step {i + 1}/{options.Repetitions}");
-            device.Synchronize();
-            long t0 = Stopwatch.GetTimestamp();
-            step.Run(null);
-            device.Synchronize();
-            samples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            int end = Math.Min(options.Repetitions, first + InterleavedRun);
+            for (int i = first; i < end; i++)
+            {
+                progress?.Invoke($"step {i + 1}/{options.Repetitions}");
+                device.Synchronize();
+                long launches0 = device.KernelLaunches, gemms0 = device.GemmCalls;
+                long t0 = Stopwatch.GetTimestamp();
+                step.Run(null);
+                device.Synchronize();
+                samples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                stepLaunches += device.KernelLaunches - launches0;
+                stepGemms += device.GemmCalls - gemms0;
+            }
+            for (int i = first; i < end; i++)
+            {
+                progress?.Invoke($"forward alone {i + 1}/{options.Repetitions}");
+                long t0 = Stopwatch.GetTimestamp();
+                step.RunInference();
+                device.Synchronize();
+                inferenceSamples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            }
+            for (int i = first; i < end; i++)
+            {
+                progress?.Invoke($"encode {i + 1}/{options.Repetitions}");
+                long t0 = Stopwatch.GetTimestamp();
+                step.RunEncode();
+                encodeSamples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            }
         }
-        long launches = (device.KernelLaunches - launches0) / options.Repetitions;
-        long gemms = (device.GemmCalls - gemms0) / options.Repetitions;
+        Array.Sort(encodeSamples);
+        double encode = Percentile(encodeSamples, 0.5);
+        long launches = stepLaunches / options.Repetitions;
+        long gemms = stepGemms / options.Repetitions;
 
         var profiler = new StepProfiler(device);
         for (int i = 0; i < options.ProfiledSteps; i++)
@@ -138,8 +178,8 @@ public static class StepBenchmark
             progress?.Invoke($"profiled step {i + 1}/{options.ProfiledSteps}");
             step.Run(profiler);
         }
-        progress?.Invoke("inference (the forward alone)");
-        double inference = Timing.MedianMilliseconds(device, step.RunInference, warmup: 1, options.Repetitions);
+        Array.Sort(inferenceSamples);
+        double inference = Percentile(inferenceSamples, 0.5);
         progress?.Invoke("the graph-shaped step");
         var (graphMs, graphExecution) = step.TimeCapturable(options.Repetitions);
         var byOp = profiler.PerStep();
@@ -153,7 +193,7 @@ public static class StepBenchmark
             launches, gemms, step.ArenaPeakBytes, step.DeviceBytes, step.ParameterCount, flops, bytes,
             Floors(device, flops, bytes, median), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
             inference, options.Batch / (inference / 1e3), graphMs, graphExecution,
-            device.Kind == DeviceKind.Host ? $"CBLAS {OpenBlas.Describe()}" : "cuBLAS");
+            device.Kind == DeviceKind.Host ? $"CBLAS {OpenBlas.Describe()}" : "cuBLAS", encode, options.Batch / (encode / 1e3));
     }
 
     /// <summary>
@@ -281,7 +321,19 @@ internal sealed class BenchmarkStep : IDisposable
         return (median, step.Execution);
     }
 
-    /// <summary>The forward alone in evaluation mode, no tape: what reconstruct, encode and evaluation run per batch.</summary>
+    /// <summary>The encoder and the nearest-code search, no tape: what <c>vqvae encode</c> runs per batch (the prior's input).</summary>
+    public void RunEncode()
+    {
+        var config = _model.Config;
+        _arena.Reset();
+        var ctx = new OpContext(_arena);
+        var x = ctx.NewTensor(new Shape(_data.Count, config.InputChannels, config.ImageSize, config.ImageSize), purpose: "batch");
+        x.CopyFrom(_data.Pixels);
+        _model.EncodeToCodes(ctx, x);
+        _model.Device.Synchronize();
+    }
+
+    /// <summary>The forward alone in evaluation mode, no tape: what reconstruct and evaluation run per batch.</summary>
     public void RunInference()
     {
         var config = _model.Config;

@@ -152,6 +152,12 @@ public class StepBenchmarkTests
                     Is.SupersetOf(new[] { "conv2d", "conv_transpose2d", "relu", "add", "mse", VectorQuantizer.RecordedNameWithEma }));
         Assert.That(result.LaunchesPerStep, Is.EqualTo(result.ByOp.Sum(o => o.KernelLaunches)), "every launch of the step is in one op's row");
         Assert.That(result.GemmCallsPerStep, Is.EqualTo(result.ByOp.Sum(o => o.GemmCalls)));
+        // The forwards alone and the encodes timed between the steps are not counted in the step's launches (above), and
+        // each has its own figures.
+        Assert.That(result.InferenceMs, Is.GreaterThan(0));
+        Assert.That(result.EncodeMs, Is.GreaterThan(0));
+        Assert.That(result.InferenceImagesPerSecond, Is.EqualTo(n * 1000.0 / result.InferenceMs).Within(1e-9).Percent);
+        Assert.That(result.EncodeImagesPerSecond, Is.EqualTo(n * 1000.0 / result.EncodeMs).Within(1e-9).Percent);
     }
 
     [Test]
