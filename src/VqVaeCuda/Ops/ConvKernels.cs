@@ -52,6 +52,8 @@ internal static class ConvKernels
     /// <summary>
     /// image (= or +=) the col entries of each pixel, plus <paramref name="bias"/>[c] when writing (=) and a bias is given
     /// (<c>default</c>: none): on a GPU the gather, planes of H·W, grid (·, C, N); on the cpu device a thread per plane.
+    /// <paramref name="col"/> is consumed: the cpu form may set its entries that no pixel takes to zero (the stride-1 flat
+    /// runs in kernels/conv.cu), so pass columns nothing reads afterwards except further col2im calls.
     /// </summary>
     /// <exception cref="ArgumentException">A bias with <paramref name="accumulate"/>: a bias is added once, to a written image.</exception>
     public static void Col2Im(IDevice device, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
