@@ -45,7 +45,8 @@
 //                                  not depend on thread order; when writing (=),
 //                                  + bias[c] if given (the transposed conv's)
 //   conv_col2im_planes_f32         the same sums: one thread per (c, n) plane,   grid (·, C),      K·NP        4·K·NP + 4X (8X
-//                                  adding tap after tap, starting from bias[c]   block (min(N,64)) (adds)      when accumulating;
+//                                  adding tap after tap, starting from bias[c]   block (≤ 64, ≥ 16 (adds)      when accumulating;
+//                                                                                blocks in all)
 //                                  or 0 when writing; the cpu device's variant                                 +4C with bias)
 //                                  (to float rounding of the gather); for stride
 //                                  1, Wo = W a flat run per tap, col's entries

@@ -75,7 +75,9 @@ internal static class ConvKernels
             LaunchPlanes(device, "conv_col2im_f32", h * w, c, n, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0, bias);
             return;
         }
-        int block = Math.Clamp((n + 31) / 32 * 32, 32, 64);
+        // A thread per (c, n) plane, at least 16 blocks: with few channels (the decoder's last layer has one) a block of 64
+        // images would leave every worker thread but one idle.
+        int block = (int)Math.Clamp(((long)n * c + 15) / 16, 1, 64);
         var grid = new Dim3((uint)Math.Clamp((n + block - 1) / block, 1, MaxGridStrideBlocks), (uint)Math.Clamp(c, 1, MaxPlanes));
         Launch(device, "conv_col2im_planes_f32", grid, new Dim3((uint)block), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0,
                bias);

@@ -4,7 +4,7 @@ using static VqVaeCuda.Ops.KernelLaunch;
 namespace VqVaeCuda.Ops;
 
 /// <summary>
-/// Launches of kernels/losses.cu: the MSE's pass 1 (grid G from <see cref="ScalarReduction"/>, block 256),
+/// Launches of kernels/losses.cu: the MSE's pass 1 (grid G from <see cref="ScalarReduction"/>, block 256 on a GPU, 1 on the cpu device),
 /// its grid-stride backward, and the quantizer's loss pass 2 (one block) and straight-through backward.
 /// </summary>
 internal static class LossKernels
@@ -20,7 +20,24 @@ internal static class LossKernels
 
     /// <summary>partial[b] = scale·Σ (p − t)² over block b's slice, b &lt; <paramref name="blocks"/>.</summary>
     public static void MsePartials(IDevice device, DevicePointer prediction, DevicePointer target, DevicePointer partials, float scale, int n, int blocks) =>
-        Launch(device, "mse_partials_f32", blocks, ScalarReduction.Block, prediction, target, partials, scale, n);
+        MsePartials(device, FormFor(device), prediction, target, partials, scale, n, blocks);
+
+    /// <summary>
+    /// <see cref="MsePartials(IDevice, DevicePointer, DevicePointer, DevicePointer, float, int, int)"/> in a chosen form (tests,
+    /// verify): a GPU's grid-stride slices folded by the block (<c>mse_partials_f32</c>), or the cpu device's contiguous run
+    /// per block summed by one thread without barriers (<c>mse_partials_chunks_f32</c>, <see cref="ChunkLength"/> elements).
+    /// </summary>
+    internal static void MsePartials(IDevice device, KernelForm form, DevicePointer prediction, DevicePointer target, DevicePointer partials,
+                                     float scale, int n, int blocks)
+    {
+        if (form == KernelForm.Gpu)
+            Launch(device, "mse_partials_f32", blocks, ScalarReduction.Block, prediction, target, partials, scale, n);
+        else
+            Launch(device, "mse_partials_chunks_f32", blocks, 1, prediction, target, partials, scale, n, ChunkLength(n, blocks));
+    }
+
+    /// <summary>The run each block of <c>mse_partials_chunks_f32</c> sums: ⌈n / blocks⌉ rounded up to whole eights of its lanes.</summary>
+    public static int ChunkLength(int n, int blocks) => (int)Math.Min(((long)n + blocks - 1) / blocks + 7 & ~7L, int.MaxValue & ~7);
 
     /// <summary>grad += alpha·dL·(p − t), dL read from <paramref name="dloss"/>[0].</summary>
     public static void MseBackward(IDevice device, DevicePointer prediction, DevicePointer target, DevicePointer dloss, DevicePointer grad, float alpha,

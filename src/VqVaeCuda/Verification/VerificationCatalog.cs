@@ -299,6 +299,15 @@ internal static class VerificationCatalog
                 ActivationKernels.ReluBackward(s.Device, form, y.Pointer, dy.Pointer, dx.Pointer, n);
                 return Floats(("y", y), ("dx", dx));
             });
+            yield return Kernel($"mse partial sums ({name})", $"{n} floats, 3 blocks", Tolerances.Reduction, seed++, (s, random) =>
+            {
+                const int blocks = 3;
+                var prediction = s.Floats(Uniform(random, n));
+                var target = s.Floats(Uniform(random, n));
+                var partials = s.Zeros(blocks);
+                LossKernels.MsePartials(s.Device, form, prediction.Pointer, target.Pointer, partials.Pointer, 0.5f, n, blocks);
+                return Floats(("partials", partials));
+            });
             yield return Kernel($"embedding gather ({name})", "out [5,13,7] from 37 rows", Tolerances.Exact, seed++, (s, random) =>
             {
                 const int rows = 37, dim = 13, inner = 7, outer = 5, total = outer * dim * inner;

@@ -31,8 +31,9 @@ public class MseTests(DeviceKind kind) : DeviceSpecification(kind)
     [Test]
     public void Forward_is_the_two_pass_sum_tree_of_the_scaled_squares()
     {
-        // 1 100 001 elements: on the cpu device 68 blocks of 256 threads (64 elements a thread), each partial scaled by 1/n
-        // before pass 2; a GPU's grid has its own block count, and the model follows it.
+        // 1 100 001 elements: on the cpu device 68 blocks (256 threads' worth of 64 elements each), each summed by one thread
+        // in eight lanes (mse_partials_chunks_f32) and scaled by 1/n before pass 2; a GPU's grid has its own block count and
+        // folds each block's grid-stride slices, and the model follows the device's form.
         const int n = 1_100_001;
         var p = TestData.Floats(n);
         var t = TestData.Floats(n);
@@ -44,9 +45,41 @@ public class MseTests(DeviceKind kind) : DeviceSpecification(kind)
             using var arena = new Arena(device, 16L << 20);
             var ctx = new OpContext(arena);
             var loss = Losses.Mse(ctx, ctx.Floats(p, n), ctx.Floats(t, n)).ToArray()[0];
-            float expected = KernelOrderModels.TwoPassSum(n, blocks, i => (p[i] - t[i]) * (p[i] - t[i]), scale: (float)(1.0 / n));
+            float Term(int i) => (p[i] - t[i]) * (p[i] - t[i]);
+            float expected = OnCpu
+                ? KernelOrderModels.ChunkTwoPassSum(n, blocks, LossKernels.ChunkLength(n, blocks), Term, scale: (float)(1.0 / n))
+                : KernelOrderModels.TwoPassSum(n, blocks, Term, scale: (float)(1.0 / n));
             // Every term is positive: the sum of magnitudes is the loss itself.
             Assert.That(loss, Is.EqualTo(expected).Within(DeviceTolerance.OrderedSum(Kind, expected)), $"{order}");
+        }
+    }
+
+    [TestCase(1)]
+    [TestCase(7)]
+    [TestCase(100_003)]
+    public void Both_forms_of_pass_one_give_the_partial_sums_of_their_trees(int n)
+    {
+        // Each device runs one form (LossKernels.MsePartials): both are held here to their trees, the chunk form with more
+        // blocks than runs of eight when n is small (empty runs write 0).
+        const int blocks = 5;
+        const float scale = 0.25f;
+        var p = TestData.Floats(n);
+        var t = TestData.Floats(n);
+        float Term(int i) => (p[i] - t[i]) * (p[i] - t[i]);
+        foreach (var form in KernelForms.Both)
+        foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending, ThreadOrder.Shuffled))
+        {
+            using var device = Open(order);
+            using var arena = new Arena(device, 4L << 20);
+            var ctx = new OpContext(arena);
+            var partials = ctx.Zeros(new Shape(blocks));
+            LossKernels.MsePartials(device, form, ctx.Floats(p, n).Pointer, ctx.Floats(t, n).Pointer, partials.Pointer, scale, n, blocks);
+            var expected = Enumerable.Range(0, blocks).Select(b => scale * (form == KernelLaunch.KernelForm.Cpu
+                ? KernelOrderModels.ChunkSum(n, LossKernels.ChunkLength(n, blocks), b, Term)
+                : KernelOrderModels.GridStrideBlockSum(n, blocks, ScalarReduction.Block, b, Term))).ToArray();
+            var actual = partials.ToArray();
+            for (int b = 0; b < blocks; b++)
+                Assert.That(actual[b], Is.EqualTo(expected[b]).Within(DeviceTolerance.OrderedSum(Kind, Math.Abs(expected[b]))), $"{form}, {order}, block {b}");
         }
     }
 

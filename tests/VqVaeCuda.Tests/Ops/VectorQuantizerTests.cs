@@ -323,8 +323,9 @@ public class VectorQuantizerTests(DeviceKind kind) : DeviceSpecification(kind)
     {
         foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
         {
-            // 4·64·46·46 = 541 696 elements: 34 blocks of 256 threads at the cpu device's 64 elements a thread (a GPU's 8
-            // would give 265, capped at 256 partials: these losses have always been reduced with that cap). Pass 2 divides by n.
+            // 4·64·46·46 = 541 696 elements: 34 blocks at the cpu device's 256 · 64 elements a block, each one thread's run
+            // summed in eight lanes (a GPU's 256 · 8 would give 265, capped at 256 partials: these losses have always been
+            // reduced with that cap). Pass 2 divides by n.
         // The model follows the device's own block count.
             using var device = Open(order);
             using var arena = new Arena(device, 48L << 20);
@@ -334,7 +335,10 @@ public class VectorQuantizerTests(DeviceKind kind) : DeviceSpecification(kind)
             var zq = result.Quantized.ToArray();
             int count = ze.Length, blocks = LossKernels.QuantizerLossBlocks(count, device);
             if (OnCpu) Assert.That(blocks, Is.EqualTo(34));
-            float expected = KernelOrderModels.TwoPassSum(count, blocks, i => (ze[i] - zq[i]) * (ze[i] - zq[i])) * (1f / count);
+            float Term(int i) => (ze[i] - zq[i]) * (ze[i] - zq[i]);
+            float expected = (OnCpu
+                ? KernelOrderModels.ChunkTwoPassSum(count, blocks, LossKernels.ChunkLength(count, blocks), Term)
+                : KernelOrderModels.TwoPassSum(count, blocks, Term)) * (1f / count);
             // Every term is positive: the sum of magnitudes is the loss itself.
             double tolerance = DeviceTolerance.OrderedSum(Kind, expected);
             Assert.That(result.CodebookLoss.ToArray()[0], Is.EqualTo(expected).Within(tolerance), $"codebook loss, {order}");

@@ -95,4 +95,28 @@ public static class KernelOrderModels
         for (int b = 0; b < blocks; b++) partials[b] = scale * GridStrideBlockSum(n, blocks, threads, b, term);
         return GridStrideBlockSum(blocks, 1, threads, 0, i => partials[i]);
     }
+
+    /// <summary>
+    /// kernels/losses.cu's mse_partials_chunks_f32 for block <paramref name="block"/>: term(i) over the run
+    /// [block·per, (block + 1)·per) ∩ [0, n) into eight running sums (element j of the run into sum j mod 8), added pairwise.
+    /// </summary>
+    public static float ChunkSum(int n, int per, int block, Func<int, float> term)
+    {
+        var lanes = new float[8];
+        long first = (long)block * per;
+        int begin = (int)Math.Min(first, n), end = (int)Math.Min((long)begin + per, n);
+        for (int i = begin; i < end; i++) lanes[(i - begin) & 7] += term(i);
+        return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    }
+
+    /// <summary>
+    /// The cpu device's two-pass MSE reduction: pass 1 gives partial[b] = scale · <see cref="ChunkSum"/>(b) with runs of
+    /// <paramref name="per"/>, pass 2 sums the partials with one block of <paramref name="threads"/> as on a GPU.
+    /// </summary>
+    public static float ChunkTwoPassSum(int n, int blocks, int per, Func<int, float> term, float scale = 1f, int threads = 256)
+    {
+        var partials = new float[blocks];
+        for (int b = 0; b < blocks; b++) partials[b] = scale * ChunkSum(n, per, b, term);
+        return GridStrideBlockSum(blocks, 1, threads, 0, i => partials[i]);
+    }
 }
