@@ -17,8 +17,10 @@
 //
 // Kernels, in the order a forward pass uses them.
 //
-//   vq_codebook_prepare_f32   enorm[k] = ‖e_k‖², et = Eᵀ ([D, K], codes contiguous, for coalesced tile loads).
-//       thread per code, grid-stride; block (256), grid (ceil(K/256)).            FLOPs 2KD   bytes 8KD + 4K
+//   vq_codebook_prepare_f32   enorm[k] = ‖e_k‖², and et = Eᵀ ([D, K], codes contiguous, for coalesced tile loads)
+//       when et is given: only the fused kernel reads it; the unfused path passes null and skips the transposed writes.
+//       thread per code, grid-stride; block (256), grid (ceil(K/256)).            FLOPs 2KD   bytes 8KD + 4K (4KD + 4K
+//                                                                                             without et)
 //
 // Fused variant (what the op uses on a GPU):
 //   vq_nearest_fused_f32      THE FUSED KERNEL: a GEMM-shaped loop with an argmin epilogue; the M×K
@@ -67,14 +69,14 @@ __device__ __forceinline__ unsigned long long vq_min_key(unsigned long long a, u
 
 // ---- codebook norms ------------------------------------------------------------------------------
 
-extern "C" __global__ void vq_codebook_prepare_f32(const float* __restrict__ E, float* __restrict__ et, float* __restrict__ enorm,
+extern "C" __global__ void vq_codebook_prepare_f32(const float* __restrict__ E, float* __restrict__ et_or_null, float* __restrict__ enorm,
                                                    int K, int D) {
     for (int k = vq_grid_start(K); k < K; k = vq_grid_next(k, K)) {
         float s = 0.0f;
         for (int d = 0; d < D; ++d) {
             const float v = E[k * D + d];
             s += v * v;
-            et[d * K + k] = v;
+            if (et_or_null != nullptr) et_or_null[d * K + k] = v;
         }
         enorm[k] = s;
     }

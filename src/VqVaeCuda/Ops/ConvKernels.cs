@@ -102,7 +102,7 @@ internal static class ConvKernels
     /// </summary>
     private static void LaunchPlanes(IDevice device, string kernel, int plane, int y, int z, params ReadOnlySpan<KernelArg> args)
     {
-        if (device.Kind == DeviceKind.Host)
+        if (FormFor(device) == KernelForm.Cpu)
         {
             // On the cpu device a block per (channel, image) plane of 49 elements costs more to schedule (~0.1 µs a block)
             // than to run, and a block's threads run one after another: so there ONE thread per channel walks every image

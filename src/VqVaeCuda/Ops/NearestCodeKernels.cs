@@ -17,9 +17,9 @@ internal static class NearestCodeKernels
     /// <summary>Codes per tile of the fused kernel (VQ_NC_BN); code splits are whole tiles.</summary>
     public const int FusedCodeTile = 128;
 
-    /// <summary>enorm[k] = ‖e_k‖² and et = Eᵀ ([D, K]).</summary>
-    public static void PrepareCodebook(IDevice device, DevicePointer codebook, DevicePointer et, DevicePointer enorm, int k, int d) =>
-        LaunchGridStride(device, "vq_codebook_prepare_f32", k, codebook, et, enorm, k, d);
+    /// <summary>enorm[k] = ‖e_k‖², and et = Eᵀ ([D, K]) unless <paramref name="etOrNull"/> is <c>default</c> (only the fused kernel reads it).</summary>
+    public static void PrepareCodebook(IDevice device, DevicePointer codebook, DevicePointer etOrNull, DevicePointer enorm, int k, int d) =>
+        LaunchGridStride(device, "vq_codebook_prepare_f32", k, codebook, etOrNull, enorm, k, d);
 
     /// <summary>
     /// How many code splits (grid.y of the fused kernel) to use: enough blocks for two per multiprocessor,

@@ -176,17 +176,18 @@ public static class VectorQuantizer
         var device = ctx.Device;
         int k = codebook.Shape[0];
         var indices = ctx.NewTensor(indexShape, DType.Int32, "code indices");
-        var et = ctx.NewTensor(new Shape(d, k), purpose: "codebook transposed");
         var enorm = ctx.NewTensor(new Shape(k), purpose: "codebook squared norms");
-        NearestCodeKernels.PrepareCodebook(device, codebook.Pointer, et.Pointer, enorm.Pointer, k, d);
         if (algorithm == NearestCodeAlgorithm.Fused)
         {
+            var et = ctx.NewTensor(new Shape(d, k), purpose: "codebook transposed");
+            NearestCodeKernels.PrepareCodebook(device, codebook.Pointer, et.Pointer, enorm.Pointer, k, d);
             var (splits, codesPerSplit) = NearestCodeKernels.FusedSplits(device, m, k, codeSplits);
             var keys = splits > 1 ? ctx.NewTensor(new Shape(2 * splits, m), DType.Int32, "nearest-code candidates").Pointer : indices.Pointer;
             NearestCodeKernels.NearestFused(device, z.Pointer, m, d, hw, et.Pointer, enorm.Pointer, k, indices.Pointer, keys, splits, codesPerSplit);
             return indices;
         }
         OpChecks.Require((long)m * k <= int.MaxValue, "nearest codes", $"the unfused path's {m}x{k} distance matrix exceeds 2^31 elements");
+        NearestCodeKernels.PrepareCodebook(device, codebook.Pointer, default, enorm.Pointer, k, d);  // the GEMM reads E as stored
         var s = ctx.NewTensor(new Shape(m, k), purpose: "z·e matrix");
         NearestCodeKernels.DotProducts(device, z.Pointer, m, d, hw, codebook.Pointer, k, s.Pointer);
         NearestCodeKernels.ArgminRows(device, s.Pointer, enorm.Pointer, indices.Pointer, m, k);
