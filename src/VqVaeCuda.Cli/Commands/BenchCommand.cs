@@ -27,7 +27,8 @@ internal static class BenchCommand
         var step = new Option<bool>("--step")
         {
             Description = "Benchmark a whole VQ-VAE training step (forward, backward, Adam, EMA codebook update) after warm-up: median and spread, " +
-                          "images/s, launches, memory, FLOPs and bytes against the device's floor, and the time by op. With --kernels and/or --ops: " +
+                          "images/s, the forward alone and the encode (inference images/s; timed in turn with the steps, five of each at a time), launches, " +
+                          "memory, FLOPs and bytes against the device's floor, and the time by op. With --kernels and/or --ops: " +
                           "after them, on the same device; the JSON is then {results, step}.",
         };
         var preset = new Option<string>("--preset")
