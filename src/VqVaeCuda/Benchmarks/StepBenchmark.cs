@@ -111,7 +111,7 @@ public static class StepBenchmark
     /// <summary>The references a step is compared with (DESIGN.md's H100 SXM and the H200 we may borrow).</summary>
     public static IReadOnlyList<ReferenceGpu> GpuReferences => Roofline.Datasheet;
 
-    /// <summary>Timed steps, then as many timed forwards alone, in turn (see <see cref="Run"/>).</summary>
+    /// <summary>How many timed steps, then forwards alone, then encodes, are timed at a time, in turn (see <see cref="Run"/>).</summary>
     public const int InterleavedRun = 5;
 
     /// <summary>Measures the step on <paramref name="device"/>.</summary>
@@ -167,8 +167,9 @@ public static class StepBenchmark
                 encodeSamples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             }
         }
+        Array.Sort(inferenceSamples);
         Array.Sort(encodeSamples);
-        double encode = Percentile(encodeSamples, 0.5);
+        double inference = Percentile(inferenceSamples, 0.5), encode = Percentile(encodeSamples, 0.5);
         long launches = stepLaunches / options.Repetitions;
         long gemms = stepGemms / options.Repetitions;
 
@@ -178,8 +179,6 @@ public static class StepBenchmark
             progress?.Invoke($"profiled step {i + 1}/{options.ProfiledSteps}");
             step.Run(profiler);
         }
-        Array.Sort(inferenceSamples);
-        double inference = Percentile(inferenceSamples, 0.5);
         progress?.Invoke("the graph-shaped step");
         var (graphMs, graphExecution) = step.TimeCapturable(options.Repetitions);
         var byOp = profiler.PerStep();
