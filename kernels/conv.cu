@@ -51,6 +51,17 @@
 //                                  (to float rounding of the gather); for stride
 //                                  1, Wo = W a flat run per tap, col's entries
 //                                  that no pixel takes set to zero first
+//   conv_space_to_depth_f32        the s·s phase planes of each (n, c) plane:     grid-stride over  0           8X
+//                                  phases[n][c][pi·s+pj][a][b] = x[n][c][s·a+pi]  N·C planes
+//                                  [s·b+pj] (the cpu device's stride-s path)
+//   conv_depth_to_space_f32        the inverse, x (= or +=) phases               grid-stride over  X (adds)    8X (12X when
+//                                                                                N·C planes                    accumulating)
+//   conv_im2col_phases_f32         col from the phase planes: each tap's block   grid (1, K),      0           4X + 4·K·NP
+//                                  a shifted phase plane, one flat run (thread   block (1)
+//                                  per row of col, over every image)
+//   conv_col2im_phases_f32         the phase planes of col2im's sums: a thread   grid (·, C),      K·NP        4·K·NP + 4X
+//                                  per (c, n), from bias[c] or 0, taps added in  block (≤ 64)      (adds)      (+4C with
+//                                  ascending order as flat runs (col consumed)                                 bias)
 //   conv_nchw_to_cnhw_f32          y[c][n][p] = x[n][c][p] (batched transpose of  planes of P,      0           8·N·C·P
 //                                  the two outer axes; runs of p stay contiguous) grid (·, C, N)
 //   conv_cnhw_to_nchw_bias_f32     y[n][c][p] = x[c][n][p] + b[c] (the forward's  planes of P,      N·C·P       8·N·C·P + 4C
@@ -286,6 +297,132 @@ extern "C" __global__ void conv_col2im_planes_f32(float* __restrict__ col, float
     }
 }
 VQ_KERNEL_NO_SYNC(conv_col2im_planes_f32)
+
+// ---- stride s through phase planes (the cpu device) ------------------------------------------------------------------
+// A stride-s convolution reads, for tap (i, j), every s-th row and column of the image: input row s·oh − ph + i. Split
+// i − ph = s·di + pi (0 ≤ pi < s): the row is s·(oh + di) + pi, row oh + di of PHASE plane pi, the plane of the rows
+// ≡ pi (mod s). So with the image split into its s·s phase planes (H/s × W/s each; space to depth), every tap's block of
+// col is a phase plane shifted by (di, dj): the stride-1 flat copy of conv_im2col_planes_f32 (one run per block, the
+// wrapped columns zeroed) where the strided path copies seven runs of seven strided elements per 7×7 block. col2im is
+// the mirror: each tap added into its phase plane as one flat run (conv_col2im_planes_f32's), then depth to space. For
+// s | H, s | W and Wo = W/s (the 4×4 stride-2 layers with padding 1); ConvKernels picks this path on the cpu device, where
+// the phase planes are one temporary tensor (the x's size) and one pass more. On a GPU the strided gathers coalesce as
+// well as these and save the passes: the GPU keeps conv_im2col_f32 / conv_col2im_f32.
+
+// floor(a / s) for any sign of a (s ≥ 1): the tap's phase-plane shift.
+__device__ __forceinline__ int floor_divide_by_stride(int a, int s) { return a >= 0 ? a / s : -((-a + s - 1) / s); }
+
+// phases[n][c][pi·s + pj][a][b] = x[n][c][s·a + pi][s·b + pj] for a < H/s, b < W/s. Grid-stride over the N·C planes.
+extern "C" __global__ void conv_space_to_depth_f32(const float* __restrict__ x, float* __restrict__ phases, int planes, int H, int W, int s) {
+    const int Hp = H / s, Wp = W / s;
+    for (int plane = vq_grid_start(planes); plane < planes; plane = vq_grid_next(plane, planes)) {
+        const float* in = x + plane * H * W;
+        float* out = phases + plane * H * W;
+        for (int pi = 0; pi < s; pi++)
+            for (int pj = 0; pj < s; pj++) {
+                float* phase = out + (pi * s + pj) * Hp * Wp;
+                for (int a = 0; a < Hp; a++) {
+                    const float* row = in + (s * a + pi) * W + pj;
+                    for (int b = 0; b < Wp; b++) phase[a * Wp + b] = row[s * b];
+                }
+            }
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_space_to_depth_f32)
+
+// x[n][c][s·a + pi][s·b + pj] (= or +=) phases[n][c][pi·s + pj][a][b]: the inverse, accumulating for gradients.
+extern "C" __global__ void conv_depth_to_space_f32(const float* __restrict__ phases, float* __restrict__ x, int planes, int H, int W, int s,
+                                                   int accumulate) {
+    const int Hp = H / s, Wp = W / s;
+    for (int plane = vq_grid_start(planes); plane < planes; plane = vq_grid_next(plane, planes)) {
+        const float* in = phases + plane * H * W;
+        float* out = x + plane * H * W;
+        for (int pi = 0; pi < s; pi++)
+            for (int pj = 0; pj < s; pj++) {
+                const float* phase = in + (pi * s + pj) * Hp * Wp;
+                for (int a = 0; a < Hp; a++) {
+                    float* row = out + (s * a + pi) * W + pj;
+                    if (accumulate)
+                        for (int b = 0; b < Wp; b++) row[s * b] += phase[a * Wp + b];
+                    else
+                        for (int b = 0; b < Wp; b++) row[s * b] = phase[a * Wp + b];
+                }
+            }
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_depth_to_space_f32)
+
+// col from the phase planes (Hp × Wp = H/s × W/s, Wo = Wp): a thread per row of col, over every image, as
+// conv_im2col_planes_f32's flat path with the tap's phase plane and shift.
+extern "C" __global__ void conv_im2col_phases_f32(const float* __restrict__ phases, float* __restrict__ col, int N, int C, int Hp, int Wp,
+                                                  int kh, int kw, int s, int ph, int pw, int Ho, int Wo) {
+    const int P = Ho * Wo;
+    const int NP = N * P;
+    const int taps = kh * kw;
+    const int plane = Hp * Wp;
+    for (int r = blockIdx.y; r < C * taps; r += gridDim.y) {
+        const int c = r / taps;
+        const int i = (r - c * taps) / kw;
+        const int j = r - c * taps - i * kw;
+        const int di = floor_divide_by_stride(i - ph, s), pi = i - ph - s * di;
+        const int dj = floor_divide_by_stride(j - pw, s), pj = j - pw - s * dj;
+        // Block (oh, ow) reads phase (oh + di, ow + dj): rows [rowLo, rowHi) and columns [lo, hi) are inside.
+        const int rowLo = min(Ho, max(0, -di)), rowHi = max(rowLo, min(Ho, Hp - di));
+        const int lo = min(Wo, max(0, -dj)), hi = max(lo, min(Wo, Wp - dj));
+        const int offset = di * Wp + dj;
+        for (int n = vq_grid_start(N); n < N; n = vq_grid_next(n, N)) {
+            const float* phase = phases + ((n * C + c) * s * s + pi * s + pj) * plane;
+            float* out = col + r * NP + n * P;
+            for (int q = 0; q < rowLo * Wo; q++) out[q] = 0.0f;
+            if (rowLo < rowHi && lo < hi) {
+                const int qEnd = (rowHi - 1) * Wo + hi;
+                for (int q = rowLo * Wo + lo; q < qEnd; q++) out[q] = phase[q + offset];
+            }
+            for (int oh = rowLo; oh < rowHi; oh++) {
+                for (int ow = 0; ow < lo; ow++) out[oh * Wo + ow] = 0.0f;
+                for (int ow = hi; ow < Wo; ow++) out[oh * Wo + ow] = 0.0f;
+            }
+            for (int q = rowHi * Wo; q < P; q++) out[q] = 0.0f;
+        }
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_im2col_phases_f32)
+
+// The phase planes of x's gradient or output from col: a thread per (c, n), which starts its s·s phase planes from
+// bias[c] or 0 and adds the taps in ascending (i, j), each as one flat run into its phase plane (the run's wrapped
+// entries of col zeroed first, as conv_col2im_planes_f32 does: col is consumed). conv_depth_to_space_f32 then writes or
+// adds the planes into x. Every pixel gets its taps in the planes form's order; accumulating adds their sum to x at the
+// end instead of one by one (the two agree to float rounding).
+extern "C" __global__ void conv_col2im_phases_f32(float* __restrict__ col, float* __restrict__ phases, int N, int C, int Hp, int Wp,
+                                                  int kh, int kw, int s, int ph, int pw, int Ho, int Wo,
+                                                  const float* __restrict__ bias_or_null) {
+    const int P = Ho * Wo;
+    const int NP = N * P;
+    const int plane = Hp * Wp;
+    for (int c = blockIdx.y; c < C; c += gridDim.y)
+    for (int n = vq_grid_start(N); n < N; n = vq_grid_next(n, N)) {
+        float* planes = phases + (n * C + c) * s * s * plane;
+        const float start = bias_or_null != nullptr ? bias_or_null[c] : 0.0f;
+        for (int e = 0; e < s * s * plane; e++) planes[e] = start;
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++) {
+                float* row = col + ((c * kh + i) * kw + j) * NP + n * P;
+                const int di = floor_divide_by_stride(i - ph, s), pi = i - ph - s * di;
+                const int dj = floor_divide_by_stride(j - pw, s), pj = j - pw - s * dj;
+                const int rowLo = min(Ho, max(0, -di)), rowHi = max(rowLo, min(Ho, Hp - di));
+                const int lo = min(Wo, max(0, -dj)), hi = max(lo, min(Wo, Wp - dj));
+                if (rowLo >= rowHi || lo >= hi) continue;
+                for (int ow = 0; ow < lo; ow++)
+                    for (int q = (rowLo + 1) * Wo + ow; q < rowHi * Wo; q += Wo) row[q] = 0.0f;
+                for (int ow = hi; ow < Wo; ow++)
+                    for (int q = rowLo * Wo + ow; q < (rowHi - 1) * Wo; q += Wo) row[q] = 0.0f;
+                float* out = planes + (pi * s + pj) * plane + di * Wp + dj;
+                const int qEnd = (rowHi - 1) * Wo + hi;
+                for (int q = rowLo * Wo + lo; q < qEnd; q++) out[q] += row[q];
+            }
+    }
+}
+VQ_KERNEL_NO_SYNC(conv_col2im_phases_f32)
 
 // One thread along x (the cpu device's plane launch, ConvKernels.LaunchPlanes): the run of p is a plain loop, which the
 // compiler vectorises; the grid-stride loop it replaces there was scalar. A GPU launch has ≥ 32 threads along x, so the

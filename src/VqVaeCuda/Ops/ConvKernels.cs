@@ -21,10 +21,22 @@ internal static class ConvKernels
     /// <summary>The most blocks a plane launch puts on grid.y and grid.z; the kernels loop over more channels or images.</summary>
     public const int MaxPlanes = 65535;
 
-    /// <summary>col [C·kh·kw, N·P] from the image [N, C, H, W]: on a GPU planes of P, grid (·, C, N); on the cpu device a thread per row of col, over every image.</summary>
+    /// <summary>
+    /// col [C·kh·kw, N·P] from the image [N, C, H, W]: on a GPU planes of P, grid (·, C, N); on the cpu device a thread per
+    /// row of col, over every image, and for a stride s ≥ 2 where <see cref="PhaseScratchFloats"/> is not 0 through the
+    /// image's phase planes held in <paramref name="phases"/> (that many floats; <c>default</c>: the strided copies).
+    /// </summary>
     public static void Im2Col(IDevice device, DevicePointer image, DevicePointer col, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
-                              int pw, int ho, int wo) =>
-        Im2Col(device, FormFor(device), image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+                              int pw, int ho, int wo, DevicePointer phases = default) =>
+        Im2Col(device, FormFor(device), image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, phases);
+
+    /// <summary>
+    /// Floats of the phase planes (the image's size) through which the cpu form's im2col and col2im run a stride-s
+    /// convolution, or 0 where they do not: a GPU form, stride 1, unequal strides, s not dividing H and W, or Wo ≠ W/s
+    /// (kernels/conv.cu, "stride s through phase planes"). The 4×4 stride-2 layers with padding 1 qualify.
+    /// </summary>
+    public static long PhaseScratchFloats(KernelForm form, int n, int c, int h, int w, int sh, int sw, int wo) =>
+        form == KernelForm.Cpu && sh == sw && sh >= 2 && h % sh == 0 && w % sw == 0 && wo == w / sw ? (long)n * c * h * w : 0;
 
     // Which kernel of each pair runs (im2col, col2im, the bias gradient): KernelLaunch.KernelForm. The GPU forms take a
     // thread per output position, or a block reduction per channel: coalesced, parallel; the CPU forms a thread per row
@@ -32,13 +44,22 @@ internal static class ConvKernels
     // the col2im and bias-gradient pairs add in different orders (they agree to float rounding). ConvLayoutKernelTests
     // hold both forms to one reference.
 
-    /// <summary><see cref="Im2Col(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int)"/> with a chosen kernel (tests).</summary>
+    /// <summary><see cref="Im2Col(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, DevicePointer)"/> with a chosen kernel (tests).</summary>
     internal static void Im2Col(IDevice device, KernelForm form, DevicePointer image, DevicePointer col, int n, int c, int h, int w, int kh, int kw,
-                                int sh, int sw, int ph, int pw, int ho, int wo)
+                                int sh, int sw, int ph, int pw, int ho, int wo, DevicePointer phases = default)
     {
         if (form == KernelForm.Gpu)
         {
             LaunchPlanes(device, "conv_im2col_f32", ho * wo, c, n, image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+            return;
+        }
+        if (phases != default && PhaseScratchFloats(form, n, c, h, w, sh, sw, wo) > 0)
+        {
+            // The phase planes once (one pass over the image), then every block of col one flat run from its plane: the
+            // 4×4 stride-2 layers' im2col at the flat 3×3 copies' speed per byte (kernels/NOTES.md).
+            LaunchGridStride(device, "conv_space_to_depth_f32", (long)n * c, image, phases, n * c, h, w, sh);
+            Launch(device, "conv_im2col_phases_f32", new Dim3(1, (uint)Math.Clamp((long)c * kh * kw, 1, MaxPlanes)), new Dim3(1), phases, col, n, c,
+                   h / sh, w / sw, kh, kw, sh, ph, pw, ho, wo);
             return;
         }
         // One thread per row of col, looping over the images: the row's tap, bounds and flat-copy range are found once for
@@ -51,22 +72,25 @@ internal static class ConvKernels
 
     /// <summary>
     /// image (= or +=) the col entries of each pixel, plus <paramref name="bias"/>[c] when writing (=) and a bias is given
-    /// (<c>default</c>: none): on a GPU the gather, planes of H·W, grid (·, C, N); on the cpu device a thread per plane.
+    /// (<c>default</c>: none): on a GPU the gather, planes of H·W, grid (·, C, N); on the cpu device a thread per plane, through
+    /// the phase planes in <paramref name="phases"/> as for <see cref="Im2Col(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, DevicePointer)"/>.
     /// <paramref name="col"/> is consumed: the cpu form may set its entries that no pixel takes to zero (the stride-1 flat
     /// runs in kernels/conv.cu), so pass columns nothing reads afterwards except further col2im calls.
     /// </summary>
     /// <exception cref="ArgumentException">A bias with <paramref name="accumulate"/>: a bias is added once, to a written image.</exception>
     public static void Col2Im(IDevice device, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
-                              int pw, int ho, int wo, bool accumulate, DevicePointer bias = default) =>
-        Col2Im(device, FormFor(device), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate, bias);
+                              int pw, int ho, int wo, bool accumulate, DevicePointer bias = default, DevicePointer phases = default) =>
+        Col2Im(device, FormFor(device), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate, bias, phases);
 
     /// <summary>
-    /// <see cref="Col2Im(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, bool, DevicePointer)"/>
+    /// <see cref="Col2Im(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, bool, DevicePointer, DevicePointer)"/>
     /// with a chosen kernel (tests): the gather per pixel (<c>conv_col2im_f32</c>, a GPU's) or a thread per plane adding
-    /// tap after tap (<c>conv_col2im_planes_f32</c>, the cpu device's); they agree to float rounding.
+    /// tap after tap (<c>conv_col2im_planes_f32</c>, the cpu device's; through the phase planes in <paramref name="phases"/>
+    /// for a stride s where <see cref="PhaseScratchFloats"/> is not 0); they agree to float rounding.
     /// </summary>
     internal static void Col2Im(IDevice device, KernelForm form, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw,
-                                int sh, int sw, int ph, int pw, int ho, int wo, bool accumulate, DevicePointer bias = default)
+                                int sh, int sw, int ph, int pw, int ho, int wo, bool accumulate, DevicePointer bias = default,
+                                DevicePointer phases = default)
     {
         if (accumulate && bias != default)
             throw new ArgumentException("col2im adds a bias only when it writes the image (accumulate: false)", nameof(bias));
@@ -79,6 +103,13 @@ internal static class ConvKernels
         // images would leave every worker thread but one idle.
         int block = (int)Math.Clamp(((long)n * c + 15) / 16, 1, 64);
         var grid = new Dim3((uint)Math.Clamp((n + block - 1) / block, 1, MaxGridStrideBlocks), (uint)Math.Clamp(c, 1, MaxPlanes));
+        if (phases != default && PhaseScratchFloats(form, n, c, h, w, sh, sw, wo) > 0)
+        {
+            // Each tap one flat run into its phase plane, then the planes into the image (written or added).
+            Launch(device, "conv_col2im_phases_f32", grid, new Dim3((uint)block), col, phases, n, c, h / sh, w / sw, kh, kw, sh, ph, pw, ho, wo, bias);
+            LaunchGridStride(device, "conv_depth_to_space_f32", (long)n * c, phases, image, n * c, h, w, sh, accumulate ? 1 : 0);
+            return;
+        }
         Launch(device, "conv_col2im_planes_f32", grid, new Dim3((uint)block), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0,
                bias);
     }

@@ -401,12 +401,20 @@ public static class Convolution
     // ---- launches ---------------------------------------------------------------------------
 
     private static void Im2Col(OpContext ctx, ConvGeometry g, DevicePointer image, DevicePointer col) =>
-        ConvKernels.Im2Col(ctx.Device, image, col, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo);
+        ConvKernels.Im2Col(ctx.Device, image, col, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo, PhasePlanes(ctx, g));
 
     // A bias is added (once, in the same pass) only when col2im writes the image.
     private static void Col2Im(OpContext ctx, ConvGeometry g, DevicePointer col, DevicePointer image, bool accumulate, Tensor? bias = null) =>
         ConvKernels.Col2Im(ctx.Device, col, image, g.N, g.C, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, g.Ho, g.Wo, accumulate,
-                           bias?.Pointer ?? default);
+                           bias?.Pointer ?? default, PhasePlanes(ctx, g));
+
+    // The phase planes the cpu device's stride-s im2col and col2im go through (ConvKernels.PhaseScratchFloats), from the
+    // arena as the op's other temporaries; none where that path does not apply.
+    private static DevicePointer PhasePlanes(OpContext ctx, ConvGeometry g)
+    {
+        long floats = ConvKernels.PhaseScratchFloats(KernelLaunch.FormFor(ctx.Device), g.N, g.C, g.H, g.W, g.Sh, g.Sw, g.Wo);
+        return floats > 0 ? ctx.NewTensor(new Shape(checked((int)floats)), purpose: "phase planes").Pointer : default;
+    }
 
     private static void ToChannelsFirst(OpContext ctx, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p) =>
         ConvKernels.NchwToCnhw(ctx.Device, nchw, cnhw, n, c, p);

@@ -241,6 +241,7 @@ internal static class VerificationCatalog
             return Floats(("dst", dst));
         });
         foreach (var c in ConvLayoutForms(seed)) yield return c;
+        foreach (var c in ConvPhasePlanes(seed + 300)) yield return c;
         foreach (var c in PointwiseForms(seed + 200)) yield return c;
         // The cpu device's input gradient by convolution flips the weight; a GPU reaches the kernel only here.
         yield return Kernel("conv_weight_flip_f32", "[7,5,3,4] -> [5,7,3,4]", Tolerances.Exact, seed + 100, (s, random) =>
@@ -318,6 +319,37 @@ internal static class VerificationCatalog
                 return Floats(("out", output));
             });
         }
+    }
+
+    // The cpu device's stride-s path through phase planes (ConvKernels.PhaseScratchFloats), run on every device: a 4×4
+    // stride-2 layer with padding 1, as the VQ-VAE's, on a non-square image.
+    private static IEnumerable<VerificationCase> ConvPhasePlanes(int seed)
+    {
+        const int n = 3, c = 4, h = 10, w = 12, k = 4, stride = 2, pad = 1;
+        const int ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1, rows = c * k * k, columns = n * ho * wo;
+        const KernelLaunch.KernelForm form = KernelLaunch.KernelForm.Cpu;
+        string shape = $"[{n},{c},{h},{w}], kernel {k}x{k}, stride {stride}, padding {pad}";
+        yield return Kernel("im2col through phase planes (CPU form)", shape, Tolerances.Exact, seed++, (s, random) =>
+        {
+            var image = s.Floats(Uniform(random, n * c * h * w));
+            var col = s.Zeros(rows * columns);
+            var phases = s.Zeros(checked((int)ConvKernels.PhaseScratchFloats(form, n, c, h, w, stride, stride, wo)));
+            ConvKernels.Im2Col(s.Device, form, image.Pointer, col.Pointer, n, c, h, w, k, k, stride, stride, pad, pad, ho, wo, phases.Pointer);
+            return Floats(("col", col));
+        });
+        yield return Kernel("col2im through phase planes, = with bias and += (CPU form)", shape, Tolerances.Reduction, seed++, (s, random) =>
+        {
+            var col = s.Floats(Uniform(random, rows * columns));
+            var biased = s.Zeros(n * c * h * w);
+            var bias = s.Floats(Uniform(random, c));
+            var added = s.Floats(Uniform(random, n * c * h * w));
+            var phases = s.Zeros(checked((int)ConvKernels.PhaseScratchFloats(form, n, c, h, w, stride, stride, wo)));
+            ConvKernels.Col2Im(s.Device, form, col.Pointer, biased.Pointer, n, c, h, w, k, k, stride, stride, pad, pad, ho, wo, accumulate: false, bias.Pointer,
+                               phases.Pointer);
+            ConvKernels.Col2Im(s.Device, form, col.Pointer, added.Pointer, n, c, h, w, k, k, stride, stride, pad, pad, ho, wo, accumulate: true,
+                               phases: phases.Pointer);
+            return Floats(("image + bias", biased), ("image += col", added));
+        });
     }
 
     // Each device runs one kernel of each conv layout pair (KernelLaunch.KernelForm): run both forms everywhere.

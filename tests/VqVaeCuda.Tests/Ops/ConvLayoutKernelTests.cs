@@ -100,6 +100,14 @@ public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
     [TestCase(2, 2, 6, 2, 3, 4, 1, 2, 1, 2)]       // stride 2 across a 2-wide image: tap pairs whose shared columns are empty
     [TestCase(2, 3, 9, 11, 4, 5, 2, 2, 2, 2)]      // stride 2, odd kernel width: the CPU col2im's last tap without a pair
     [TestCase(1, 2, 4, 1, 2, 4, 2, 2, 0, 2)]       // one column
+    // Stride s through phase planes (the cpu form with scratch): s | H, s | W, Wo = W/s.
+    [TestCase(2, 3, 14, 14, 4, 4, 2, 2, 1, 1)]     // the VQ-VAE's 4×4 stride-2 layers
+    [TestCase(1, 1, 28, 28, 4, 4, 2, 2, 1, 1)]     // its first layer: one channel
+    [TestCase(2, 2, 6, 8, 4, 4, 2, 2, 1, 1)]       // not square
+    [TestCase(2, 2, 8, 8, 3, 3, 2, 2, 1, 1)]       // odd kernel: phase shifts −1, 0, 0
+    [TestCase(1, 2, 8, 8, 6, 6, 2, 2, 2, 2)]       // shifts −1 to +1 in both phases
+    [TestCase(2, 2, 8, 8, 6, 4, 2, 2, 1, 1)]       // fewer output rows than phase rows
+    [TestCase(2, 3, 9, 9, 3, 3, 3, 3, 0, 0)]       // stride 3: nine phase planes
     public void Both_kernels_of_each_pair_equal_the_reference(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         int ho = Out(h, kh, sh, ph), wo = Out(w, kw, sw, pw);
@@ -108,14 +116,21 @@ public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
         var col = TestData.Floats(expectedCol.Length);
         var initial = TestData.Floats(x.Length);
         var bias = TestData.Floats(c, 2f, 3f);  // far from 0: a bias added twice or not at all fails the tolerance
+        long phaseFloats = ConvKernels.PhaseScratchFloats(KernelLaunch.KernelForm.Cpu, n, c, h, w, sh, sw, wo);
+        // The GPU form, the CPU form, and where the shape allows it the CPU form through phase planes.
+        var variants = Forms.Select(f => (Form: f, Phases: false)).Concat(phaseFloats > 0 ? [(KernelLaunch.KernelForm.Cpu, true)] : []).ToList();
         foreach (var order in Orders(ThreadOrder.Ascending, ThreadOrder.Descending))
-            foreach (var form in Forms)
+            foreach (var (form, throughPhases) in variants)
             {
                 using var device = Open(order);
                 using var xb = device.Upload(x);
                 using var colOut = device.Upload(new float[expectedCol.Length]);
-                ConvKernels.Im2Col(device, form, xb.Pointer, colOut.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
-                Assert.That(device.DownloadFloats(colOut), Is.EqualTo(expectedCol), $"im2col {form}, {order}");
+                // Scratch starts as NaN: a phase plane read before it is written would show.
+                using var scratch = device.Upload(Enumerable.Repeat(float.NaN, (int)Math.Max(1, phaseFloats)).ToArray());
+                var phases = throughPhases ? scratch.Pointer : default;
+                string variant = throughPhases ? $"{form} through phase planes" : $"{form}";
+                ConvKernels.Im2Col(device, form, xb.Pointer, colOut.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, phases);
+                Assert.That(device.DownloadFloats(colOut), Is.EqualTo(expectedCol), $"im2col {variant}, {order}");
 
                 foreach (var (accumulate, withBias) in new[] { (true, false), (false, false), (false, true) })
                 {
@@ -127,11 +142,11 @@ public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
                     // Without accumulate the output may hold anything first: NaN proves every pixel is written.
                     using var image = device.Upload(accumulate ? initial : Enumerable.Repeat(float.NaN, initial.Length).ToArray());
                     ConvKernels.Col2Im(device, form, colIn.Pointer, image.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate,
-                                       withBias ? biasIn.Pointer : default);
+                                       withBias ? biasIn.Pointer : default, phases);
                     var actual = device.DownloadFloats(image);
                     for (int i = 0; i < actual.Length; i++)
                         Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-5 * (1 + Math.Abs(expected[i]))),
-                                    $"col2im {form}, accumulate {accumulate}, bias {withBias}, {order}, element {i}");
+                                    $"col2im {variant}, accumulate {accumulate}, bias {withBias}, {order}, element {i}");
                 }
             }
     }
