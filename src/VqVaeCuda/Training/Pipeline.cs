@@ -33,7 +33,7 @@ public sealed record PipelineOptions
     /// the CPU work). Chosen on two cores on the varied shapes (`shapes-varied`, then the default data): with the tiny prior
     /// 3000 cosine steps reached a test NLL of 2.29 nats where 2000 constant-rate ones reached 2.38 and 4000 constant-rate
     /// ones 2.28; with the shapes prior (5×5 first layer) 3500 cosine steps reach 2.22–2.24, and the whole pipeline takes
-    /// ~140 s. On the plain shapes, the default since, the same settings reach 1.67–1.72 nats in 135–155 s (README).
+    /// ~140 s. On the plain shapes, the default since, the same settings reach 1.67–1.76 nats in 135–155 s (README).
     /// </summary>
     public PriorTrainingOptions PriorTraining { get; init; } = new()
     {
