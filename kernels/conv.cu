@@ -95,6 +95,39 @@
 // a / s for a ≥ 0 and a stride s ≥ 1: the strides of these models are 1 and 2, which need no divide.
 __device__ __forceinline__ int divide_by_stride(int a, int s) { return s == 1 ? a : s == 2 ? (a >> 1) : a / s; }
 
+// The cpu forms' flat runs (im2col and col2im of a stride-1 "same" tap, or of a stride-s tap on its phase plane): a tap's
+// Ho×Wo block of col is a plane of width Wo shifted by `offset` elements, and its rows [rowLo, rowHi) and columns
+// [lo, hi) are the ones inside the plane.
+// Copies the block from `plane`: ONE flat run from the first inside element to the last (consecutive rows of the block
+// are consecutive rows of the plane), then zeros where the shift wrapped into a neighbouring row and outside.
+__device__ __forceinline__ void vq_copy_shifted_block(const float* __restrict__ plane, float* __restrict__ out, int P, int Wo, int rowLo,
+                                                      int rowHi, int lo, int hi, int offset) {
+    for (int q = 0; q < rowLo * Wo; q++) out[q] = 0.0f;
+    if (rowLo < rowHi && lo < hi) {
+        const int qEnd = (rowHi - 1) * Wo + hi;
+        for (int q = rowLo * Wo + lo; q < qEnd; q++) out[q] = plane[q + offset];  // every source index inside the plane
+    }
+    for (int oh = rowLo; oh < rowHi; oh++) {
+        for (int ow = 0; ow < lo; ow++) out[oh * Wo + ow] = 0.0f;
+        for (int ow = hi; ow < Wo; ow++) out[oh * Wo + ow] = 0.0f;
+    }
+    for (int q = rowHi * Wo; q < P; q++) out[q] = 0.0f;
+}
+
+// Adds the block into the plane, `at` being where block element 0 lands (it may lie outside the plane; only the inside
+// is touched): the run's entries that no pixel takes (the wrapped columns) are set to zero in the block first, so the one
+// flat run adds +0 there. The block is consumed.
+__device__ __forceinline__ void vq_add_shifted_block(float* __restrict__ block, float* __restrict__ at, int Wo, int rowLo, int rowHi, int lo,
+                                                     int hi) {
+    if (rowLo >= rowHi || lo >= hi) return;
+    for (int ow = 0; ow < lo; ow++)
+        for (int q = (rowLo + 1) * Wo + ow; q < rowHi * Wo; q += Wo) block[q] = 0.0f;
+    for (int ow = hi; ow < Wo; ow++)
+        for (int q = rowLo * Wo + ow; q < (rowHi - 1) * Wo; q += Wo) block[q] = 0.0f;
+    const int qEnd = (rowHi - 1) * Wo + hi;
+    for (int q = rowLo * Wo + lo; q < qEnd; q++) at[q] += block[q];
+}
+
 extern "C" __global__ void conv_im2col_f32(const float* __restrict__ x, float* __restrict__ col, int N, int C, int H, int W,
                                            int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
     const int P = Ho * Wo;
@@ -157,19 +190,8 @@ extern "C" __global__ void conv_im2col_planes_f32(const float* __restrict__ x, f
             const float* image = x + (n * C + c) * H * W;
             float* out = col + r * NP + n * P;
             if (flat) {
-                for (int q = 0; q < rowLo * Wo; q++) out[q] = 0.0f;
-                if (rowLo < rowHi && lo < hi) {
-                    // q = oh·W + ow reads image[q + (i − ph)·W + (j − pw)]; from the first row's first inside column to
-                    // the last row's last, every source index is inside the image.
-                    const int offset = (i - ph) * W + (j - pw);
-                    const int qEnd = (rowHi - 1) * W + hi;
-                    for (int q = rowLo * W + lo; q < qEnd; q++) out[q] = image[q + offset];
-                }
-                for (int oh = rowLo; oh < rowHi; oh++) {
-                    for (int ow = 0; ow < lo; ow++) out[oh * Wo + ow] = 0.0f;
-                    for (int ow = hi; ow < Wo; ow++) out[oh * Wo + ow] = 0.0f;
-                }
-                for (int q = rowHi * Wo; q < P; q++) out[q] = 0.0f;
+                // q = oh·W + ow reads image[q + (i − ph)·W + (j − pw)].
+                vq_copy_shifted_block(image, out, P, Wo, rowLo, rowHi, lo, hi, (i - ph) * W + (j - pw));
                 continue;
             }
             for (int oh = 0; oh < Ho; oh++) {
@@ -265,19 +287,10 @@ extern "C" __global__ void conv_col2im_planes_f32(float* __restrict__ col, float
                 const int owLo = pw - j <= 0 ? 0 : divide_by_stride(pw - j + sw - 1, sw);
                 const int owHi = W - 1 + pw - j < 0 ? -1 : min(Wo - 1, divide_by_stride(W - 1 + pw - j, sw));
                 if (flat) {
-                    // Output rows whose input row h = oh − ph + i is inside: [rowLo, rowHi); columns [owLo, owHi].
+                    // Output rows whose input row h = oh − ph + i is inside: [rowLo, rowHi); columns [owLo, owHi]. q = oh·W + ow
+                    // adds into image[q + (i − ph)·W + (j − pw)].
                     const int rowLo = min(Ho, max(0, ph - i)), rowHi = max(rowLo, min(Ho, H + ph - i));
-                    if (rowLo >= rowHi || owLo > owHi) continue;
-                    // Within the run from the first row's column owLo to the last row's column owHi, the wrapped
-                    // entries: columns left of owLo in the rows after the first, right of owHi in the rows before the last.
-                    for (int ow = 0; ow < owLo; ow++)
-                        for (int q = (rowLo + 1) * Wo + ow; q < rowHi * Wo; q += Wo) row[q] = 0.0f;
-                    for (int ow = owHi + 1; ow < Wo; ow++)
-                        for (int q = rowLo * Wo + ow; q < (rowHi - 1) * Wo; q += Wo) row[q] = 0.0f;
-                    // q = oh·W + ow adds into image[q + (i − ph)·W + (j − pw)]: inside the plane for every q of the run.
-                    float* out = image + (i - ph) * W + (j - pw);
-                    const int qEnd = (rowHi - 1) * Wo + owHi + 1;
-                    for (int q = rowLo * Wo + owLo; q < qEnd; q++) out[q] += row[q];
+                    vq_add_shifted_block(row, image + (i - ph) * W + (j - pw), Wo, rowLo, rowHi, owLo, owHi + 1);
                     continue;
                 }
                 for (int oh = 0; oh < Ho; oh++) {
@@ -372,17 +385,7 @@ extern "C" __global__ void conv_im2col_phases_f32(const float* __restrict__ phas
         const int offset = di * Wp + dj;
         for (int n = vq_grid_start(N); n < N; n = vq_grid_next(n, N)) {
             const float* phase = phases + ((n * C + c) * s * s + pi * s + pj) * plane;
-            float* out = col + r * NP + n * P;
-            for (int q = 0; q < rowLo * Wo; q++) out[q] = 0.0f;
-            if (rowLo < rowHi && lo < hi) {
-                const int qEnd = (rowHi - 1) * Wo + hi;
-                for (int q = rowLo * Wo + lo; q < qEnd; q++) out[q] = phase[q + offset];
-            }
-            for (int oh = rowLo; oh < rowHi; oh++) {
-                for (int ow = 0; ow < lo; ow++) out[oh * Wo + ow] = 0.0f;
-                for (int ow = hi; ow < Wo; ow++) out[oh * Wo + ow] = 0.0f;
-            }
-            for (int q = rowHi * Wo; q < P; q++) out[q] = 0.0f;
+            vq_copy_shifted_block(phase, col + r * NP + n * P, P, Wo, rowLo, rowHi, lo, hi, offset);
         }
     }
 }
@@ -411,14 +414,7 @@ extern "C" __global__ void conv_col2im_phases_f32(float* __restrict__ col, float
                 const int dj = floor_divide_by_stride(j - pw, s), pj = j - pw - s * dj;
                 const int rowLo = min(Ho, max(0, -di)), rowHi = max(rowLo, min(Ho, Hp - di));
                 const int lo = min(Wo, max(0, -dj)), hi = max(lo, min(Wo, Wp - dj));
-                if (rowLo >= rowHi || lo >= hi) continue;
-                for (int ow = 0; ow < lo; ow++)
-                    for (int q = (rowLo + 1) * Wo + ow; q < rowHi * Wo; q += Wo) row[q] = 0.0f;
-                for (int ow = hi; ow < Wo; ow++)
-                    for (int q = rowLo * Wo + ow; q < (rowHi - 1) * Wo; q += Wo) row[q] = 0.0f;
-                float* out = planes + (pi * s + pj) * plane + di * Wp + dj;
-                const int qEnd = (rowHi - 1) * Wo + hi;
-                for (int q = rowLo * Wo + lo; q < qEnd; q++) out[q] += row[q];
+                vq_add_shifted_block(row, planes + (pi * s + pj) * plane + di * Wp + dj, Wo, rowLo, rowHi, lo, hi);
             }
     }
 }
