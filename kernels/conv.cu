@@ -46,8 +46,7 @@
 //                                  + bias[c] if given (the transposed conv's)
 //   conv_col2im_planes_f32         the same sums: one thread per (c, n) plane,   grid (·, C),      K·NP        4·K·NP + 4X (8X
 //                                  adding tap after tap, starting from bias[c]   block (≤ 64, ≥ 16 (adds)      when accumulating;
-//                                                                                blocks in all)
-//                                  or 0 when writing; the cpu device's variant                                 +4C with bias)
+//                                  or 0 when writing; the cpu device's variant   blocks in all)                +4C with bias)
 //                                  (to float rounding of the gather); for stride
 //                                  1, Wo = W a flat run per tap, col's entries
 //                                  that no pixel takes set to zero first
