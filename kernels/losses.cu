@@ -18,13 +18,14 @@
 //   FLOPs: 3n (subtract, multiply, add) + G. Bytes: 8n read + 4G written; pass 2 4G read + 4 written.
 //
 //   mse_partials_chunks_f32   the cpu device's pass 1 (LossKernels picks it there): the same partial[b], each block ONE
-//                     thread summing a contiguous run [b·per, min(n, (b+1)·per)) of the elements in eight running sums
-//                     (element j of the run into sum j mod 8, the eight added pairwise at the end), barrier-free: the
+//                     thread summing its contiguous run of the elements (common.cuh, vq_chunk_bounds: runs of
+//                     ⌊n/G⌋ + 16 rounded down to a multiple of 16) in eight running sums (element j of the run into sum
+//                     j mod 8, the eight added pairwise at the end), barrier-free: the
 //                     block fold of mse_partials_f32 costs the cpu device ~35 ns per thread per shuffle or barrier (its
 //                     fibers): 15% of the fashion-mnist quantizer forward's samples. Another tree than the GPU's,
-//                     fixed by (n, G, per), so every thread order gives the same bits; on a GPU one thread a block would
+//                     fixed by (n, G), so every thread order gives the same bits; on a GPU one thread a block would
 //                     leave the SMs idle, so the GPU keeps mse_partials_f32.
-//   Launch: grid (G,1,1) as mse_partials_f32, block (1,1,1), per = ceil(n/G) rounded up to a multiple of 8.
+//   Launch: grid (G,1,1) as mse_partials_f32, block (1,1,1) (a partial per thread).
 //   FLOPs: 3n + 8G. Bytes: 8n read + 4G written.
 //
 //   mse_backward_f32  grad[i] += alpha · dL · (p_i − t_i), dL = dloss[0] read on the device.
@@ -54,11 +55,9 @@ extern "C" __global__ void mse_partials_f32(const float* __restrict__ prediction
 VQ_KERNEL_SYNC(mse_partials_f32)
 
 extern "C" __global__ void mse_partials_chunks_f32(const float* __restrict__ prediction, const float* __restrict__ target,
-                                                   float* __restrict__ partial, float scale, int n, int per) {
-    if (threadIdx.x != 0) return;  // one thread a block: the run is the block's
-    const long long first = (long long)blockIdx.x * per;  // 64-bit: no overflow near 2^31
-    const int begin = first < n ? (int)first : n;
-    const int end = (long long)n - begin > per ? begin + per : n;
+                                                   float* __restrict__ partial, float scale, int n) {
+    int begin, end;
+    vq_chunk_bounds(n, &begin, &end);  // the thread's run, as the pointwise *_chunks_f32 kernels take theirs
     float lanes[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     int i = begin;
     for (; i + 8 <= end; i += 8)
@@ -70,7 +69,7 @@ extern "C" __global__ void mse_partials_chunks_f32(const float* __restrict__ pre
         const float d = prediction[i] - target[i];
         lanes[(i - begin) & 7] += d * d;
     }
-    partial[blockIdx.x] = scale * (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])));
+    partial[blockIdx.x * blockDim.x + threadIdx.x] = scale * (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])));
 }
 VQ_KERNEL_NO_SYNC(mse_partials_chunks_f32)
 

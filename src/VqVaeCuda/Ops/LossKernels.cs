@@ -33,11 +33,14 @@ internal static class LossKernels
         if (form == KernelForm.Gpu)
             Launch(device, "mse_partials_f32", blocks, ScalarReduction.Block, prediction, target, partials, scale, n);
         else
-            Launch(device, "mse_partials_chunks_f32", blocks, 1, prediction, target, partials, scale, n, ChunkLength(n, blocks));
+            Launch(device, "mse_partials_chunks_f32", blocks, 1, prediction, target, partials, scale, n);
     }
 
-    /// <summary>The run each block of <c>mse_partials_chunks_f32</c> sums: ⌈n / blocks⌉ rounded up to whole eights of its lanes.</summary>
-    public static int ChunkLength(int n, int blocks) => (int)Math.Min(((long)n + blocks - 1) / blocks + 7 & ~7L, int.MaxValue & ~7);
+    /// <summary>
+    /// The run each block of <c>mse_partials_chunks_f32</c> sums (common.cuh's vq_chunk_bounds for <paramref name="blocks"/>
+    /// single-thread blocks): ⌊n / blocks⌋ + 16 rounded down to a multiple of 16, at least ⌈n / blocks⌉.
+    /// </summary>
+    public static int ChunkLength(int n, int blocks) => (int)Math.Min((n / blocks + 16L) & ~15L, int.MaxValue);
 
     /// <summary>grad += alpha·dL·(p − t), dL read from <paramref name="dloss"/>[0].</summary>
     public static void MseBackward(IDevice device, DevicePointer prediction, DevicePointer target, DevicePointer dloss, DevicePointer grad, float alpha,

@@ -60,7 +60,7 @@ public class MseTests(DeviceKind kind) : DeviceSpecification(kind)
     public void Both_forms_of_pass_one_give_the_partial_sums_of_their_trees(int n)
     {
         // Each device runs one form (LossKernels.MsePartials): both are held here to their trees, the chunk form with more
-        // blocks than runs of eight when n is small (empty runs write 0).
+        // blocks than runs of sixteen when n is small (empty runs write 0).
         const int blocks = 5;
         const float scale = 0.25f;
         var p = TestData.Floats(n);
