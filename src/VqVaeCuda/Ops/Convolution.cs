@@ -256,9 +256,15 @@ public static class Convolution
         var adjoint = g.Adjoint();
         var dxT = ctx.NewTensor(new Shape(g.C, adjoint.NP), purpose: $"{op} input gradient as [C][N·P]");
         GemmRowMajor(device, false, false, g.C, adjoint.NP, adjoint.K, flipped.Pointer, adjoint.K, colDy.Pointer, adjoint.NP, 0f, dxT.Pointer, adjoint.NP);
-        var dxPart = ctx.NewTensor(dx.Shape, purpose: $"{op} input gradient");
-        ToChannelsFirst(ctx, dxT.Pointer, dxPart.Pointer, g.C, g.N, g.H * g.W);  // [C][N][P] → [N][C][P]
-        ElementwiseKernels.Axpy(device, dxPart.Pointer, dx.Pointer, 1f, checked((int)dx.Count));
+        AddChannelsFirst(ctx, op, dxT, dx);
+    }
+
+    // dx (NCHW) += gradient as [C][N·P]: a transpose of the outer axes into a temporary, then an add.
+    private static void AddChannelsFirst(OpContext ctx, string op, Tensor cnhw, Tensor dx)
+    {
+        var part = ctx.NewTensor(dx.Shape, purpose: $"{op} input gradient");
+        ToChannelsFirst(ctx, cnhw.Pointer, part.Pointer, dx.Shape[1], dx.Shape[0], dx.Shape[2] * dx.Shape[3]);  // [C][N][P] → [N][C][P]
+        ElementwiseKernels.Axpy(ctx.Device, part.Pointer, dx.Pointer, 1f, checked((int)dx.Count));
     }
 
     // Whether the convolution runs through its adjoint (the cpu device; stride 1, fewer output than input channels, a
@@ -373,9 +379,7 @@ public static class Convolution
                 // dxᵀ (Cin×N·P) = W (Cin×K) · dcol (K×N·P): the convolution's forward as one GEMM; then added into dx as NCHW.
                 var dxT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} input gradient as [C][N·P]");
                 GemmRowMajor(device, false, false, g.Co, g.NP, g.K, weight.Pointer, g.K, dcol.Pointer, g.NP, 0f, dxT.Pointer, g.NP);
-                var dxPart = ctx.NewTensor(x.Shape, purpose: $"{op} input gradient");
-                ToChannelsFirst(ctx, dxT.Pointer, dxPart.Pointer, g.Co, g.N, g.P);  // [C][N][P] → [N][C][P]
-                ElementwiseKernels.Axpy(device, dxPart.Pointer, tape.GradOf(x).Pointer, 1f, checked((int)x.Count));
+                AddChannelsFirst(ctx, op, dxT, tape.GradOf(x));
             }
             else if (x.RequiresGrad)
             {
