@@ -53,21 +53,20 @@ internal static class ConvKernels
             LaunchPlanes(device, "conv_im2col_f32", ho * wo, c, n, image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
             return;
         }
+        // One thread per row of col, looping over the images: the row's tap, bounds and flat-copy range are found once for
+        // all N images instead of once per (row, image) thread. At a block of 64 (a thread per image) that per-thread set-up
+        // (three divisions, the bounds) was most of the kernel's time: 1.2-1.6 → 0.8-1.0 ms for the 3×3 128-channel layer's
+        // 14.4 MB of columns (kernels/NOTES.md). The rows still spread over the worker threads as blocks.
+        var rows = new Dim3(1, (uint)Math.Clamp((long)c * kh * kw, 1, MaxPlanes));
         if (phases != default && PhaseScratchFloats(form, n, c, h, w, sh, sw, wo) > 0)
         {
             // The phase planes once (one pass over the image), then every block of col one flat run from its plane: the
             // 4×4 stride-2 layers' im2col at the flat 3×3 copies' speed per byte (kernels/NOTES.md).
             LaunchGridStride(device, "conv_space_to_depth_f32", (long)n * c, image, phases, n * c, h, w, sh);
-            Launch(device, "conv_im2col_phases_f32", new Dim3(1, (uint)Math.Clamp((long)c * kh * kw, 1, MaxPlanes)), new Dim3(1), phases, col, n, c,
-                   h / sh, w / sw, kh, kw, sh, ph, pw, ho, wo);
+            Launch(device, "conv_im2col_phases_f32", rows, new Dim3(1), phases, col, n, c, h / sh, w / sw, kh, kw, sh, ph, pw, ho, wo);
             return;
         }
-        // One thread per row of col, looping over the images: the row's tap, bounds and flat-copy range are found once for
-        // all N images instead of once per (row, image) thread. At a block of 64 (a thread per image) that per-thread set-up
-        // (three divisions, the bounds) was most of the kernel's time: 1.2-1.6 → 0.8-1.0 ms for the 3×3 128-channel layer's
-        // 14.4 MB of columns (kernels/NOTES.md). The rows still spread over the worker threads as blocks.
-        var grid = new Dim3(1, (uint)Math.Clamp((long)c * kh * kw, 1, MaxPlanes));
-        Launch(device, "conv_im2col_planes_f32", grid, new Dim3(1), image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
+        Launch(device, "conv_im2col_planes_f32", rows, new Dim3(1), image, col, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
     }
 
     /// <summary>
