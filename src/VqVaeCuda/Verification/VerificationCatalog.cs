@@ -253,15 +253,18 @@ internal static class VerificationCatalog
         });
     }
 
+    // The two forms of a kernel pair (KernelLaunch.KernelForm), each with the name verify's tables give it.
+    private static readonly (KernelLaunch.KernelForm Form, string Name)[] BothForms =
+        [(KernelLaunch.KernelForm.Gpu, "GPU form"), (KernelLaunch.KernelForm.Cpu, "CPU form")];
+
     // Each device runs one kernel of each pointwise pair (KernelLaunch.LaunchPointwise: grid-stride on a GPU, a contiguous
     // run per thread on the cpu device): run both forms everywhere. 10007 elements: a ragged last run, and several runs.
     private static IEnumerable<VerificationCase> PointwiseForms(int seed)
     {
         const int n = 10007;
         string shape = $"{n} floats";
-        foreach (var form in new[] { KernelLaunch.KernelForm.Gpu, KernelLaunch.KernelForm.Cpu })
+        foreach (var (form, name) in BothForms)
         {
-            string name = form == KernelLaunch.KernelForm.Gpu ? "GPU form" : "CPU form";
             yield return Kernel($"fill ({name})", shape, Tolerances.Exact, seed++, (s, random) =>
             {
                 var output = s.Floats(Uniform(random, n));
@@ -358,9 +361,8 @@ internal static class VerificationCatalog
         const int n = 3, c = 5, h = 11, w = 9, kh = 3, kw = 4, sh = 2, sw = 1, ph = 1, pw = 2;
         const int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, rows = c * kh * kw, columns = n * ho * wo;
         string shape = $"[{n},{c},{h},{w}], kernel {kh}x{kw}, stride {sh}x{sw}, padding {ph}x{pw}";
-        foreach (var form in new[] { KernelLaunch.KernelForm.Gpu, KernelLaunch.KernelForm.Cpu })
+        foreach (var (form, name) in BothForms)
         {
-            string name = form == KernelLaunch.KernelForm.Gpu ? "GPU form" : "CPU form";
             yield return Kernel($"im2col ({name})", shape, Tolerances.Exact, seed++, (s, random) =>
             {
                 var image = s.Floats(Uniform(random, n * c * h * w));
