@@ -367,26 +367,35 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
         float[] x = TestData.Floats((int)c.X.Count), b = TestData.Floats(cout);
         float[] convWeight = TestData.Floats((int)c.ConvWeight.Count), transposedWeight = TestData.Floats((int)c.TransposedWeight.Count);
         using var device = Open();
+        OnEachPath(form =>
+        {
+            using (var arena = new Arena(device, SmallArena))
+            {
+                var ctx = new OpContext(arena);
+                var y = Convolution.Conv2d(ctx, Upload(ctx, x, c.X), Upload(ctx, convWeight, c.ConvWeight), Upload(ctx, b, c.Bias), sh, sw, ph, pw);
+                Assert.That(y.ToArray(), Is.EqualTo(ReferenceConv2d(c, x, convWeight, b)).Within(1e-4f), $"conv2d, {form} products");
+                var yT = Convolution.ConvTranspose2d(ctx, Upload(ctx, x, c.X), Upload(ctx, transposedWeight, c.TransposedWeight), Upload(ctx, b, c.Bias),
+                                                     sh, sw, ph, pw);
+                Assert.That(yT.ToArray(), Is.EqualTo(ReferenceConvTranspose2d(c, x, transposedWeight, b)).Within(1e-4f), $"conv_transpose2d, {form} products");
+            }
+            GradientCheck.Check(device,
+                [new(x, c.X, "x"), new(convWeight, c.ConvWeight, "weight"), new(b, c.Bias, "bias")],
+                (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], sh, sw, ph, pw), samplesPerInput: 6, arenaBytes: SmallArena);
+            GradientCheck.Check(device,
+                [new(x, c.X, "x"), new(transposedWeight, c.TransposedWeight, "weight"), new(b, c.Bias, "bias")],
+                (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], sh, sw, ph, pw), samplesPerInput: 6, arenaBytes: SmallArena);
+        });
+    }
+
+    // Runs body once with each path forced (Convolution.PathFormOverride), and leaves the device to choose again after.
+    private static void OnEachPath(Action<KernelLaunch.KernelForm> body)
+    {
         try
         {
             foreach (var form in KernelForms.Both)
             {
                 Convolution.PathFormOverride = form;
-                using (var arena = new Arena(device, SmallArena))
-                {
-                    var ctx = new OpContext(arena);
-                    var y = Convolution.Conv2d(ctx, Upload(ctx, x, c.X), Upload(ctx, convWeight, c.ConvWeight), Upload(ctx, b, c.Bias), sh, sw, ph, pw);
-                    Assert.That(y.ToArray(), Is.EqualTo(ReferenceConv2d(c, x, convWeight, b)).Within(1e-4f), $"conv2d, {form} products");
-                    var yT = Convolution.ConvTranspose2d(ctx, Upload(ctx, x, c.X), Upload(ctx, transposedWeight, c.TransposedWeight), Upload(ctx, b, c.Bias),
-                                                         sh, sw, ph, pw);
-                    Assert.That(yT.ToArray(), Is.EqualTo(ReferenceConvTranspose2d(c, x, transposedWeight, b)).Within(1e-4f), $"conv_transpose2d, {form} products");
-                }
-                GradientCheck.Check(device,
-                    [new(x, c.X, "x"), new(convWeight, c.ConvWeight, "weight"), new(b, c.Bias, "bias")],
-                    (ctx, t) => Convolution.Conv2d(ctx, t[0], t[1], t[2], sh, sw, ph, pw), samplesPerInput: 6, arenaBytes: SmallArena);
-                GradientCheck.Check(device,
-                    [new(x, c.X, "x"), new(transposedWeight, c.TransposedWeight, "weight"), new(b, c.Bias, "bias")],
-                    (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], sh, sw, ph, pw), samplesPerInput: 6, arenaBytes: SmallArena);
+                body(form);
             }
         }
         finally
@@ -403,24 +412,16 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
         var c = new Case(2, 3, 4, 4, 5, 4, 4, 2, 2, 1, 1);
         using var device = Open();
         var launches = new Dictionary<KernelLaunch.KernelForm, long>();
-        try
+        OnEachPath(form =>
         {
-            foreach (var form in KernelForms.Both)
-            {
-                Convolution.PathFormOverride = form;
-                using var arena = new Arena(device, SmallArena);
-                var ctx = new OpContext(arena);
-                var x = Upload(ctx, TestData.Floats((int)c.X.Count), c.X);
-                var weight = Upload(ctx, TestData.Floats((int)c.TransposedWeight.Count), c.TransposedWeight);
-                long before = device.KernelLaunches;
-                Convolution.ConvTranspose2d(ctx, x, weight, null, 2, 1);
-                launches[form] = device.KernelLaunches - before;
-            }
-        }
-        finally
-        {
-            Convolution.PathFormOverride = null;
-        }
+            using var arena = new Arena(device, SmallArena);
+            var ctx = new OpContext(arena);
+            var x = Upload(ctx, TestData.Floats((int)c.X.Count), c.X);
+            var weight = Upload(ctx, TestData.Floats((int)c.TransposedWeight.Count), c.TransposedWeight);
+            long before = device.KernelLaunches;
+            Convolution.ConvTranspose2d(ctx, x, weight, null, 2, 1);
+            launches[form] = device.KernelLaunches - before;
+        });
         Assert.That(launches[KernelLaunch.KernelForm.Cpu], Is.EqualTo(launches[KernelLaunch.KernelForm.Gpu] + 1));
     }
 
