@@ -139,33 +139,12 @@ public static class StepBenchmark
         for (int first = 0; first < options.Repetitions; first += InterleavedRun)
         {
             int end = Math.Min(options.Repetitions, first + InterleavedRun);
-            for (int i = first; i < end; i++)
-            {
-                progress?.Invoke($"step {i + 1}/{options.Repetitions}");
-                device.Synchronize();
-                long launches0 = device.KernelLaunches, gemms0 = device.GemmCalls;
-                long t0 = Stopwatch.GetTimestamp();
-                step.Run(null);
-                device.Synchronize();
-                samples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-                stepLaunches += device.KernelLaunches - launches0;
-                stepGemms += device.GemmCalls - gemms0;
-            }
-            for (int i = first; i < end; i++)
-            {
-                progress?.Invoke($"forward alone {i + 1}/{options.Repetitions}");
-                long t0 = Stopwatch.GetTimestamp();
-                step.RunInference();
-                device.Synchronize();
-                inferenceSamples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            }
-            for (int i = first; i < end; i++)
-            {
-                progress?.Invoke($"encode {i + 1}/{options.Repetitions}");
-                long t0 = Stopwatch.GetTimestamp();
-                step.RunEncode();
-                encodeSamples[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            }
+            long launches0 = device.KernelLaunches, gemms0 = device.GemmCalls;  // only steps run between the two readings
+            TimeRun("step", () => step.Run(null), samples, first, end);
+            stepLaunches += device.KernelLaunches - launches0;
+            stepGemms += device.GemmCalls - gemms0;
+            TimeRun("forward alone", step.RunInference, inferenceSamples, first, end);
+            TimeRun("encode", step.RunEncode, encodeSamples, first, end);
         }
         Array.Sort(inferenceSamples);
         Array.Sort(encodeSamples);
@@ -193,6 +172,20 @@ public static class StepBenchmark
             Floors(device, flops, bytes, median), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
             inference, options.Batch / (inference / 1e3), graphMs, graphExecution,
             device.Kind == DeviceKind.Host ? $"CBLAS {OpenBlas.Describe()}" : "cuBLAS", encode, options.Batch / (encode / 1e3));
+
+        // Times run for repetitions [first, end) into their slots, each between two synchronisations.
+        void TimeRun(string what, Action run, double[] into, int first, int end)
+        {
+            for (int i = first; i < end; i++)
+            {
+                progress?.Invoke($"{what} {i + 1}/{options.Repetitions}");
+                device.Synchronize();
+                long t0 = Stopwatch.GetTimestamp();
+                run();
+                device.Synchronize();
+                into[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            }
+        }
     }
 
     /// <summary>
