@@ -63,6 +63,14 @@ __device__ __forceinline__ void vq_chunk_bounds(int n, int* begin, int* end) {
     *end = (long long)n - *begin > per ? (int)(*begin + per) : n;
 }
 
+// x where keep, else +0, without a branch: the bits of x ANDed with a mask of all ones or all zeros. On the CPU GCC
+// compiles the plain select `c ? x : 0.0f` in a loop it does not vectorise (a grid-stride loop, a strided store) to a
+// compare and a jump, which mispredicts on about half of a layer's activations; this is a setcc and an AND. The same bits
+// as the select (NaN and −0 give +0 for keep = x > 0). In a unit-stride loop the plain select is the better form: GCC
+// vectorises it (a packed compare and an AND) and not this one. A GPU compiles either to a predicated select.
+// (activations.cu's ReLU, conv.cu's fused ReLU; kernels/NOTES.md, "ReLU without a branch".)
+__device__ __forceinline__ float vq_keep_or_zero(float x, bool keep) { return __int_as_float(__float_as_int(x) & -(int)keep); }
+
 // NVRTC has no <cfloat>/<cmath> macros; spell the constants the kernels need.
 #define VQ_FLT_MAX 3.402823466e+38f
 #define VQ_INFINITY __int_as_float(0x7f800000)

@@ -40,31 +40,36 @@
 //                                  uncoalesced on a GPU)
 //   conv_col2im_f32                x[n,c,h,w] (=|+=) Σ of the col entries that   planes of H·W,    K·NP        4·K·NP + 4X (8X
 //                                  im2col copied from (n,c,h,w); one thread      grid (·, C, N)    (adds; +X   when accumulating;
-//                                  gathers all of one element's contributions                      with bias)  +4C with bias)
-//                                  in a fixed order: no atomics, the result does
-//                                  not depend on thread order; when writing (=),
-//                                  + bias[c] if given (the transposed conv's)
+//                                  gathers all of one element's contributions                      with bias;  +4C with bias)
+//                                  in a fixed order: no atomics, the result does                   +X with
+//                                  not depend on thread order; when writing (=),                   relu)
+//                                  + bias[c] if given (the transposed conv's),
+//                                  then the layer's ReLU with relu
 //   conv_col2im_planes_f32         the same sums: one thread per (c, n) plane,   grid (·, C),      K·NP        4·K·NP + 4X (8X
 //                                  adding tap after tap, starting from bias[c]   block (≤ 64, ≥ 16 (adds)      when accumulating;
 //                                  or 0 when writing; the cpu device's variant   blocks in all)                +4C with bias)
 //                                  (to float rounding of the gather); for stride
 //                                  1, Wo = W a flat run per tap, col's entries
-//                                  that no pixel takes set to zero first
+//                                  that no pixel takes set to zero first; with                     (+X with
+//                                  relu (writing) the plane's ReLU at the end                      relu)
 //   conv_space_to_depth_f32        the s·s phase planes of each (n, c) plane:     grid-stride over  0           8X
 //                                  phases[n][c][pi·s+pj][a][b] = x[n][c][s·a+pi]  N·C planes
 //                                  [s·b+pj] (the cpu device's stride-s path)
-//   conv_depth_to_space_f32        the inverse, x (= or +=) phases               grid-stride over  X (adds)    8X (12X when
-//                                                                                N·C planes                    accumulating)
+//   conv_depth_to_space_f32        the inverse, x (= or +=) phases; with relu    grid-stride over  X (adds,    8X (12X when
+//                                  (writing) x = ReLU(phases)                    N·C planes        or relu)    accumulating)
 //   conv_im2col_phases_f32         col from the phase planes: each tap's block   grid (1, K),      0           4X + 4·K·NP
 //                                  a shifted phase plane, one flat run (thread   block (1)
 //                                  per row of col, over every image)
 //   conv_col2im_phases_f32         the phase planes of col2im's sums: a thread   grid (·, C),      K·NP        4·K·NP + 4X
 //                                  per (c, n), from bias[c] or 0, taps added in  block (≤ 64)      (adds)      (+4C with
 //                                  ascending order as flat runs (col consumed)                                 bias)
-//   conv_nchw_to_cnhw_f32          y[c][n][p] = x[n][c][p] (batched transpose of  planes of P,      0           8·N·C·P
-//                                  the two outer axes; runs of p stay contiguous) grid (·, C, N)
+//   conv_nchw_to_cnhw_f32          y[c][n][p] = x[n][c][p] (batched transpose of  planes of P,      0 (N·C·P    8·N·C·P (12·N·C·P
+//                                  the two outer axes; runs of p stay contiguous) grid (·, C, N)    compares    with keep)
+//                                  or, with keep, keep[n][c][p] > 0 ? x : +0                        with keep)
+//                                  (a fused ReLU's backward)
 //   conv_cnhw_to_nchw_bias_f32     y[n][c][p] = x[c][n][p] + b[c] (the forward's  planes of P,      N·C·P       8·N·C·P + 4C
-//                                  GEMM output to NCHW, bias fused)               grid (·, C, N)
+//                                  GEMM output to NCHW, bias fused; b = 0         grid (·, C, N)    (2·N·C·P
+//                                  without one), ReLU(…) with relu                                  with relu)
 //   channel_bias_forward_f32       y[i] = x[i] + b[(i / P) % C]; x == y allowed   planes of P,      n           8n + 4C
 //                                                                                 grid (·, C, n/(C·P))
 //   channel_bias_backward_f32      db[c] += Σ_{n,p} dy[n,c,p]                     grid (C,1,1),     N·C·P       4·N·C·P + 8C
@@ -90,6 +95,14 @@
 // conv_weight_flip_f32 — x's own column matrix is never built.
 #include "common.cuh"
 #include "reduce_two_pass.cuh"
+
+// The ReLU a layer fused into its output pass applies (Convolution.Conv2dRelu, ConvTranspose2dRelu): relu_forward_f32's
+// values exactly (x > 0 ? x : +0; NaN and −0 give +0), so fused and unfused give the same bits. Two spellings of it, by
+// the loop (common.cuh, vq_keep_or_zero): the plain select where the loop is unit-stride and GCC vectorises it, the bit
+// mask where it does not (strided stores, loops over a plane that also reads col): there the select is a jump that
+// mispredicts on half the values — the fused transposed convolution ran 2 ms slower than its separate ReLU pass with it.
+__device__ __forceinline__ float vq_relu(float v) { return v > 0.0f ? v : 0.0f; }
+__device__ __forceinline__ float vq_relu_no_branch(float v) { return vq_keep_or_zero(v, v > 0.0f); }
 
 // a / s for a ≥ 0 and a stride s ≥ 1: the strides of these models are 1 and 2, which need no divide.
 __device__ __forceinline__ int divide_by_stride(int a, int s) { return s == 1 ? a : s == 2 ? (a >> 1) : a / s; }
@@ -220,7 +233,7 @@ VQ_KERNEL_NO_SYNC(conv_im2col_planes_f32)
 // forward, where x is a fresh output and may hold anything).
 extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float* __restrict__ x, int N, int C, int H, int W,
                                            int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int accumulate,
-                                           const float* __restrict__ bias_or_null) {
+                                           const float* __restrict__ bias_or_null, int relu) {
     const int P = Ho * Wo;
     const int NP = N * P;
     const int HW = H * W;
@@ -247,8 +260,13 @@ extern "C" __global__ void conv_col2im_f32(const float* __restrict__ col, float*
             }
         }
         // The bias (writing only): the transposed convolution's, added to the sum col2im wrote before, as the bias pass
-        // this replaces did, so the same bits.
-        image[s] = accumulate ? image[s] + sum : bias_or_null != nullptr ? sum + bias_or_null[c] : sum;
+        // this replaces did, so the same bits. relu (writing only): the ReLU that follows the layer, on the final value.
+        if (accumulate) {
+            image[s] += sum;
+        } else {
+            const float v = bias_or_null != nullptr ? sum + bias_or_null[c] : sum;
+            image[s] = relu ? vq_relu(v) : v;
+        }
     }
 }
 VQ_KERNEL_NO_SYNC(conv_col2im_f32)
@@ -266,7 +284,7 @@ VQ_KERNEL_NO_SYNC(conv_col2im_f32)
 // not const here: its entries that no pixel takes may be overwritten (every caller passes columns it discards after).
 extern "C" __global__ void conv_col2im_planes_f32(float* __restrict__ col, float* __restrict__ x, int N, int C, int H, int W,
                                                   int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int accumulate,
-                                                  const float* __restrict__ bias_or_null) {
+                                                  const float* __restrict__ bias_or_null, int relu) {
     const int P = Ho * Wo;
     const int NP = N * P;
     const int HW = H * W;
@@ -306,6 +324,9 @@ extern "C" __global__ void conv_col2im_planes_f32(float* __restrict__ col, float
                         for (int ow = owLo; ow <= owHi; ow++) out[(ow - owLo) * sw] += in[ow];
                 }
             }
+        // The ReLU that follows the layer (writing only), once the plane holds its final sums: the plane is still in L1.
+        if (relu && !accumulate)
+            for (int s = 0; s < HW; s++) image[s] = vq_relu_no_branch(image[s]);
     }
 }
 VQ_KERNEL_NO_SYNC(conv_col2im_planes_f32)
@@ -344,7 +365,7 @@ VQ_KERNEL_NO_SYNC(conv_space_to_depth_f32)
 
 // x[n][c][s·a + pi][s·b + pj] (= or +=) phases[n][c][pi·s + pj][a][b]: the inverse, accumulating for gradients.
 extern "C" __global__ void conv_depth_to_space_f32(const float* __restrict__ phases, float* __restrict__ x, int planes, int H, int W, int s,
-                                                   int accumulate) {
+                                                   int accumulate, int relu) {
     const int Hp = H / s, Wp = W / s;
     for (int plane = vq_grid_start(planes); plane < planes; plane = vq_grid_next(plane, planes)) {
         const float* in = phases + plane * H * W;
@@ -356,6 +377,8 @@ extern "C" __global__ void conv_depth_to_space_f32(const float* __restrict__ pha
                     float* row = out + (s * a + pi) * W + pj;
                     if (accumulate)
                         for (int b = 0; b < Wp; b++) row[s * b] += phase[a * Wp + b];
+                    else if (relu)
+                        for (int b = 0; b < Wp; b++) row[s * b] = vq_relu_no_branch(phase[a * Wp + b]);
                     else
                         for (int b = 0; b < Wp; b++) row[s * b] = phase[a * Wp + b];
                 }
@@ -424,31 +447,53 @@ VQ_KERNEL_NO_SYNC(conv_col2im_phases_f32)
 // branch is uniform there and never taken.
 __device__ __forceinline__ bool vq_one_thread_along_x() { return gridDim.x * blockDim.x == 1; }
 
-extern "C" __global__ void conv_nchw_to_cnhw_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P) {
+// With keep_or_null (an NCHW tensor of x's shape: the output of a convolution whose ReLU was fused into it), an element
+// is kept where keep is positive and +0 elsewhere: the ReLU's backward (relu_backward_f32's rule, y > 0) in the same pass
+// that lays the output gradient out for the GEMMs.
+extern "C" __global__ void conv_nchw_to_cnhw_f32(const float* __restrict__ x, float* __restrict__ y, int N, int C, int P,
+                                                 const float* __restrict__ keep_or_null) {
     for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z) {
         const float* from = x + (n * C + c) * P;
         float* to = y + (c * N + n) * P;
-        if (vq_one_thread_along_x())
+        if (keep_or_null != nullptr) {
+            const float* keep = keep_or_null + (n * C + c) * P;
+            if (vq_one_thread_along_x())
+                for (int p = 0; p < P; p++) {
+                    const float g = from[p];  // loaded whatever keep says: a load under the condition would not vectorise
+                    to[p] = keep[p] > 0.0f ? g : 0.0f;
+                }
+            else
+                for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) to[p] = vq_keep_or_zero(from[p], keep[p] > 0.0f);
+        } else if (vq_one_thread_along_x()) {
             for (int p = 0; p < P; p++) to[p] = from[p];
-        else
+        } else {
             for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) to[p] = from[p];
+        }
     }
 }
 VQ_KERNEL_NO_SYNC(conv_nchw_to_cnhw_f32)
 
-// The way back from the GEMM's [C][N·P] layout, fused with what follows it: the convolution's forward adds its bias.
-extern "C" __global__ void conv_cnhw_to_nchw_bias_f32(const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y,
-                                                      int N, int C, int P) {
+// The way back from the GEMM's [C][N·P] layout, fused with what follows it: the convolution's forward adds its bias
+// (+0 without one: x + 0 differs from x only for −0, which the ReLU maps to +0 anyway; a convolution with neither
+// takes the plain transpose) and, with relu, applies the ReLU that follows the layer.
+extern "C" __global__ void conv_cnhw_to_nchw_bias_f32(const float* __restrict__ x, const float* __restrict__ bias_or_null, float* __restrict__ y,
+                                                      int N, int C, int P, int relu) {
     for (int c = blockIdx.y; c < C; c += gridDim.y)
     for (int n = blockIdx.z; n < N; n += gridDim.z) {
         const float* from = x + (c * N + n) * P;
         float* to = y + (n * C + c) * P;
-        const float b = bias[c];
-        if (vq_one_thread_along_x())
+        const float b = bias_or_null != nullptr ? bias_or_null[c] : 0.0f;
+        if (relu) {
+            if (vq_one_thread_along_x())
+                for (int p = 0; p < P; p++) to[p] = vq_relu(from[p] + b);
+            else
+                for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) to[p] = vq_relu(from[p] + b);
+        } else if (vq_one_thread_along_x()) {
             for (int p = 0; p < P; p++) to[p] = from[p] + b;
-        else
+        } else {
             for (int p = vq_grid_start(P); p < P; p = vq_grid_next(p, P)) to[p] = from[p] + b;
+        }
     }
 }
 VQ_KERNEL_NO_SYNC(conv_cnhw_to_nchw_bias_f32)

@@ -77,7 +77,7 @@ internal static class RunControl
     {
         HelpName = "N",
         Description = "Skip up to N steps whose loss or gradient is not finite (no update) before stopping; 0: stop at the first, " +
-                      "naming the step and the first op whose output was not finite.",
+                      "naming the step and where its first non-finite value appeared.",
         DefaultValueFactory = _ => 0,
     };
 

@@ -41,6 +41,16 @@ public static class OpCosts
         double Count(Shape s) => s.Count;
         switch (op)
         {
+            case "conv2d+relu" or "conv_transpose2d+relu":
+            {
+                // The convolution, plus its ReLU applied in the output pass: a compare an element each way, and the backward
+                // reads y for its mask. No bytes more in the forward: the output is written once either way.
+                var conv = Of(op[..^"+relu".Length], inputs, needsGradient, outputs);
+                double n = Count(outputs[0]);
+                bool backward = needsGradient.Any(g => g);
+                return new OpCost(conv.ForwardFlops + n, conv.ForwardBytes, conv.BackwardFlops + (backward ? n : 0),
+                                  conv.BackwardBytes + (backward ? 4 * n : 0));
+            }
             case "conv2d" or "masked_conv2d":
             {
                 // x [N,Cin,H,W], weight [Cout,Cin,kh,kw], optional bias; y [N,Cout,Ho,Wo]. Each output sums Cin·kh·kw products.

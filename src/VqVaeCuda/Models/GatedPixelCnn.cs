@@ -70,7 +70,7 @@ public sealed class GatedPixelCnn : Module
     }
 
     /// <summary>The output head on a horizontal-stack feature map: 1×1, ReLU, 1×1 → logits.</summary>
-    public Tensor Head(OpContext ctx, Tensor horizontal) => Output.Forward(ctx, Activations.Relu(ctx, OutputHidden.Forward(ctx, horizontal)));
+    public Tensor Head(OpContext ctx, Tensor horizontal) => Output.Forward(ctx, OutputHidden.ForwardRelu(ctx, horizontal));
 
     /// <summary>The training loss: mean negative log-likelihood of <paramref name="codes"/> under <paramref name="logits"/>, in nats per position.</summary>
     public static Tensor Loss(OpContext ctx, Tensor logits, Tensor codes) => CrossEntropy.SoftmaxCrossEntropy(ctx, logits, codes);

@@ -26,8 +26,10 @@ public sealed class ResidualBlock : Module
     /// <summary>x + conv1(ReLU(conv3(ReLU(x)))).</summary>
     public Tensor Forward(OpContext ctx, Tensor x)
     {
-        var h = Conv3.Forward(ctx, Activations.Relu(ctx, x));
-        h = Conv1.Forward(ctx, Activations.Relu(ctx, h));
+        // The inner ReLU fused into the 3×3 convolution (Conv2d.ForwardRelu); the first one stays separate, as x itself
+        // is the skip connection.
+        var h = Conv3.ForwardRelu(ctx, Activations.Relu(ctx, x));
+        h = Conv1.Forward(ctx, h);
         return Elementwise.Add(ctx, x, h);
     }
 }

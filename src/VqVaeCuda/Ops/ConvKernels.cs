@@ -78,24 +78,29 @@ internal static class ConvKernels
     /// </summary>
     /// <exception cref="ArgumentException">A bias with <paramref name="accumulate"/>: a bias is added once, to a written image.</exception>
     public static void Col2Im(IDevice device, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph,
-                              int pw, int ho, int wo, bool accumulate, DevicePointer bias = default, DevicePointer phases = default) =>
-        Col2Im(device, FormFor(device), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate, bias, phases);
+                              int pw, int ho, int wo, bool accumulate, DevicePointer bias = default, DevicePointer phases = default, bool relu = false) =>
+        Col2Im(device, FormFor(device), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate, bias, phases, relu);
 
     /// <summary>
-    /// <see cref="Col2Im(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, bool, DevicePointer, DevicePointer)"/>
+    /// <see cref="Col2Im(IDevice, DevicePointer, DevicePointer, int, int, int, int, int, int, int, int, int, int, int, int, bool, DevicePointer, DevicePointer, bool)"/>
     /// with a chosen kernel (tests): the gather per pixel (<c>conv_col2im_f32</c>, a GPU's) or a thread per plane adding
     /// tap after tap (<c>conv_col2im_planes_f32</c>, the cpu device's; through the phase planes in <paramref name="phases"/>
-    /// for a stride s where <see cref="PhaseScratchFloats"/> is not 0); they agree to float rounding.
+    /// for a stride s where <see cref="PhaseScratchFloats"/> is not 0); they agree to float rounding. With
+    /// <paramref name="relu"/> (writing only) the image gets the ReLU of each final value, in the same pass.
     /// </summary>
     internal static void Col2Im(IDevice device, KernelForm form, DevicePointer col, DevicePointer image, int n, int c, int h, int w, int kh, int kw,
                                 int sh, int sw, int ph, int pw, int ho, int wo, bool accumulate, DevicePointer bias = default,
-                                DevicePointer phases = default)
+                                DevicePointer phases = default, bool relu = false)
     {
         if (accumulate && bias != default)
             throw new ArgumentException("col2im adds a bias only when it writes the image (accumulate: false)", nameof(bias));
+        if (accumulate && relu)
+            throw new ArgumentException("col2im applies a ReLU only when it writes the image (accumulate: false)", nameof(relu));
+        int reluFlag = relu ? 1 : 0;
         if (form == KernelForm.Gpu)
         {
-            LaunchPlanes(device, "conv_col2im_f32", h * w, c, n, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0, bias);
+            LaunchPlanes(device, "conv_col2im_f32", h * w, c, n, col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0, bias,
+                         reluFlag);
             return;
         }
         // A thread per (c, n) plane, at least 16 blocks: with few channels (the decoder's last layer has one) a block of 64
@@ -106,20 +111,26 @@ internal static class ConvKernels
         {
             // Each tap one flat run into its phase plane, then the planes into the image (written or added).
             Launch(device, "conv_col2im_phases_f32", grid, new Dim3((uint)block), col, phases, n, c, h / sh, w / sw, kh, kw, sh, ph, pw, ho, wo, bias);
-            LaunchGridStride(device, "conv_depth_to_space_f32", (long)n * c, phases, image, n * c, h, w, sh, accumulate ? 1 : 0);
+            LaunchGridStride(device, "conv_depth_to_space_f32", (long)n * c, phases, image, n * c, h, w, sh, accumulate ? 1 : 0, reluFlag);
             return;
         }
         Launch(device, "conv_col2im_planes_f32", grid, new Dim3((uint)block), col, image, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate ? 1 : 0,
-               bias);
+               bias, reluFlag);
     }
 
-    /// <summary>y[c][n][p] = x[n][c][p]; planes of P, grid (·, C, N).</summary>
-    public static void NchwToCnhw(IDevice device, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p) =>
-        LaunchPlanes(device, "conv_nchw_to_cnhw_f32", p, c, n, nchw, cnhw, n, c, p);
+    /// <summary>
+    /// y[c][n][p] = x[n][c][p]; with <paramref name="keepWherePositive"/> (NCHW like x) only where it is &gt; 0, +0
+    /// elsewhere (a fused ReLU's backward, the layer's output as the mask). Planes of P, grid (·, C, N).
+    /// </summary>
+    public static void NchwToCnhw(IDevice device, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p, DevicePointer keepWherePositive = default) =>
+        LaunchPlanes(device, "conv_nchw_to_cnhw_f32", p, c, n, nchw, cnhw, n, c, p, keepWherePositive);
 
-    /// <summary>y[n][c][p] = x[c][n·P + p] + bias[c]: a GEMM's [C][N·P] output to NCHW with the bias added; planes of P, grid (·, C, N).</summary>
-    public static void CnhwToNchwBias(IDevice device, DevicePointer cnhw, DevicePointer bias, DevicePointer nchw, int n, int c, int p) =>
-        LaunchPlanes(device, "conv_cnhw_to_nchw_bias_f32", p, c, n, cnhw, bias, nchw, n, c, p);
+    /// <summary>
+    /// y[n][c][p] = x[c][n·P + p] + bias[c] (+0 without a bias), then the ReLU with <paramref name="relu"/>: a GEMM's
+    /// [C][N·P] output to NCHW; planes of P, grid (·, C, N).
+    /// </summary>
+    public static void CnhwToNchwBias(IDevice device, DevicePointer cnhw, DevicePointer bias, DevicePointer nchw, int n, int c, int p, bool relu = false) =>
+        LaunchPlanes(device, "conv_cnhw_to_nchw_bias_f32", p, c, n, cnhw, bias, nchw, n, c, p, relu ? 1 : 0);
 
     /// <summary>y[i] = x[i] + bias[(i / P) % C] (x == y allowed) over count = N·C·P; planes of P, grid (·, C, N).</summary>
     public static void ChannelBiasForward(IDevice device, DevicePointer x, DevicePointer bias, DevicePointer y, int c, int p, int count) =>

@@ -6,15 +6,19 @@ namespace VqVaeCuda.Training;
 
 /// <summary>
 /// A training step had a non-finite loss or gradient (and no skip was left): training stopped before the optimizer
-/// applied it, so the weights and the last checkpoint are good. The message names the step, the first op whose output
-/// was not finite and the last good checkpoint, and suggests a lower learning rate.
+/// applied it, so the weights and the last checkpoint are good. The message names the step, where its first non-finite
+/// value appeared (an op's output, or an input from outside the ops) and the last good checkpoint, and suggests a lower
+/// learning rate.
 /// </summary>
 public sealed class NonFiniteTrainingException(string message, int step, string firstOp) : ArithmeticException(message)
 {
     /// <summary>The step (1-based) whose loss or gradient was not finite.</summary>
     public int Step { get; } = step;
 
-    /// <summary>The first op of the step whose output was not finite ("the forward of conv2d (op 7 of the step)").</summary>
+    /// <summary>
+    /// Where the step's first non-finite value appeared: an op's output ("the forward of conv2d (op 7 of the step, …)"), or an
+    /// input from outside the ops, the batch or a parameter ("an input of conv2d+relu (op 1 of the step, …)").
+    /// </summary>
     public string FirstOp { get; } = firstOp;
 }
 
@@ -41,7 +45,7 @@ internal static class NonFiniteCheck
     {
         var (lr, lower, kept) = Advice(learningRate, lastCheckpoint);
         var skips = skipped > 0 ? $" after skipping {skipped} such step{(skipped == 1 ? "" : "s")}" : "";
-        return $"training stopped at step {step}{skips}: {what}; the first op whose output was not finite: {firstOp}. " +
+        return $"training stopped at step {step}{skips}: {what}; the first value not finite: {firstOp}. " +
                $"The step was not applied and {kept}. The learning rate {lr} is probably too high: try {lower} " +
                "(or --skip-nonfinite N to pass over up to N such steps)";
     }
@@ -59,7 +63,7 @@ internal static class NonFiniteCheck
     {
         var (lr, lower, kept) = Advice(learningRate, lastCheckpoint);
         return $"training stopped at step {step}: the loss or the gradient norm was not finite at step {firstStep} " +
-               $"({count} step{(count == 1 ? "" : "s")} in all since the last read); the first op whose output was not finite: {NotLocatedInCapturedStep}. " +
+               $"({count} step{(count == 1 ? "" : "s")} in all since the last read); the first value not finite: {NotLocatedInCapturedStep}. " +
                $"The weights are not trusted after step {firstStep - 1} and {kept}. The learning rate {lr} is probably too high: try {lower} " +
                "(or --step-mode eager --skip-nonfinite N to pass over up to N such steps)";
     }
@@ -71,7 +75,8 @@ internal static class NonFiniteCheck
 }
 
 /// <summary>
-/// Finds the first op of a step whose output is not finite: each forward output (float) is read back as it is made;
+/// Finds the first op of a step whose output (or, first of all, an input from outside the ops: the batch, a parameter) is
+/// not finite: each forward input and output (float) is read back as it is made;
 /// after each backward, the parameters' gradients are read back (activation gradients are not handed to observers, and
 /// a non-finite one reaches a parameter's gradient at the next op with parameters). Slow (it synchronises and copies at
 /// every op), so it only re-runs a step already known to be bad.
@@ -88,6 +93,15 @@ internal sealed class FirstNonFiniteObserver(ParameterStore parameters) : IOpObs
     {
         _forward++;
         if (Found is not null) return;
+        // An input not finite before any earlier op's output was came from outside the step's ops: the batch or a parameter.
+        // Checked first, as an op may map it to finite values (a convolution with its ReLU fused sends NaN to 0), and then
+        // no output would ever show it.
+        foreach (var t in inputs)
+            if (t.DType == DType.Float32 && t.ToArray().Any(v => !float.IsFinite(v)))
+            {
+                Found = $"an input of {op} (op {_forward} of the step, input {t.Describe()})";
+                return;
+            }
         foreach (var t in outputs)
             if (t.DType == DType.Float32 && t.ToArray().Any(v => !float.IsFinite(v)))
             {

@@ -69,6 +69,18 @@ internal static class VerificationCatalog
         var wt = new Shape(c, c + 2, 3, 2);
         yield return Op("conv_transpose2d 3x2, stride 2x1, padding 1x0, no bias", $"{x} * {wt}", Tolerances.Gemm, [x, wt],
                         (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], null, 2, 1, 1, 0), seed++);
+        // The ReLU fused into a convolution's output pass and into the transpose (or the masking pass) of its output gradient:
+        // a strided layer (im2col), a stride-1 one with fewer output channels (the cpu device's adjoint path), a 1×1 one with
+        // fewer output channels (its input gradient by convolution), and a transposed one.
+        var wide = new Shape(n, 2 * c, side, side);
+        yield return Op("conv2d+relu 4x4, stride 2", $"{image} * [{c},{c},4,4]", Tolerances.Gemm, [image, new Shape(c, c, 4, 4), new Shape(c)],
+                        (ctx, t) => Convolution.Conv2dRelu(ctx, t[0], t[1], t[2], 2, 1), seed++);
+        yield return Op("conv2d+relu 3x3, fewer output channels", $"{wide} * [{c},{2 * c},3,3]", Tolerances.Gemm,
+                        [wide, new Shape(c, 2 * c, 3, 3), new Shape(c)], (ctx, t) => Convolution.Conv2dRelu(ctx, t[0], t[1], t[2], 1, 1), seed++);
+        yield return Op("conv2d+relu 1x1, fewer output channels", $"{wide} * [{c},{2 * c},1,1]", Tolerances.Gemm,
+                        [wide, new Shape(c, 2 * c, 1, 1), new Shape(c)], (ctx, t) => Convolution.Conv2dRelu(ctx, t[0], t[1], t[2], 1, 0), seed++);
+        yield return Op("conv_transpose2d+relu 4x4, stride 2", $"{x} * [{c},{c},4,4]", Tolerances.Gemm, [x, new Shape(c, c, 4, 4), new Shape(c)],
+                        (ctx, t) => Convolution.ConvTranspose2dRelu(ctx, t[0], t[1], t[2], 2, 1), seed++);
         var gated = new Shape(n, 2 * c, side, side);
         yield return Op("gated tanh*sigmoid + condition", $"{gated} + [{n},{2 * c}]", Tolerances.Transcendental, [gated, new Shape(n, 2 * c)],
                         (ctx, t) => Gating.GatedTanhSigmoid(ctx, t[0], t[1]), seed++);

@@ -54,6 +54,23 @@ public class StepBenchmarkTests
     }
 
     [Test]
+    public void A_fused_ReLU_adds_its_compares_and_the_backward_read_of_its_mask_to_the_convolution()
+    {
+        // The convolution above (11 000 / 1 848 / 21 800 / 3 480) with its ReLU fused in: + 200 compares forward, no byte
+        // more (y is written once either way); backward + 200 FLOPs and 4·200 bytes (the output read as the mask).
+        // The transposed one likewise: + 144 each way, + 576 bytes in the backward.
+        using var device = TestDevices.Cpu();
+        using var arena = new Arena(device, 1 << 20);
+        var capture = new Capture();
+        var ctx = new OpContext(arena, new Tape(arena)) { Observer = capture };
+        Convolution.Conv2dRelu(ctx, Input(ctx, 2, 3, 5, 5), Input(ctx, 4, 3, 3, 3), Input(ctx, 4), 1, 1);
+        Convolution.ConvTranspose2dRelu(ctx, Input(ctx, 2, 4, 3, 3), Input(ctx, 4, 2, 4, 4), Input(ctx, 2), 2, 1);
+        Assert.That(capture.Names, Is.EqualTo(new[] { "conv2d+relu", "conv_transpose2d+relu" }));
+        Assert.That(capture.Costs[0], Is.EqualTo(new OpCost(11_200, 1_848, 22_000, 4_280)));
+        Assert.That(capture.Costs[1], Is.EqualTo(new OpCost(4_896, 1_384, 9_504, 3_048)));
+    }
+
+    [Test]
     public void A_first_convolution_whose_input_needs_no_gradient_costs_no_data_gradient()
     {
         // As above with x a constant (the images): backward is dW and db only, 2·5 400 + 200 = 11 000 FLOPs;
@@ -110,6 +127,7 @@ public class StepBenchmarkTests
     }
 
     private static (double F, double B) Relu(double n) => (2 * n, 24 * n);   // forward n, 8n; backward n, 16n
+    private static (double F, double B) FusedRelu(double n) => (2 * n, 4 * n);   // in a convolution's passes: n each way; the mask read, 4n
     private static (double F, double B) Add(double n) => (3 * n, 36 * n);    // forward n, 12n; two axpys 2n, 24n
 
     [Test]
@@ -119,19 +137,19 @@ public class StepBenchmarkTests
         const int n = 2;
         (double F, double B)[] parts =
         [
-            Conv(n, 1, 16, 4, 14, 28, dx: false), Relu(n * 16 * 14 * 14),            // encoder conv1 (the images need no gradient)
-            Conv(n, 16, 32, 4, 7, 14, dx: true), Relu(n * 32 * 49),                   // encoder conv2
+            Conv(n, 1, 16, 4, 14, 28, dx: false), FusedRelu(n * 16 * 14 * 14),       // encoder conv1 (the images need no gradient)
+            Conv(n, 16, 32, 4, 7, 14, dx: true), FusedRelu(n * 32 * 49),              // encoder conv2
             Conv(n, 32, 32, 3, 7, 7, dx: true),                                       // encoder conv3
-            Relu(n * 32 * 49), Conv(n, 32, 8, 3, 7, 7, dx: true), Relu(n * 8 * 49),   // residual block: ReLU, 3×3, ReLU,
+            Relu(n * 32 * 49), Conv(n, 32, 8, 3, 7, 7, dx: true), FusedRelu(n * 8 * 49), // residual block: ReLU, 3×3+ReLU,
             Conv(n, 8, 32, 1, 7, 7, dx: true), Add(n * 32 * 49), Relu(n * 32 * 49),   //   1×1, skip; the stack's ReLU
             Conv(n, 32, 16, 1, 7, 7, dx: true),                                       // pre-quantize 1×1
             // quantizer, EMA: M = 98, K = 64, D = 16, n = 1568: 2·98·64·16 + 3·1568 forward, 4·1568 backward;
             // bytes 4·(1568 + 1024 + 1568 + 98 + 64) forward, 20·1568 backward.
             (2.0 * 98 * 64 * 16 + 3 * 1568 + 4 * 1568, 4.0 * (1568 + 1024 + 1568 + 98 + 64) + 20 * 1568),
             Conv(n, 16, 32, 3, 7, 7, dx: true),                                       // decoder conv1
-            Relu(n * 32 * 49), Conv(n, 32, 8, 3, 7, 7, dx: true), Relu(n * 8 * 49),
+            Relu(n * 32 * 49), Conv(n, 32, 8, 3, 7, 7, dx: true), FusedRelu(n * 8 * 49),
             Conv(n, 8, 32, 1, 7, 7, dx: true), Add(n * 32 * 49), Relu(n * 32 * 49),
-            Conv(n, 32, 16, 4, 14, 7, dx: true, transposed: true), Relu(n * 16 * 14 * 14),   // deconv1
+            Conv(n, 32, 16, 4, 14, 7, dx: true, transposed: true), FusedRelu(n * 16 * 14 * 14),   // deconv1
             Conv(n, 16, 1, 4, 28, 14, dx: true, transposed: true),                   // deconv2
             (3.0 * 1568 + 3 * 1568, 8.0 * 1568 + 4 + 16 * 1568),                     // MSE over 2·784 pixels, one gradient
         ];
@@ -149,7 +167,8 @@ public class StepBenchmarkTests
         Assert.That(result.Bytes, Is.EqualTo(bytes).Within(1e-9).Percent);
         Assert.That(result.ByOp.Sum(o => o.Milliseconds), Is.EqualTo(result.ProfiledStepMs).Within(1e-6), "the parts add up to the profiled step");
         Assert.That(result.ByOp.Where(o => o.Phase == "backward").Select(o => o.Op).Distinct(),
-                    Is.SupersetOf(new[] { "conv2d", "conv_transpose2d", "relu", "add", "mse", VectorQuantizer.RecordedNameWithEma }));
+                    Is.SupersetOf(new[] { "conv2d", "conv2d+relu", "conv_transpose2d", "conv_transpose2d+relu", "relu", "add", "mse",
+                                          VectorQuantizer.RecordedNameWithEma }));
         Assert.That(result.LaunchesPerStep, Is.EqualTo(result.ByOp.Sum(o => o.KernelLaunches)), "every launch of the step is in one op's row");
         Assert.That(result.GemmCallsPerStep, Is.EqualTo(result.ByOp.Sum(o => o.GemmCalls)));
         // The forwards alone and the encodes timed between the steps are not counted in the step's launches (above), and

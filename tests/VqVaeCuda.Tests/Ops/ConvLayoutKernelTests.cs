@@ -132,21 +132,27 @@ public class ConvLayoutKernelTests(DeviceKind kind) : DeviceSpecification(kind)
                 ConvKernels.Im2Col(device, form, xb.Pointer, colOut.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, phases);
                 Assert.That(device.DownloadFloats(colOut), Is.EqualTo(expectedCol), $"im2col {variant}, {order}");
 
-                foreach (var (accumulate, withBias) in new[] { (true, false), (false, false), (false, true) })
+                // With relu (a fused ReLU, writing only): the sums of either sign, so the ReLU both keeps and zeroes.
+                foreach (var (accumulate, withBias, relu) in new[] { (true, false, false), (false, false, false), (false, true, false), (false, false, true) })
                 {
                     var expected = Col2ImReference(col, initial, accumulate, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo);
                     if (withBias)
                         for (int i = 0; i < expected.Length; i++) expected[i] += bias[i / (h * w) % c];
+                    if (relu)
+                    {
+                        Assert.That(expected.Count(v => v > 1e-3) > 0 && expected.Count(v => v < -1e-3) > 0, Is.True, "sums of both signs");
+                        for (int i = 0; i < expected.Length; i++) expected[i] = Math.Max(0, expected[i]);
+                    }
                     using var colIn = device.Upload(col);
                     using var biasIn = device.Upload(bias);
                     // Without accumulate the output may hold anything first: NaN proves every pixel is written.
                     using var image = device.Upload(accumulate ? initial : Enumerable.Repeat(float.NaN, initial.Length).ToArray());
                     ConvKernels.Col2Im(device, form, colIn.Pointer, image.Pointer, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, accumulate,
-                                       withBias ? biasIn.Pointer : default, phases);
+                                       withBias ? biasIn.Pointer : default, phases, relu);
                     var actual = device.DownloadFloats(image);
                     for (int i = 0; i < actual.Length; i++)
                         Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-5 * (1 + Math.Abs(expected[i]))),
-                                    $"col2im {variant}, accumulate {accumulate}, bias {withBias}, {order}, element {i}");
+                                    $"col2im {variant}, accumulate {accumulate}, bias {withBias}, relu {relu}, {order}, element {i}");
                 }
             }
     }

@@ -404,6 +404,88 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
         }
     }
 
+    // ---- the ReLU fused into a convolution ------------------------------------------------------
+    // Conv2dRelu and ConvTranspose2dRelu must be Relu(Conv2d) and Relu(ConvTranspose2d) exactly: the same bits forward, the
+    // same gradients (the ReLU's backward moved into the transpose of dy, or into a masking pass), on each path's products.
+
+    //        N  Cin Cout H  W  k  s  p
+    [TestCase(2, 3, 4, 8, 8, 4, 2, 1)]      // the encoder's strided layers: im2col (through phase planes on the cpu device)
+    [TestCase(2, 6, 3, 7, 5, 3, 1, 1)]      // Cout < Cin, 3×3: the cpu device's adjoint path (col2im writes y)
+    [TestCase(2, 6, 3, 5, 4, 1, 1, 0)]      // Cout < Cin, 1×1: the input gradient by convolution reads dy as NCHW
+    [TestCase(2, 3, 5, 6, 7, 3, 1, 1)]      // Cout > Cin, 3×3: the plain im2col path, the mask in dy's transpose
+    public void Conv2dRelu_is_Relu_of_Conv2d_bit_for_bit_forward_and_backward(int n, int cin, int cout, int h, int w, int k, int s, int p)
+    {
+        var c = new Case(n, cin, cout, h, w, k, k, s, s, p, p);
+        (float[], Shape)[] inputs = [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight), (TestData.Floats(cout), c.Bias)];
+        using var device = Open();
+        OnEachPath(form =>
+        {
+            var unfused = ForwardBackward(device, inputs, (ctx, t) => Activations.Relu(ctx, Convolution.Conv2d(ctx, t[0], t[1], t[2], s, p)));
+            var fused = ForwardBackward(device, inputs, (ctx, t) => Convolution.Conv2dRelu(ctx, t[0], t[1], t[2], s, p));
+            AssertFusedEqualsUnfused(fused, unfused, $"conv2d, {form} products");
+        });
+    }
+
+    //        N  Cin Cout H  W  k  s  p
+    [TestCase(2, 3, 4, 4, 5, 4, 2, 1)]      // the decoder's upsampling (phase planes on the cpu device)
+    [TestCase(2, 4, 3, 5, 5, 3, 1, 1)]      // stride 1
+    public void ConvTranspose2dRelu_is_Relu_of_ConvTranspose2d_bit_for_bit_forward_and_backward(int n, int cin, int cout, int h, int w, int k,
+                                                                                                 int s, int p)
+    {
+        var c = new Case(n, cin, cout, h, w, k, k, s, s, p, p);
+        (float[], Shape)[] inputs =
+            [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.TransposedWeight.Count), c.TransposedWeight), (TestData.Floats(cout), c.Bias)];
+        using var device = Open();
+        OnEachPath(form =>
+        {
+            var unfused = ForwardBackward(device, inputs, (ctx, t) => Activations.Relu(ctx, Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], s, p)));
+            var fused = ForwardBackward(device, inputs, (ctx, t) => Convolution.ConvTranspose2dRelu(ctx, t[0], t[1], t[2], s, p));
+            AssertFusedEqualsUnfused(fused, unfused, $"conv_transpose2d, {form} products");
+        });
+    }
+
+    private static void AssertFusedEqualsUnfused(float[][] fused, float[][] unfused, string what)
+    {
+        // Not vacuous: the ReLU zeroes some outputs and keeps others, so the mask decides some of each gradient.
+        Assert.That(fused[0].Count(v => v > 0), Is.GreaterThan(0), $"{what}: some outputs positive");
+        Assert.That(fused[0].Count(v => v == 0), Is.GreaterThan(0), $"{what}: some outputs zeroed");
+        Assert.That(fused[0], Is.EqualTo(unfused[0]), $"{what}: output");
+        for (int i = 1; i < fused.Length; i++)
+            Assert.That(fused[i], Is.EqualTo(unfused[i]), $"{what}: gradient of input {i - 1}");
+    }
+
+    [Test]
+    public void A_fused_ReLU_costs_no_launch_in_the_forward_and_saves_one_in_the_backward()
+    {
+        // Relu(Conv2d) launches the ReLU's forward and backward kernels; Conv2dRelu neither (on the im2col path, where the
+        // mask rides on the transpose of dy), on each path's products.
+        var c = new Case(2, 3, 5, 6, 7, 3, 3, 1, 1, 1, 1);
+        using var device = Open();
+        (long Forward, long Total) Launches(Func<OpContext, Tensor, Tensor, Tensor, Tensor> layer)
+        {
+            using var arena = new Arena(device, SmallArena);
+            var tape = new Tape(arena);
+            var ctx = new OpContext(arena, tape);
+            var x = Upload(ctx, TestData.Floats((int)c.X.Count), c.X);
+            var weight = Upload(ctx, TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight);
+            var bias = Upload(ctx, TestData.Floats(c.Cout), c.Bias);
+            x.RequiresGrad = weight.RequiresGrad = bias.RequiresGrad = true;
+            long before = device.KernelLaunches;
+            var y = layer(ctx, x, weight, bias);
+            long forward = device.KernelLaunches - before;
+            tape.Backward(y, Upload(ctx, TestData.Floats((int)y.Count), y.Shape));
+            return (forward, device.KernelLaunches - before);
+        }
+        OnEachPath(form =>
+        {
+            var unfused = Launches((ctx, x, w, b) => Activations.Relu(ctx, Convolution.Conv2d(ctx, x, w, b, 1, 1)));
+            var conv = Launches((ctx, x, w, b) => Convolution.Conv2d(ctx, x, w, b, 1, 1));
+            var fused = Launches((ctx, x, w, b) => Convolution.Conv2dRelu(ctx, x, w, b, 1, 1));
+            Assert.That(fused.Forward, Is.EqualTo(conv.Forward), $"{form}: the forward launches what the convolution alone does");
+            Assert.That(fused.Total, Is.EqualTo(unfused.Total - 2), $"{form}: the ReLU's two launches are gone");
+        });
+    }
+
     [Test]
     public void The_path_override_changes_the_products_a_transposed_convolution_runs()
     {
@@ -781,6 +863,20 @@ public class ConvolutionTests(DeviceKind kind) : DeviceSpecification(kind)
             AssertSameInEveryOrder(
                 [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.TransposedWeight.Count), c.TransposedWeight), (TestData.Floats(c.Cout), c.Bias)],
                 (ctx, t) => Convolution.ConvTranspose2d(ctx, t[0], t[1], t[2], 2, 1));
+        }
+
+        [Test]
+        public void Fused_ReLU_convolutions_are_bit_identical_in_every_thread_order()
+        {
+            var c = new Case(3, 6, 2, 9, 10, 3, 3, 1, 1, 1, 1);  // Cout < Cin: the adjoint path's col2im applies the ReLU
+            AssertSameInEveryOrder(
+                [(TestData.Floats((int)c.X.Count), c.X), (TestData.Floats((int)c.ConvWeight.Count), c.ConvWeight), (TestData.Floats(c.Cout), c.Bias)],
+                (ctx, t) => Convolution.Conv2dRelu(ctx, t[0], t[1], t[2], 1, 1));
+            var t2 = new Case(3, 3, 4, 5, 6, 4, 4, 2, 2, 1, 1);  // the phase planes' depth to space applies it
+            AssertSameInEveryOrder(
+                [(TestData.Floats((int)t2.X.Count), t2.X), (TestData.Floats((int)t2.TransposedWeight.Count), t2.TransposedWeight),
+                 (TestData.Floats(t2.Cout), t2.Bias)],
+                (ctx, t) => Convolution.ConvTranspose2dRelu(ctx, t[0], t[1], t[2], 2, 1));
         }
 
         [Test]

@@ -101,6 +101,8 @@ public static class GradientCheck
         public void ForwardDone(string op, IReadOnlyList<Tensor> inputs, IReadOnlyList<Tensor> outputs)
         {
             if (op == "relu") _signs.AddRange(inputs[0].ToArray().Select(v => v > 0));
+            // A ReLU fused into a convolution: its output is positive exactly where the pre-activation was.
+            else if (op.EndsWith("+relu", StringComparison.Ordinal)) _signs.AddRange(outputs[0].ToArray().Select(v => v > 0));
         }
 
         public void BackwardDone(string op) { }

@@ -298,7 +298,8 @@ public class PriorTrainerTests(DeviceKind kind) : DeviceSpecification(kind)
         var e = Assert.Throws<NonFiniteTrainingException>(() => trainer.Train())!;
         TestContext.Out.WriteLine(e.Message);
         Assert.That((trainer.SkippedSteps, e.Step), Is.EqualTo((2, 3)), "steps 1 and 2 skipped, step 3 stops");
-        Assert.That(e.FirstOp, Does.StartWith("the forward of "));
+        // The poisoned weight itself, as the first op that reads it: the weight mask's multiply.
+        Assert.That(e.FirstOp, Does.StartWith($"an input of masked_conv2d (weight mask) (op 2 of the step, input {name} "));
         Assert.That(e.Message, Does.Contain("training stopped at step 3 after skipping 2 such steps").And.Contain(" is NaN;"));
         foreach (var (key, before) in others)
             Assert.That(prior.StateDict()[key].ToArray(), Is.EqualTo(before), $"{key}: no update of a non-finite step reached the weights");
