@@ -21,9 +21,17 @@ public static class Functional
     public static Tensor Conv2d(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, int stride = 1, int padding = 0) =>
         Convolution.Conv2d(ctx, x, weight, bias, stride, padding);
 
+    /// <summary>relu(conv2d(x)) as one op: the same values and gradients, the ReLU inside the convolution's own passes.</summary>
+    public static Tensor Conv2dRelu(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, int stride = 1, int padding = 0) =>
+        Convolution.Conv2dRelu(ctx, x, weight, bias, stride, padding);
+
     /// <summary>Transposed convolution: weight [Cin, Cout, k, k] (PyTorch's layout).</summary>
     public static Tensor ConvTranspose2d(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, int stride = 1, int padding = 0) =>
         Convolution.ConvTranspose2d(ctx, x, weight, bias, stride, padding);
+
+    /// <summary>relu(conv_transpose2d(x)) as one op: the same values and gradients, the ReLU applied as the output is written.</summary>
+    public static Tensor ConvTranspose2dRelu(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, int stride = 1, int padding = 0) =>
+        Convolution.ConvTranspose2dRelu(ctx, x, weight, bias, stride, padding);
 
     /// <summary>Stride-1 convolution with the weight multiplied by a constant causal mask ([kh, kw] or the weight's shape).</summary>
     public static Tensor MaskedConv2d(OpContext ctx, Tensor x, Tensor weight, Tensor? bias, Tensor mask, int padH, int padW) =>
