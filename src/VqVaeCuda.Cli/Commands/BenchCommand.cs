@@ -43,8 +43,8 @@ internal static class BenchCommand
         };
         var scaling = new Option<bool>("--scaling")
         {
-            Description = "How cost grows with work: the training step at batch 8 to 256 (--preset), and the quantizer at K 64 to 8192 and " +
-                          "D 16 to 256 (runs on its own).",
+            Description = "How cost grows with work: the training step alone at batch 8 to 256 (--preset), and the quantizer at K 64 to " +
+                          "8192 and D 16 to 256 (runs on its own).",
         };
         var peer = new Option<string?>("--peer")
         {

@@ -49,7 +49,7 @@ public static class ScalingBenchmarks
         foreach (int batch in batches ?? Batches)
         {
             progress?.Invoke($"step at batch {batch}");
-            var r = StepBenchmark.Run(device, new StepBenchmarkOptions { Preset = preset, Batch = batch, Warmup = 1, Repetitions = repetitions, ProfiledSteps = 1 });
+            var r = StepBenchmark.Run(device, new StepBenchmarkOptions { Preset = preset, Batch = batch, Warmup = 1, Repetitions = repetitions, ProfiledSteps = 1, StepOnly = true });
             points.Add(new StepScalingPoint(batch, r.StepMs, r.ImagesPerSecond, 1e3 * r.StepMs / batch, r.Flops / (r.StepMs * 1e-3) / 1e9, r.LaunchesPerStep,
                                             r.ArenaPeakBytes / 1048576.0));
         }

@@ -33,6 +33,13 @@ public sealed record StepBenchmarkOptions
 
     /// <summary>Seed of the model and the batch.</summary>
     public int Seed { get; init; }
+
+    /// <summary>
+    /// Time the training step only: no forwards alone, no encodes, no graph-shaped step (their fields are then 0 and
+    /// <see cref="StepBenchmarkResult.GraphStepExecution"/> says "not measured"). The scaling table's rows use it: they
+    /// report the step, and the rest took as long again per batch size.
+    /// </summary>
+    public bool StepOnly { get; init; }
 }
 
 /// <summary>One measured training step.</summary>
@@ -125,8 +132,11 @@ public static class StepBenchmark
 
         progress?.Invoke($"warm-up: {options.Warmup} steps");
         for (int i = 0; i < options.Warmup; i++) step.Run(null);
-        step.RunInference();
-        step.RunEncode();
+        if (!options.StepOnly)
+        {
+            step.RunInference();
+            step.RunEncode();
+        }
         // Steps, forwards alone (inference) and encodes are timed in turn, in runs of InterleavedRun each, so their medians come
         // from the same minutes of the machine: on a shared machine, timing all the steps and then all the forwards lets a
         // busy spell land on one side and moves their ratio (the inference-to-training throughput) by more than a change to
@@ -143,6 +153,7 @@ public static class StepBenchmark
             TimeRun("step", () => step.Run(null), samples, first, end);
             stepLaunches += device.KernelLaunches - launches0;
             stepGemms += device.GemmCalls - gemms0;
+            if (options.StepOnly) continue;
             TimeRun("forward alone", step.RunInference, inferenceSamples, first, end);
             TimeRun("encode", step.RunEncode, encodeSamples, first, end);
         }
@@ -158,8 +169,12 @@ public static class StepBenchmark
             progress?.Invoke($"profiled step {i + 1}/{options.ProfiledSteps}");
             step.Run(profiler);
         }
-        progress?.Invoke("the graph-shaped step");
-        var (graphMs, graphExecution) = step.TimeCapturable(options.Repetitions);
+        var (graphMs, graphExecution) = (0.0, "not measured");
+        if (!options.StepOnly)
+        {
+            progress?.Invoke("the graph-shaped step");
+            (graphMs, graphExecution) = step.TimeCapturable(options.Repetitions);
+        }
         var byOp = profiler.PerStep();
         double flops = byOp.Sum(o => o.Flops), bytes = byOp.Sum(o => o.Bytes);
 
@@ -170,8 +185,8 @@ public static class StepBenchmark
             median, samples[0], samples[^1], Percentile(samples, 0.1), Percentile(samples, 0.9), options.Batch / (median / 1e3),
             launches, gemms, step.ArenaPeakBytes, step.DeviceBytes, step.ParameterCount, flops, bytes,
             Floors(device, flops, bytes, median), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
-            inference, options.Batch / (inference / 1e3), graphMs, graphExecution,
-            device.Kind == DeviceKind.Host ? $"CBLAS {OpenBlas.Describe()}" : "cuBLAS", encode, options.Batch / (encode / 1e3));
+            inference, inference > 0 ? options.Batch / (inference / 1e3) : 0, graphMs, graphExecution,
+            device.Kind == DeviceKind.Host ? $"CBLAS {OpenBlas.Describe()}" : "cuBLAS", encode, encode > 0 ? options.Batch / (encode / 1e3) : 0);
 
         // Times run for repetitions [first, end) into their slots, each between two synchronisations.
         void TimeRun(string what, Action run, double[] into, int first, int end)

@@ -180,6 +180,29 @@ public class StepBenchmarkTests
     }
 
     [Test]
+    public void A_step_only_run_times_the_step_and_nothing_else()
+    {
+        // The scaling table's rows: the same step (same launches and work), without the forwards alone, the encodes
+        // and the graph-shaped step, whose fields say so.
+        using var device = TestDevices.Cpu();
+        var options = new StepBenchmarkOptions { Preset = "tiny", Batch = 2, Warmup = 1, Repetitions = 2, ProfiledSteps = 1 };
+        long launches0 = device.KernelLaunches;
+        var full = StepBenchmark.Run(device, options);
+        long launches1 = device.KernelLaunches;
+        var stepOnly = StepBenchmark.Run(device, options with { StepOnly = true });
+        long fullLaunches = launches1 - launches0, stepOnlyLaunches = device.KernelLaunches - launches1;
+        Assert.That(stepOnly.StepMs, Is.GreaterThan(0));
+        Assert.That((stepOnly.InferenceMs, stepOnly.EncodeMs, stepOnly.GraphStepMs), Is.EqualTo((0.0, 0.0, 0.0)));
+        Assert.That((stepOnly.InferenceImagesPerSecond, stepOnly.EncodeImagesPerSecond), Is.EqualTo((0.0, 0.0)));
+        Assert.That(stepOnly.GraphStepExecution, Is.EqualTo("not measured"));
+        Assert.That((stepOnly.LaunchesPerStep, stepOnly.Flops), Is.EqualTo((full.LaunchesPerStep, full.Flops)));
+        Assert.That(stepOnly.ArenaPeakBytes, Is.Positive.And.AtMost(full.ArenaPeakBytes), "the graph-shaped step may take a little more");
+        // The full run's graph-shaped steps alone (one per repetition, the step's kernels) launch more than half a step each;
+        // its forwards and encodes more again. A step-only run that still ran them would not be this much lighter.
+        Assert.That(fullLaunches - stepOnlyLaunches, Is.GreaterThan(options.Repetitions * stepOnly.LaunchesPerStep / 2));
+    }
+
+    [Test]
     public void The_benchmarked_step_is_the_trainers_step()
     {
         // A batch of four copies of one image: the trainer's shuffled batches are then the bench's fixed one, bit for bit.
