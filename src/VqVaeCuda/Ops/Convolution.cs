@@ -7,8 +7,10 @@ namespace VqVaeCuda.Ops;
 /// <summary>
 /// 2-D convolutions over NCHW float32 tensors with PyTorch's layouts and semantics: <see cref="Conv2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/>,
 /// <see cref="ConvTranspose2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/> (output_padding 0, no dilation, no groups),
-/// <see cref="MaskedConv2d(OpContext, Tensor, Tensor, Tensor?, Tensor, int)"/> for the Gated PixelCNN, and the
-/// per-channel bias (<see cref="ChannelBias"/>). Kernels: kernels/conv.cu; the products go through the device GEMM.
+/// <see cref="MaskedConv2d(OpContext, Tensor, Tensor, Tensor?, Tensor, int)"/> for the Gated PixelCNN, the
+/// per-channel bias (<see cref="ChannelBias"/>), and the convolutions with the ReLU after them fused in
+/// (<see cref="Conv2dRelu"/>, <see cref="ConvTranspose2dRelu"/>). Kernels: kernels/conv.cu; the products go through the
+/// device GEMM.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -77,7 +79,8 @@ public static class Convolution
     /// (dy where the output is positive, +0 elsewhere) in the pass that reads the output gradient (on the im2col path, the
     /// transpose of dy into [Cout][N·P]; elsewhere one masking pass). The same values as
     /// <see cref="Activations.Relu"/> of <see cref="Conv2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/>, bit for bit, and
-    /// the same gradients, with one pass over the activations fewer each way (and two kernel launches fewer on a GPU).
+    /// the same gradients (as floats: a −0 may come out +0), with one pass over the activations fewer each way (and two
+    /// kernel launches fewer on a GPU).
     /// Recorded as "conv2d+relu".
     /// </summary>
     /// <exception cref="OpArgumentException">As <see cref="Conv2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/>.</exception>
@@ -112,7 +115,7 @@ public static class Convolution
     /// <summary>
     /// relu(conv_transpose2d(x)) as ONE op: the ReLU applied by the pass that writes the output (col2im, or the phase planes'
     /// depth to space), its backward one masking pass; bit for bit <see cref="Activations.Relu"/> of
-    /// <see cref="ConvTranspose2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/>, with its gradients. Recorded as
+    /// <see cref="ConvTranspose2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/>, with the same gradients. Recorded as
     /// "conv_transpose2d+relu".
     /// </summary>
     /// <exception cref="OpArgumentException">As <see cref="ConvTranspose2d(OpContext, Tensor, Tensor, Tensor?, int, int)"/>.</exception>
