@@ -137,6 +137,12 @@ public static class OpCosts
     /// </summary>
     public static (double Flops, double Bytes) AdamStep(long parameters) => (12.0 * parameters, 28.0 * parameters);
 
+    /// <summary>
+    /// The global gradient norm over <paramref name="parameters"/> gradients, which the trainer reads every step to stop
+    /// on a non-finite one: a square and an add each, every gradient read once (4 bytes).
+    /// </summary>
+    public static (double Flops, double Bytes) GradientNorm(long parameters) => (2.0 * parameters, 4.0 * parameters);
+
     /// <summary>Zeroing <paramref name="parameters"/> gradients: 4 bytes written each.</summary>
     public static (double Flops, double Bytes) ZeroGradients(long parameters) => (0, 4.0 * parameters);
 

@@ -107,9 +107,9 @@ public sealed record StepFloor(string Reference, double PeakGflops, double PeakG
 }
 
 /// <summary>
-/// <c>vqvae bench --step</c>: one full VQ-VAE training step — zero gradients, forward, loss, backward, Adam, EMA
-/// codebook update, the losses and code counts read back, code usage and dead-code restarts — exactly the
-/// trainer's <c>VqVaeTrainer.TrainStep</c> (a test holds the two to the same losses), on one fixed
+/// <c>vqvae bench --step</c>: one full VQ-VAE training step — zero gradients, forward, loss, backward, the gradient
+/// norm, the losses, norm and code counts read back, Adam, EMA codebook update, code usage and dead-code restarts —
+/// exactly the trainer's <c>VqVaeTrainer.TrainStep</c> (a test holds the two to the same losses), on one fixed
 /// batch of the built-in shapes, timed after warm-up. Then a few profiled steps split the time by op
 /// (<see cref="StepProfiler"/>), forward and backward separately.
 /// </summary>
@@ -289,21 +289,27 @@ internal sealed class BenchmarkStep : IDisposable
         var loss = VqVae.ReconstructionLoss(ctx, x, output);
         tape.Backward(loss);
 
+        // In the trainer's order (VqVaeTrainer.TrainStep): the gradient norm (its default: no clipping) and the losses and
+        // code counts are read before Adam's step — the check that stops a non-finite step before it reaches the weights —
+        // then Adam, the EMA codebook update, the usage record and dead-code restarts.
+        var plain = new OpContext(_arena);
+        var norm = GradientClipping.GlobalNorm(plain, _model.ParameterStore.FlatGrads);
+        var counts = output.Quantized.Counts.ToIntArray();
+        float value = loss.ToArray()[0];
+        _ = output.Quantized.CodebookLoss.ToArray()[0];
+        _ = output.Quantized.CommitmentLoss.ToArray()[0];
+        _ = norm.ToArray()[0];
+        var normCost = OpCosts.GradientNorm(parameters);
+        profiler?.Mark("gradient norm; read losses, norm and counts", "update", normCost.Flops, normCost.Bytes);
+
         var adam = OpCosts.AdamStep(parameters);
         _adam.Step();
         profiler?.Mark("adam", "update", adam.Flops, adam.Bytes);
-        var plain = new OpContext(_arena);
         _model.Quantizer.UpdateCodebook(plain, output.EncoderOutput, output.Quantized);
         long m = output.EncoderOutput.Count / config.EmbeddingDim;
         var ema = _model.Quantizer.Ema is null ? (0.0, 0.0) : OpCosts.EmaUpdate(m, config.CodebookSize, config.EmbeddingDim);
         profiler?.Mark("ema codebook update", "update", ema.Item1, ema.Item2);
         _step++;
-
-        var counts = output.Quantized.Counts.ToIntArray();
-        float value = loss.ToArray()[0];
-        _ = output.Quantized.CodebookLoss.ToArray()[0];
-        _ = output.Quantized.CommitmentLoss.ToArray()[0];
-        profiler?.Mark("read losses and counts", "update");
         _model.Quantizer.RecordUsage(counts, _step);
         _model.Quantizer.RestartDeadCodes(output.EncoderOutput, _step, DeadCodeSteps, _seed);
         profiler?.EndStep("code usage + dead-code restarts");

@@ -156,8 +156,8 @@ public class StepBenchmarkTests
         using var device = TestDevices.Cpu();
         using var model = new VqVae(device, VqVaeConfig.Preset("tiny"), seed: 0);
         long p = model.ParameterStore.Count;   // Adam and zeroing sweep the whole store, padding between parameters included
-        double flops = parts.Sum(x => x.F) + 12.0 * p;                    // + Adam
-        double bytes = parts.Sum(x => x.B) + 4.0 * p + 28.0 * p;          // + zeroing the gradients, Adam
+        double flops = parts.Sum(x => x.F) + 2.0 * p + 12.0 * p;          // + the gradient norm the trainer reads, Adam
+        double bytes = parts.Sum(x => x.B) + 4.0 * p + 4.0 * p + 28.0 * p; // + zeroing the gradients, the norm, Adam
         flops += 98.0 * 16 + 4.0 * 64 * 16 + 3 * 64;                      // EMA update: sums, decays, normalisation
         bytes += 4.0 * (98.0 * 16 + 98 + 5.0 * 64 * 16 + 2 * 64);
 
