@@ -499,7 +499,7 @@ extern "C" __global__ void conv_cnhw_to_nchw_bias_f32(const float* __restrict__ 
 VQ_KERNEL_NO_SYNC(conv_cnhw_to_nchw_bias_f32)
 
 
-// No __restrict__: the convolutions add their bias in place (x == y).
+// No __restrict__: x == y is allowed (an in-place bias; ChannelBias itself writes a new tensor).
 // n = N·C·P.
 extern "C" __global__ void channel_bias_forward_f32(const float* x, const float* bias, float* y, int C, int P, int n) {
     const int N = n / (C * P);

@@ -233,7 +233,7 @@ public static class Convolution
             // dy as NCHW too (by convolution), which then needs its own masked copy.
             bool inputGradientByConvolution = x.RequiresGrad && InputGradientAsConvolution(device, g);
             bool maskInTranspose = relu && !inputGradientByConvolution;
-            var dy = relu && !maskInTranspose ? ReluMaskedGradient(ctx, op, tape.GradOf(y), y) : tape.GradOf(y);
+            var dy = relu && inputGradientByConvolution ? ReluMaskedGradient(ctx, op, tape.GradOf(y), y) : tape.GradOf(y);
             var dyT = ctx.NewTensor(new Shape(g.Co, g.NP), purpose: $"{op} output gradient as [C][N·P]");
             ConvKernels.NchwToCnhw(device, dy.Pointer, dyT.Pointer, g.N, g.Co, g.P, maskInTranspose ? y.Pointer : default);
             if (bias is { RequiresGrad: true }) BiasBackward(ctx, dyT, tape.GradOf(bias), 1, g.Co, g.NP);
@@ -473,9 +473,6 @@ public static class Convolution
 
     private static void ToChannelsFirst(OpContext ctx, DevicePointer nchw, DevicePointer cnhw, int n, int c, int p) =>
         ConvKernels.NchwToCnhw(ctx.Device, nchw, cnhw, n, c, p);
-
-    private static void AddBiasInPlace(OpContext ctx, Tensor y, Tensor bias, int c, int p) =>
-        ConvKernels.ChannelBiasForward(ctx.Device, y.Pointer, bias.Pointer, y.Pointer, c, p, (int)y.Count);
 
     private static void BiasBackward(OpContext ctx, Tensor dy, Tensor dbias, int n, int c, int p) =>
         ConvKernels.ChannelBiasBackward(ctx.Device, dy.Pointer, dbias.Pointer, n, c, p);
