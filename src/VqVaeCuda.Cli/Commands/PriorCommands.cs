@@ -208,7 +208,7 @@ internal static class PriorCommands
                     var final = trainer.History.LastOrDefault(r => r.Split == "test");
                     if (final is not null)
                         AnsiConsole.MarkupLineInterpolated(
-                            $"test: NLL {final.NllNats:F4} nats = {final.NllBits:F4} bits per position (unigram entropy {trainer.UnigramEntropyNats:F4} nats)");
+                            $"test: NLL {final.NllNats:F4} nats = {final.NllBits:F4} bits per position (unigram entropy {trainer.UnigramEntropyNats:F4} nats); {RunControl.EvaluationSpeed(final.ImagesPerSecond, trainer.History.LastOrDefault(r => r.Split == "train")?.ImagesPerSecond, "maps/s")}");
                     AnsiConsole.MarkupLineInterpolated($"run folder: {Path.GetFullPath(runDirectory)}");
                 }
                 return 0;

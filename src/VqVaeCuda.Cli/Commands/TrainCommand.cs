@@ -171,7 +171,7 @@ internal static class TrainCommand
                 var final = trainer.History.LastOrDefault(r => r.Split == "test");
                 if (final is not null)
                     AnsiConsole.MarkupLineInterpolated(
-                        $"test: MSE {final.ReconstructionMse:F5}, PSNR {final.Psnr:F2} dB, perplexity {final.Perplexity:F1}, codes used {final.CodesUsed}/{config.CodebookSize}");
+                        $"test: MSE {final.ReconstructionMse:F5}, PSNR {final.Psnr:F2} dB, perplexity {final.Perplexity:F1}, codes used {final.CodesUsed}/{config.CodebookSize}; {RunControl.EvaluationSpeed(final.ImagesPerSecond, trainer.History.LastOrDefault(r => r.Split == "train")?.ImagesPerSecond, "img/s")}");
                 AnsiConsole.MarkupLineInterpolated($"run folder: {Path.GetFullPath(runDirectory)}");
             }
             return 0;

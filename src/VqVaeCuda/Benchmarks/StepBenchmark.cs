@@ -72,12 +72,17 @@ public sealed record StepBenchmarkOptions
 /// <param name="EncodeMs">Median time of the encoder and the nearest-code search on the same batch (what <c>vqvae encode</c> runs), timed
 /// in runs alternating with the steps' and the forwards'.</param>
 /// <param name="EncodeImagesPerSecond">Batch / <paramref name="EncodeMs"/>.</param>
+/// <param name="InferenceMsMin">Fastest forward alone.</param>
+/// <param name="InferenceMsP10">10th percentile of the forwards alone.</param>
+/// <param name="EncodeMsMin">Fastest encode.</param>
+/// <param name="EncodeMsP10">10th percentile of the encodes.</param>
 public sealed record StepBenchmarkResult(
     string Preset, int Batch, string Device, int Workers, double StepMs, double StepMsMin, double StepMsMax, double StepMsP10, double StepMsP90,
     double ImagesPerSecond, long LaunchesPerStep, long GemmCallsPerStep, long ArenaPeakBytes, long DeviceBytes, long ParameterCount,
     double Flops, double Bytes, IReadOnlyList<StepFloor> Floors, double ProfiledStepMs, IReadOnlyList<OpTime> ByOp,
     double InferenceMs = 0, double InferenceImagesPerSecond = 0, double GraphStepMs = 0, string GraphStepExecution = "", string Gemm = "",
-    double EncodeMs = 0, double EncodeImagesPerSecond = 0);
+    double EncodeMs = 0, double EncodeImagesPerSecond = 0, double InferenceMsMin = 0, double InferenceMsP10 = 0, double EncodeMsMin = 0,
+    double EncodeMsP10 = 0);
 
 /// <summary>
 /// The fastest a step (or an op: <see cref="BenchmarkResult.Floors"/>) could run on one reference: FLOPs at its peak rate or
@@ -186,7 +191,8 @@ public static class StepBenchmark
             launches, gemms, step.ArenaPeakBytes, step.DeviceBytes, step.ParameterCount, flops, bytes,
             Floors(device, flops, bytes, median), profiler.Steps > 0 ? profiler.TotalMilliseconds / profiler.Steps : 0, byOp,
             inference, inference > 0 ? options.Batch / (inference / 1e3) : 0, graphMs, graphExecution,
-            device.Kind == DeviceKind.Host ? $"CBLAS {OpenBlas.Describe()}" : "cuBLAS", encode, encode > 0 ? options.Batch / (encode / 1e3) : 0);
+            device.Kind == DeviceKind.Host ? $"CBLAS {OpenBlas.Describe()}" : "cuBLAS", encode, encode > 0 ? options.Batch / (encode / 1e3) : 0,
+            inferenceSamples[0], Percentile(inferenceSamples, 0.1), encodeSamples[0], Percentile(encodeSamples, 0.1));
 
         // Times run for repetitions [first, end) into their slots, each between two synchronisations.
         void TimeRun(string what, Action run, double[] into, int first, int end)

@@ -13,7 +13,7 @@ namespace VqVaeCuda.Training;
 /// <param name="CommitmentLoss">‖z_e − sg[e]‖² (mean), before the β weight.</param>
 /// <param name="Perplexity">exp(entropy of code usage).</param>
 /// <param name="CodesUsed">Codes assigned at least once.</param>
-/// <param name="ImagesPerSecond">Training throughput over the window (0 for evaluation lines).</param>
+/// <param name="ImagesPerSecond">Training throughput over the window; on an evaluation line, the evaluation's (test images per second, the forward alone).</param>
 /// <param name="ElapsedSeconds">Wall time since the run (or resume) started.</param>
 public sealed record MetricsRecord(
     int Step,

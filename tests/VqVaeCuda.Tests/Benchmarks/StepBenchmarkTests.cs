@@ -177,6 +177,10 @@ public class StepBenchmarkTests
         Assert.That(result.EncodeMs, Is.GreaterThan(0));
         Assert.That(result.InferenceImagesPerSecond, Is.EqualTo(n * 1000.0 / result.InferenceMs).Within(1e-9).Percent);
         Assert.That(result.EncodeImagesPerSecond, Is.EqualTo(n * 1000.0 / result.EncodeMs).Within(1e-9).Percent);
+        Assert.That(result.InferenceMsMin, Is.Positive.And.AtMost(result.InferenceMsP10));
+        Assert.That(result.InferenceMsP10, Is.AtMost(result.InferenceMs));
+        Assert.That(result.EncodeMsMin, Is.Positive.And.AtMost(result.EncodeMsP10));
+        Assert.That(result.EncodeMsP10, Is.AtMost(result.EncodeMs));
     }
 
     [Test]
@@ -194,6 +198,7 @@ public class StepBenchmarkTests
         Assert.That(stepOnly.StepMs, Is.GreaterThan(0));
         Assert.That((stepOnly.InferenceMs, stepOnly.EncodeMs, stepOnly.GraphStepMs), Is.EqualTo((0.0, 0.0, 0.0)));
         Assert.That((stepOnly.InferenceImagesPerSecond, stepOnly.EncodeImagesPerSecond), Is.EqualTo((0.0, 0.0)));
+        Assert.That((stepOnly.InferenceMsMin, stepOnly.InferenceMsP10, stepOnly.EncodeMsMin, stepOnly.EncodeMsP10), Is.EqualTo((0.0, 0.0, 0.0, 0.0)));
         Assert.That(stepOnly.GraphStepExecution, Is.EqualTo("not measured"));
         Assert.That((stepOnly.LaunchesPerStep, stepOnly.Flops), Is.EqualTo((full.LaunchesPerStep, full.Flops)));
         Assert.That(stepOnly.ArenaPeakBytes, Is.Positive.And.AtMost(full.ArenaPeakBytes), "the graph-shaped step may take a little more");

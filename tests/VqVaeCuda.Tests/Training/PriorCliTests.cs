@@ -51,6 +51,7 @@ public class PriorCliTests
         Assert.That((header.Config.CodebookSize, header.Config.Classes, header.Info.Dataset, header.State!.Step), Is.EqualTo((64, 8, "shapes", 4)));
         var metrics = PriorMetricsLog.ReadAll(Path.Combine(_priorRun, "metrics.jsonl"));
         Assert.That(metrics.Where(m => m.Split == "test").Select(m => m.UnigramEntropyNats), Is.All.Not.Null);
+        Assert.That(metrics.Where(m => m.Split == "test").Select(m => m.ImagesPerSecond), Is.All.Positive, "the evaluation's maps per second");
 
         var png = Path.Combine(_dir, "all.png");
         Assert.That(Vqvae("sample", "--vqvae", _vqvae, "--prior", _prior, "--n", "16", "--seed", "1", "--device", "cpu", "--out", png), Is.Zero);

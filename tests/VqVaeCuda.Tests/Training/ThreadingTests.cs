@@ -22,7 +22,7 @@ public class ThreadingTests(DeviceKind kind) : DeviceSpecification(kind)
         var options = new TrainingOptions { Steps = 6, BatchSize = 8, LearningRate = 1e-3, LogEvery = 3, EvaluateEvery = 0, DeadCodeSteps = 2, Seed = seed };
         using var trainer = new VqVaeTrainer(new VqVae(device, VqVaeConfig.Preset("tiny"), seed), train, test, options, runDirectory: null);
         var losses = Enumerable.Range(0, options.Steps).Select(_ => trainer.TrainStep()).ToList();
-        return new Outcome(losses, trainer.Evaluate() with { ElapsedSeconds = 0 }, trainer.Model.ParameterStore.FlatValues.ToArray());
+        return new Outcome(losses, trainer.Evaluate() with { ElapsedSeconds = 0, ImagesPerSecond = 0 }, trainer.Model.ParameterStore.FlatValues.ToArray());
     }
 
     [Test]

@@ -125,6 +125,8 @@ public class TrainerTests(DeviceKind kind) : DeviceSpecification(kind)
         Assert.That(records.Count(r => r.Split == "train"), Is.EqualTo(3));
         Assert.That(records.Where(r => r.Split == "test").Select(r => r.Step), Is.EqualTo(new[] { 3, 6 }));
         Assert.That(records.All(r => r.Psnr > 0 && r.CodesUsed >= 1 && r.Perplexity >= 1));
+        // Every line has its throughput: the training window's, and on an evaluation line the evaluation's.
+        Assert.That(records.Select(r => r.ImagesPerSecond), Is.All.Positive.And.All.Not.EqualTo(double.PositiveInfinity));
         foreach (var file in new[] { "config.json", "latest.safetensors", "checkpoints/step-000003.safetensors", "checkpoints/step-000006.safetensors",
                                      "reconstructions.png", "loss.png" })
             Assert.That(File.Exists(Path.Combine(run, file)), file);
