@@ -238,8 +238,8 @@ public static class StepBenchmark
 }
 
 /// <summary>
-/// The trainer's step on a fixed batch, with optional profiling marks. It is the loop of README and
-/// <c>VqVaeTrainer.TrainStep</c>; StepBenchmarkTests hold the two to the same losses.
+/// The trainer's step on a fixed batch, with optional profiling marks: the same <see cref="VqVaeStep"/> that
+/// <c>VqVaeTrainer.TrainStep</c> runs (no clipping, the trainer's default); StepBenchmarkTests hold the two to the same losses.
 /// </summary>
 internal sealed class BenchmarkStep : IDisposable
 {
@@ -249,7 +249,10 @@ internal sealed class BenchmarkStep : IDisposable
     private readonly Arena _arena;
     private readonly ImageDataset _data;
     private readonly int _seed;
-    private int _step;
+    private readonly VqVaeStep _step;
+    private int _stepNumber;
+    private StepProfiler? _profiler;  // the profiled step's, while it runs
+    private ComputedVqVaeStep? _computed;  // the step being applied
 
     public BenchmarkStep(IDevice device, VqVaeConfig config, ImageDataset data, StepBenchmarkOptions options)
     {
@@ -266,6 +269,7 @@ internal sealed class BenchmarkStep : IDisposable
         });
         _model.ZeroGrad();
         _arena = new Arena(device, bytes);
+        _step = new VqVaeStep(_model, _adam, _arena) { SectionDone = MarkSection };
     }
 
     public long ArenaPeakBytes => _arena.HighWater;
@@ -280,46 +284,46 @@ internal sealed class BenchmarkStep : IDisposable
     public float Run(StepProfiler? profiler)
     {
         var config = _model.Config;
-        long parameters = _model.ParameterStore.Count;
+        _profiler = profiler;
         profiler?.BeginStep();
-        _arena.Reset();
-        _adam.ZeroGrad();
-        var tape = new Tape(_arena);
-        var ctx = new OpContext(_arena, tape) { Observer = profiler };
-        var x = ctx.NewTensor(new Shape(_data.Count, config.InputChannels, config.ImageSize, config.ImageSize), purpose: "batch");
-        x.CopyFrom(_data.Pixels);
-        var zero = OpCosts.ZeroGradients(parameters);
-        profiler?.Mark("zero gradients + batch upload", "forward", zero.Flops, zero.Bytes);
+        var computed = _step.Compute(_data.Pixels, new Shape(_data.Count, config.InputChannels, config.ImageSize, config.ImageSize),
+                                     maxGradNorm: 0, profiler);
+        _computed = computed;
+        _step.Apply(computed, ++_stepNumber, DeadCodeSteps, _seed);
+        (_profiler, _computed) = (null, null);
+        return computed.ReconstructionMse;
+    }
 
-        var output = _model.Forward(ctx, x);
-        var loss = VqVae.ReconstructionLoss(ctx, x, output);
-        tape.Backward(loss);
-
-        // In the trainer's order (VqVaeTrainer.TrainStep): the gradient norm (its default: no clipping) and the losses and
-        // code counts are read before Adam's step — the check that stops a non-finite step before it reaches the weights —
-        // then Adam, the EMA codebook update, the usage record and dead-code restarts.
-        var plain = new OpContext(_arena);
-        var norm = GradientClipping.GlobalNorm(plain, _model.ParameterStore.FlatGrads);
-        var counts = output.Quantized.Counts.ToIntArray();
-        float value = loss.ToArray()[0];
-        _ = output.Quantized.CodebookLoss.ToArray()[0];
-        _ = output.Quantized.CommitmentLoss.ToArray()[0];
-        _ = norm.ToArray()[0];
-        var normCost = OpCosts.GradientNorm(parameters);
-        profiler?.Mark("gradient norm; read losses, norm and counts", "update", normCost.Flops, normCost.Bytes);
-
-        var adam = OpCosts.AdamStep(parameters);
-        _adam.Step();
-        profiler?.Mark("adam", "update", adam.Flops, adam.Bytes);
-        _model.Quantizer.UpdateCodebook(plain, output.EncoderOutput, output.Quantized);
-        long m = output.EncoderOutput.Count / config.EmbeddingDim;
-        var ema = _model.Quantizer.Ema is null ? (0.0, 0.0) : OpCosts.EmaUpdate(m, config.CodebookSize, config.EmbeddingDim);
-        profiler?.Mark("ema codebook update", "update", ema.Item1, ema.Item2);
-        _step++;
-        _model.Quantizer.RecordUsage(counts, _step);
-        _model.Quantizer.RestartDeadCodes(output.EncoderOutput, _step, DeadCodeSteps, _seed);
-        profiler?.EndStep("code usage + dead-code restarts");
-        return value;
+    // The profiler's marks at the step's sections (VqVaeStep.SectionDone), each with the work OpCosts gives it; the ops
+    // between the upload and the read-back report themselves as the profiler observes them.
+    private void MarkSection(VqVaeStepSection section)
+    {
+        if (_profiler is not { } profiler) return;
+        var config = _model.Config;
+        long parameters = _model.ParameterStore.Count;
+        switch (section)
+        {
+            case VqVaeStepSection.BatchUploaded:
+                var zero = OpCosts.ZeroGradients(parameters);
+                profiler.Mark("zero gradients + batch upload", "forward", zero.Flops, zero.Bytes);
+                break;
+            case VqVaeStepSection.ReadBack:
+                var norm = OpCosts.GradientNorm(parameters);
+                profiler.Mark("gradient norm; read losses, norm and counts", "update", norm.Flops, norm.Bytes);
+                break;
+            case VqVaeStepSection.Adam:
+                var adam = OpCosts.AdamStep(parameters);
+                profiler.Mark("adam", "update", adam.Flops, adam.Bytes);
+                break;
+            case VqVaeStepSection.CodebookUpdate:
+                long m = _computed!.Output.EncoderOutput.Count / config.EmbeddingDim;
+                var ema = _model.Quantizer.Ema is null ? (0.0, 0.0) : OpCosts.EmaUpdate(m, config.CodebookSize, config.EmbeddingDim);
+                profiler.Mark("ema codebook update", "update", ema.Item1, ema.Item2);
+                break;
+            case VqVaeStepSection.CodeUsage:
+                profiler.EndStep("code usage + dead-code restarts");
+                break;
+        }
     }
 
     /// <summary>
@@ -333,7 +337,7 @@ internal sealed class BenchmarkStep : IDisposable
         // Wall time with the device drained after each step, as the eager step is timed, so the two compare.
         double median = Timing.MedianMilliseconds(() =>
         {
-            step.Run(_data.Pixels, ++_step);
+            step.Run(_data.Pixels, ++_stepNumber);
             device.Synchronize();
         }, warmup: 1, repetitions);
         step.ReadInterval();

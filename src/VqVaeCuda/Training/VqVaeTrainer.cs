@@ -52,6 +52,7 @@ public sealed class VqVaeTrainer : IDisposable
     private readonly ImageDataset _train, _test;
     private readonly Arena _arena;
     private readonly Adam _adam;
+    private readonly VqVaeStep _step;
     private readonly List<MetricsRecord> _history = [];
     private readonly MetricsLog? _log;
     private BatchLoader _loader;
@@ -113,6 +114,7 @@ public sealed class VqVaeTrainer : IDisposable
             _adam.Dispose();
             throw;
         }
+        _step = new VqVaeStep(model, _adam, _arena);
         _loader = OpenLoader(step);
         if (runDirectory is not null)
         {
@@ -334,31 +336,16 @@ public sealed class VqVaeTrainer : IDisposable
     {
         var batch = NextBatch();
         long started = Stopwatch.GetTimestamp();
-        _arena.Reset();
-        _adam.ZeroGrad();
-        var tape = new Tape(_arena);
-        var ctx = new OpContext(_arena, tape);
-        var x = ctx.NewTensor(new Shape(batch.Size, batch.Channels, batch.Height, batch.Width), purpose: "batch");
-        x.CopyFrom(batch.Pixels);
+        var shape = new Shape(batch.Size, batch.Channels, batch.Height, batch.Width);
+        var computed = _step.Compute(batch.Pixels, shape, Options.MaxGradNorm);
         _loader.Recycle(batch);
-
-        var output = Model.Forward(ctx, x);
-        var loss = VqVae.ReconstructionLoss(ctx, x, output);
-        tape.Backward(loss);
-        var plain = new OpContext(_arena);
-        // The gradient norm (the clipping's own, else one reduction) and the losses are read before Adam's step, so a
-        // non-finite step is caught before it reaches the weights.
-        var norm = Options.MaxGradNorm > 0
-            ? GradientClipping.ClipByGlobalNorm(plain, Model.ParameterStore, Options.MaxGradNorm)
-            : GradientClipping.GlobalNorm(plain, Model.ParameterStore.FlatGrads);
-        var counts = output.Quantized.Counts.ToIntArray();
-        var losses = new StepLosses(Step + 1, loss.ToArray()[0], output.Quantized.CodebookLoss.ToArray()[0],
-                                    output.Quantized.CommitmentLoss.ToArray()[0], counts.Count(c => c > 0));
+        var losses = new StepLosses(Step + 1, computed.ReconstructionMse, computed.CodebookLoss, computed.CommitmentLoss,
+                                    computed.Counts.Count(c => c > 0));
         if (NonFiniteCheck.Describe(("the reconstruction loss", losses.ReconstructionMse), ("the codebook loss", losses.CodebookLoss),
                                     ("the commitment loss", losses.CommitmentLoss),
-                                    ("the gradient norm", NonFiniteCheck.GradientNorm(norm.ToArray()[0]))) is { } what)
+                                    ("the gradient norm", NonFiniteCheck.GradientNorm(computed.GradientNorm))) is { } what)
         {
-            var firstOp = FirstNonFiniteOp(x.ToArray(), x.Shape);
+            var firstOp = FirstNonFiniteOp(computed.Input.ToArray(), shape);
             if (SkippedSteps >= Options.SkipNonFinite)
                 throw new NonFiniteTrainingException(
                     NonFiniteCheck.StopMessage(Step + 1, what, firstOp, Options.LearningRate, _lastCheckpoint, SkippedSteps), Step + 1, firstOp);
@@ -368,26 +355,18 @@ public sealed class VqVaeTrainer : IDisposable
             Step++;
             return losses with { Skipped = true };
         }
-        _adam.Step();
-        Model.Quantizer.UpdateCodebook(plain, output.EncoderOutput, output.Quantized);
+        _step.Apply(computed, Step + 1, Options.DeadCodeSteps, Options.Seed);
         Step++;
-        Model.Quantizer.RecordUsage(counts, Step);
-        if (Options.DeadCodeSteps > 0) Model.Quantizer.RestartDeadCodes(output.EncoderOutput, Step, Options.DeadCodeSteps, Options.Seed);
-        _window.Add(losses, counts, batch.Size, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        _window.Add(losses, computed.Counts, batch.Size, Stopwatch.GetElapsedTime(started).TotalSeconds);
         return losses;
     }
 
-    // Runs the step's forward and backward again on the same batch and weights (nothing was applied), watching each op.
+    // Runs the step's forward and backward again on the same batch and weights (nothing was applied), watching each op;
+    // the gradients it leaves are zeroed.
     private string FirstNonFiniteOp(float[] pixels, Shape shape)
     {
-        _arena.Reset();
-        _adam.ZeroGrad();
         var observer = new FirstNonFiniteObserver(Model.ParameterStore);
-        var tape = new Tape(_arena);
-        var ctx = new OpContext(_arena, tape) { Observer = observer };
-        var x = ctx.NewTensor(shape, purpose: "batch");
-        x.CopyFrom(pixels);
-        tape.Backward(VqVae.ReconstructionLoss(ctx, x, Model.Forward(ctx, x)));
+        _step.Compute(pixels, shape, maxGradNorm: 0, observer);
         _adam.ZeroGrad();
         return observer.Found ?? "none when the step was run again (the values differ between runs: a device fault?)";
     }
