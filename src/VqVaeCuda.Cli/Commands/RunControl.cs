@@ -53,8 +53,8 @@ internal static class RunControl
     /// its ratio to training's, the speed a user compares (inference against training throughput).
     /// </summary>
     public static string EvaluationSpeed(double evaluated, double? training, string unit) =>
-        $"evaluated at {evaluated:N0} {unit}" +
-        (training is > 0 ? $" ({evaluated / training.Value:F1}x the last training window's {training.Value:N0})" : "");
+        string.Create(CultureInfo.InvariantCulture, $"evaluated at {evaluated:N0} {unit}") +
+        (training is > 0 ? string.Create(CultureInfo.InvariantCulture, $" ({evaluated / training.Value:F1}x the last training window's {training.Value:N0})") : "");
 
     public static Option<int> KeepCheckpoints() => new("--keep-checkpoints")
     {

@@ -131,4 +131,13 @@ public class ExampleHostTests
         if (!process.WaitForExit(TimeSpan.FromMinutes(5))) process.Kill(entireProcessTree: true);
         return (process.ExitCode, stdout.Result + stderr.Result);
     }
+
+    [Test]
+    public void The_closing_line_sets_evaluation_throughput_against_training()
+    {
+        Assert.That(VqVaeCuda.Cli.Commands.RunControl.EvaluationSpeed(15676.3, 3383.0, "img/s"),
+                    Is.EqualTo("evaluated at 15,676 img/s (4.6x the last training window's 3,383)"));
+        // No training window (a run that ended before its first log line): the evaluation's figure alone.
+        Assert.That(VqVaeCuda.Cli.Commands.RunControl.EvaluationSpeed(1787.2, null, "maps/s"), Is.EqualTo("evaluated at 1,787 maps/s"));
+    }
 }
