@@ -286,12 +286,18 @@ internal sealed class BenchmarkStep : IDisposable
         var config = _model.Config;
         _profiler = profiler;
         profiler?.BeginStep();
-        var computed = _step.Compute(_data.Pixels, new Shape(_data.Count, config.InputChannels, config.ImageSize, config.ImageSize),
-                                     maxGradNorm: 0, profiler);
-        _computed = computed;
-        _step.Apply(computed, ++_stepNumber, DeadCodeSteps, _seed);
-        (_profiler, _computed) = (null, null);
-        return computed.ReconstructionMse;
+        try
+        {
+            var computed = _step.Compute(_data.Pixels, new Shape(_data.Count, config.InputChannels, config.ImageSize, config.ImageSize),
+                                         maxGradNorm: 0, profiler);
+            _computed = computed;
+            _step.Apply(computed, ++_stepNumber, DeadCodeSteps, _seed);
+            return computed.ReconstructionMse;
+        }
+        finally
+        {
+            (_profiler, _computed) = (null, null);
+        }
     }
 
     // The profiler's marks at the step's sections (VqVaeStep.SectionDone), each with the work OpCosts gives it; the ops

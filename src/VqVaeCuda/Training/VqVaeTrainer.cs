@@ -328,9 +328,10 @@ public sealed class VqVaeTrainer : IDisposable
     }
 
     /// <summary>
-    /// One optimizer step on the next batch; returns its losses. The step is the plain loop a host would write:
-    /// zero the gradients, forward, loss, backward, clip, Adam step, EMA codebook update, then the
-    /// quantizer's usage record and dead-code restarts.
+    /// One optimizer step on the next batch; returns its losses. The step is the plain loop a host would write
+    /// (<see cref="VqVaeStep"/>): zero the gradients, forward, loss, backward, clip, Adam step, EMA codebook update, then
+    /// the quantizer's usage record and dead-code restarts; a step whose losses or gradient norm are not finite is
+    /// skipped or stops the run before Adam.
     /// </summary>
     public StepLosses TrainStep()
     {
