@@ -97,24 +97,22 @@ internal static class BenchStep
         AnsiConsole.Write(ops);
 
         var summary = new Table().Border(TableBorder.Rounded).AddColumns("training step", "value");
+        // A run timed beside the steps, against training at three points of the spreads: on a shared machine the medians
+        // carry its load, the fastest runs what the code itself costs. Not measured (0): no rows.
+        void AddAgainstStep(string what, double median, double imagesPerSecond, double fastest, double p10)
+        {
+            if (median <= 0) return;
+            summary.AddRow($"{what} ms / images/s", $"{median:F1} / {imagesPerSecond:F0} ({r.StepMs / median:F2}x training)");
+            summary.AddRow("  fastest / p10 ms (x training's)", $"{fastest:F1} ({r.StepMsMin / fastest:F2}x) / {p10:F1} ({r.StepMsP10 / p10:F2}x)");
+        }
         summary.AddRow("model", Markup.Escape($"{r.Preset}, batch {r.Batch}, {r.ParameterCount:N0} parameters"));
         summary.AddRow("device", Markup.Escape(r.Device));
         if (r.Gemm.Length > 0) summary.AddRow("GEMM", Markup.Escape(r.Gemm));
         summary.AddRow("step ms (median)", $"[bold]{r.StepMs:F1}[/]");
         summary.AddRow("spread (min / p10 / p90 / max)", $"{r.StepMsMin:F1} / {r.StepMsP10:F1} / {r.StepMsP90:F1} / {r.StepMsMax:F1}");
         summary.AddRow("images/s", $"{r.ImagesPerSecond:F0}");
-        if (r.InferenceMs > 0)
-        {
-            // Against training at each of three points of the spreads: on a shared machine the medians carry its load,
-            // the fastest runs what the code itself costs.
-            summary.AddRow("inference (forward alone) ms / images/s", $"{r.InferenceMs:F1} / {r.InferenceImagesPerSecond:F0} ({r.StepMs / r.InferenceMs:F2}x training)");
-            summary.AddRow("  fastest / p10 ms (x training's)", $"{r.InferenceMsMin:F1} ({r.StepMsMin / r.InferenceMsMin:F2}x) / {r.InferenceMsP10:F1} ({r.StepMsP10 / r.InferenceMsP10:F2}x)");
-        }
-        if (r.EncodeMs > 0)
-        {
-            summary.AddRow("encode (encoder + nearest codes) ms / images/s", $"{r.EncodeMs:F1} / {r.EncodeImagesPerSecond:F0} ({r.StepMs / r.EncodeMs:F2}x training)");
-            summary.AddRow("  fastest / p10 ms (x training's)", $"{r.EncodeMsMin:F1} ({r.StepMsMin / r.EncodeMsMin:F2}x) / {r.EncodeMsP10:F1} ({r.StepMsP10 / r.EncodeMsP10:F2}x)");
-        }
+        AddAgainstStep("inference (forward alone)", r.InferenceMs, r.InferenceImagesPerSecond, r.InferenceMsMin, r.InferenceMsP10);
+        AddAgainstStep("encode (encoder + nearest codes)", r.EncodeMs, r.EncodeImagesPerSecond, r.EncodeMsMin, r.EncodeMsP10);
         if (r.GraphStepMs > 0)
             summary.AddRow("graph-shaped step ms (median)", Markup.Escape($"{r.GraphStepMs:F1} ({r.GraphStepMs / r.StepMs:F2}x the eager step; {r.GraphStepExecution})"));
         summary.AddRow("kernel launches / GEMM calls per step", $"{r.LaunchesPerStep} / {r.GemmCallsPerStep}");

@@ -251,8 +251,8 @@ internal sealed class BenchmarkStep : IDisposable
     private readonly int _seed;
     private readonly VqVaeStep _step;
     private int _stepNumber;
+    private readonly (double Flops, double Bytes) _emaCost;
     private StepProfiler? _profiler;  // the profiled step's, while it runs
-    private ComputedVqVaeStep? _computed;  // the step being applied
 
     public BenchmarkStep(IDevice device, VqVaeConfig config, ImageDataset data, StepBenchmarkOptions options)
     {
@@ -270,6 +270,9 @@ internal sealed class BenchmarkStep : IDisposable
         _model.ZeroGrad();
         _arena = new Arena(device, bytes);
         _step = new VqVaeStep(_model, _adam, _arena) { SectionDone = MarkSection };
+        // The EMA update's work: the batch's encoder vectors (N·h·w of them) into K codes of D.
+        long vectors = (long)data.Count * config.LatentSize * config.LatentSize;
+        _emaCost = _model.Quantizer.Ema is null ? (0.0, 0.0) : OpCosts.EmaUpdate(vectors, config.CodebookSize, config.EmbeddingDim);
     }
 
     public long ArenaPeakBytes => _arena.HighWater;
@@ -290,13 +293,12 @@ internal sealed class BenchmarkStep : IDisposable
         {
             var computed = _step.Compute(_data.Pixels, new Shape(_data.Count, config.InputChannels, config.ImageSize, config.ImageSize),
                                          maxGradNorm: 0, profiler);
-            _computed = computed;
             _step.Apply(computed, ++_stepNumber, DeadCodeSteps, _seed);
             return computed.ReconstructionMse;
         }
         finally
         {
-            (_profiler, _computed) = (null, null);
+            _profiler = null;
         }
     }
 
@@ -305,7 +307,6 @@ internal sealed class BenchmarkStep : IDisposable
     private void MarkSection(VqVaeStepSection section)
     {
         if (_profiler is not { } profiler) return;
-        var config = _model.Config;
         long parameters = _model.ParameterStore.Count;
         switch (section)
         {
@@ -322,9 +323,7 @@ internal sealed class BenchmarkStep : IDisposable
                 profiler.Mark("adam", "update", adam.Flops, adam.Bytes);
                 break;
             case VqVaeStepSection.CodebookUpdate:
-                long m = _computed!.Output.EncoderOutput.Count / config.EmbeddingDim;
-                var ema = _model.Quantizer.Ema is null ? (0.0, 0.0) : OpCosts.EmaUpdate(m, config.CodebookSize, config.EmbeddingDim);
-                profiler.Mark("ema codebook update", "update", ema.Item1, ema.Item2);
+                profiler.Mark("ema codebook update", "update", _emaCost.Flops, _emaCost.Bytes);
                 break;
             case VqVaeStepSection.CodeUsage:
                 profiler.EndStep("code usage + dead-code restarts");

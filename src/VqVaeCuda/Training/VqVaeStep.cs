@@ -11,8 +11,6 @@ internal enum VqVaeStepSection
 {
     /// <summary>The gradients zeroed and the batch uploaded.</summary>
     BatchUploaded,
-    /// <summary>Forward, loss and backward (each op reports itself to the observer).</summary>
-    Backward,
     /// <summary>The gradient norm (clipped when asked) and the losses, norm and code counts read back.</summary>
     ReadBack,
     /// <summary>Adam's step.</summary>
@@ -66,8 +64,7 @@ internal sealed class VqVaeStep(VqVae model, Adam adam, Arena arena)
 
         var output = model.Forward(ctx, x);
         var loss = VqVae.ReconstructionLoss(ctx, x, output);
-        tape.Backward(loss);
-        SectionDone?.Invoke(VqVaeStepSection.Backward);
+        tape.Backward(loss);  // each op reports itself to the observer
 
         // The gradient norm (the clipping's own, else one reduction) and the losses are read before Adam's step, so a
         // non-finite step is caught before it reaches the weights.
